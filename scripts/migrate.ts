@@ -1,0 +1,19 @@
+// Applies the committed migrations to DATABASE_URL (or the embedded database in DATA_DIR):
+// `npm run db:migrate`. The service also does this at start unless MIGRATE=false.
+import { ConfigError, loadConfig } from '../src/config.js'
+import { connectDatabase } from '../src/db/connect.js'
+import { migrateDatabase } from '../src/db/migrate.js'
+
+try {
+  const config = loadConfig()
+  const database = await connectDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema })
+  try {
+    await migrateDatabase(database)
+    console.warn(`migrations applied (${database.engine}, schema ${database.schema})`)
+  } finally {
+    await database.close()
+  }
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err)
+  process.exit(1)
+}

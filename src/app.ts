@@ -1,0 +1,174 @@
+import cors from '@fastify/cors'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import pino from 'pino'
+import type { Config } from './config.js'
+import { connectDatabase, type Database } from './db/connect.js'
+import { migrateDatabase } from './db/migrate.js'
+import { errorBody, Errors } from './errors.js'
+import { healthRoutes } from './health/routes.js'
+import { describeValidationError, validatorCompiler } from './lib/validation.js'
+import { reportedCostOnly, WriteQueue } from './usage/ingest.js'
+import { usageRoutes } from './usage/routes.js'
+
+export interface AppDeps {
+  /** An already-connected database (tests share one per file); the app then does not close it. */
+  database?: Database
+  /** Where log lines go instead of stdout (tests read them back to check redaction). */
+  logDestination?: NodeJS.WritableStream
+}
+
+/** Paths pino must never print: keys, tokens and anything that looks like them. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers.cookie',
+  '*.apiKey',
+  '*.key',
+  '*.token',
+  '*.secret',
+  '*.password',
+]
+
+export function createLogger(config: Config, destination?: NodeJS.WritableStream): pino.Logger {
+  const options: pino.LoggerOptions = { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
+  if (destination) return pino(options, destination)
+  // Pretty output for a human at a terminal; JSON lines for everything else.
+  if (process.stdout.isTTY) return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard' } } })
+  return pino(options)
+}
+
+/** Builds the service without listening. The caller owns `listen()` and `close()`. */
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: createLogger(config, deps.logDestination) as FastifyBaseLogger,
+    bodyLimit: config.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // JSON only: a text/plain body would otherwise reach validation as a string.
+  app.removeContentTypeParser('text/plain')
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSchemaErrorFormatter((errors, dataVar) => {
+    const first = errors[0]
+    return new Errors.validation(first ? describeValidationError(dataVar, first) : `${dataVar} is invalid`)
+  })
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    let status = error.statusCode ?? 500
+    let code = error.code ?? 'INTERNAL_ERROR'
+    let message = error.message
+    if (error.validation) {
+      status = 400
+      code = 'VALIDATION_ERROR'
+    } else if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+      status = 400
+      code = 'INVALID_JSON'
+      message = `Body is not valid JSON: ${error.message}`
+    } else if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+      status = 400
+      code = 'INVALID_JSON'
+      message = 'Body must not be empty when Content-Type is application/json'
+    } else if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 413
+      code = 'BODY_TOO_LARGE'
+      message = `Body exceeds the limit of ${config.bodyLimit} bytes`
+    } else if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      status = 415
+      code = 'UNSUPPORTED_MEDIA_TYPE'
+      message = `Content-Type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/json`
+    }
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      // Only our own declared 503s (overload, database down) keep their message; anything else
+      // is an internal failure whose details stay in the log, never in the response.
+      const body =
+        status === 503 && (code === 'OVERLOADED' || code === 'DATABASE_UNAVAILABLE')
+          ? errorBody(503, code, message)
+          : isConnectionError(error)
+            ? errorBody(503, 'DATABASE_UNAVAILABLE', 'Database is unavailable: retry later')
+            : errorBody(500, 'INTERNAL_ERROR', 'Internal server error')
+      if (body.statusCode === 503) reply.header('retry-after', '1')
+      return reply.code(body.statusCode).send(body)
+    }
+    if (status === 429 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1')
+    request.log.info({ code, status }, message)
+    return reply.code(status).send(errorBody(status, code, message))
+  })
+
+  // Echo the request id so a caller can quote it when reporting a problem.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    const body = errorBody(404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
+    return reply.code(404).send(body)
+  })
+
+  await app.register(cors, {
+    origin: config.corsOrigins.includes('*') ? true : config.corsOrigins.length > 0 ? config.corsOrigins : false,
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+  })
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'LLM usage tracking API',
+        version: '0.1.0',
+        description:
+          'Bots report every model call; the service stores it and answers spend, volume, error and trend questions.\n\n' +
+          'Token conventions: inputTokens counts all prompt tokens including cache reads and writes (cacheReadTokens and ' +
+          'cacheWriteTokens are parts of it); outputTokens counts all generated tokens including reasoning (reasoningTokens is a part); ' +
+          'totalTokens = inputTokens + outputTokens.',
+      },
+      tags: [
+        { name: 'usage', description: 'Record model calls and read usage stats' },
+        { name: 'health', description: 'Liveness and readiness' },
+      ],
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  const ownsDatabase = deps.database === undefined
+  const database =
+    deps.database ??
+    (await connectDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      schema: config.databaseSchema,
+      poolSize: config.pgPoolSize,
+      onPoolError: (err) => app.log.warn({ err }, 'idle database connection failed'),
+    }))
+  if (config.migrate && ownsDatabase) await migrateDatabase(database)
+
+  const writeQueue = new WriteQueue(database, {
+    enabled: config.ingest.groupCommit,
+    maxEvents: config.ingest.groupMaxEvents,
+    maxWaitMs: config.ingest.groupMaxWaitMs,
+    maxQueuedEvents: config.ingest.maxQueuedEvents,
+    // The embedded engine has one connection; Postgres gets all but one pooled connection for writes.
+    maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.max(1, config.pgPoolSize - 2),
+  })
+
+  app.addHook('onClose', async () => {
+    await writeQueue.close()
+    if (ownsDatabase) await database.close()
+  })
+
+  await app.register(healthRoutes, { database })
+  await app.register(usageRoutes, { config, database, writeQueue, priceEvent: reportedCostOnly })
+
+  return app
+}
+
+function isConnectionError(error: Error & { code?: string }): boolean {
+  const code = error.code ?? ''
+  // ECONNREFUSED & co from the driver, or Postgres class 08 (connection exception) / 57P (shutdown).
+  return /^(ECONN|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P)/.test(code) || /Connection terminated|database is closed/i.test(error.message)
+}

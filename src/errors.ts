@@ -1,0 +1,37 @@
+import createError from '@fastify/error'
+import { STATUS_CODES } from 'node:http'
+import { Type } from 'typebox'
+
+/**
+ * Every error the API returns, declared once. Codes are stable: clients and dashboards match
+ * on `code`, never on `message`.
+ */
+export const Errors = {
+  validation: createError('VALIDATION_ERROR', '%s', 400),
+  invalidJson: createError('INVALID_JSON', 'Body is not valid JSON: %s', 400),
+  unsupportedMediaType: createError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type %s is not supported; send application/json', 415),
+  bodyTooLarge: createError('BODY_TOO_LARGE', 'Body exceeds the limit of %s bytes', 413),
+  unauthorized: createError('UNAUTHORIZED', 'Missing or invalid API key: send Authorization: Bearer <key>', 401),
+  forbidden: createError('FORBIDDEN', '%s', 403),
+  notFound: createError('NOT_FOUND', '%s', 404),
+  conflict: createError('CONFLICT', '%s', 409),
+  rateLimited: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s seconds', 429),
+  overloaded: createError('OVERLOADED', 'Service is overloaded: retry in %s seconds', 503),
+  databaseUnavailable: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry later', 503),
+  internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
+} as const
+
+/** The body of every error response. */
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.String(),
+    error: Type.String(),
+    message: Type.String(),
+  },
+  { description: 'Every error: 4xx messages name the offending field; 5xx never leak internals.' },
+)
+
+export function errorBody(statusCode: number, code: string, message: string) {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}

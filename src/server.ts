@@ -1,0 +1,46 @@
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+
+let config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message)
+    process.exit(1)
+  }
+  throw err
+}
+
+const app = await buildApp(config)
+
+let stopping = false
+async function shutdown(signal: string) {
+  if (stopping) return
+  stopping = true
+  app.log.info({ signal }, 'shutting down: finishing in-flight requests')
+  // A hung close must not keep the process alive forever.
+  const timer = setTimeout(() => {
+    app.log.error('graceful shutdown timed out after 15 s; exiting')
+    process.exit(1)
+  }, 15_000)
+  timer.unref()
+  try {
+    await app.close()
+    process.exit(0)
+  } catch (err) {
+    app.log.error({ err }, 'error during shutdown')
+    process.exit(1)
+  }
+}
+process.on('SIGINT', () => void shutdown('SIGINT'))
+process.on('SIGTERM', () => void shutdown('SIGTERM'))
+
+try {
+  await app.listen({ port: config.port, host: config.host })
+  app.log.info(`docs at http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}/docs`)
+} catch (err) {
+  app.log.error({ err }, 'failed to start')
+  await app.close().catch(() => undefined)
+  process.exit(1)
+}

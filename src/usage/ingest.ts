@@ -1,0 +1,263 @@
+import { uuidv7 } from '../lib/uuidv7.js'
+import { Errors } from '../errors.js'
+import { compileBodyValidator, describeValidationError } from '../lib/validation.js'
+import { eventKey, insertEvents, toUsageEvent, type InsertOutcome, type NewUsageEvent } from './repository.js'
+import { MAX_METADATA_BYTES, UsageEventInput, type BatchItemResult, type UsageEvent } from './schemas.js'
+import type { Database } from '../db/connect.js'
+
+/** Decides an event's authoritative cost. Supplied by the pricing feature. */
+export type PriceEvent = (e: NewUsageEvent) => Pick<NewUsageEvent, 'cost' | 'priced' | 'priceSource'>
+
+/** Used until a catalog is wired in: the client's reported cost, marked unpriced. */
+export const reportedCostOnly: PriceEvent = (e) => ({
+  cost: e.reportedCost,
+  priced: false,
+  priceSource: e.reportedCost === null ? null : 'reported',
+})
+
+export interface IngestLimits {
+  maxFutureSkewMs: number
+}
+
+export class EventRejected extends Error {
+  constructor(readonly field: string, message: string) {
+    super(message)
+  }
+}
+
+const EARLIEST = Date.UTC(2000, 0, 1)
+
+/** Turns a schema-valid input into a storable event, or throws EventRejected naming the field. */
+export function normalizeEvent(
+  input: UsageEventInput,
+  ctx: { root: string; botId: string | undefined; now: Date; limits: IngestLimits; price: PriceEvent },
+): NewUsageEvent {
+  const at = (f: string) => `${ctx.root}.${f}`
+  const botId = input.botId ?? ctx.botId
+  if (botId === undefined) throw new EventRejected(at('botId'), `${at('botId')} is required`)
+
+  const cacheRead = input.cacheReadTokens ?? 0
+  const cacheWrite = input.cacheWriteTokens ?? 0
+  const cacheWrite1h = input.cacheWrite1hTokens ?? 0
+  const reasoning = input.reasoningTokens ?? 0
+  const total = input.inputTokens + input.outputTokens
+  if (input.totalTokens !== undefined && input.totalTokens !== total) {
+    throw new EventRejected(
+      at('totalTokens'),
+      `${at('totalTokens')} (${input.totalTokens}) must equal inputTokens + outputTokens (${total})`,
+    )
+  }
+  if (cacheRead + cacheWrite > input.inputTokens) {
+    throw new EventRejected(
+      at('cacheReadTokens'),
+      `${at('cacheReadTokens')} + cacheWriteTokens (${cacheRead + cacheWrite}) exceed inputTokens (${input.inputTokens}): inputTokens must include cache reads and writes`,
+    )
+  }
+  if (cacheWrite1h > cacheWrite) {
+    throw new EventRejected(at('cacheWrite1hTokens'), `${at('cacheWrite1hTokens')} (${cacheWrite1h}) exceeds cacheWriteTokens (${cacheWrite})`)
+  }
+  if (reasoning > input.outputTokens) {
+    throw new EventRejected(
+      at('reasoningTokens'),
+      `${at('reasoningTokens')} (${reasoning}) exceeds outputTokens (${input.outputTokens}): outputTokens must include reasoning`,
+    )
+  }
+
+  let createdAt = ctx.now
+  if (input.createdAt !== undefined) {
+    createdAt = new Date(input.createdAt)
+    const ms = createdAt.getTime()
+    if (Number.isNaN(ms) || ms < EARLIEST) throw new EventRejected(at('createdAt'), `${at('createdAt')} must be a timestamp after 2000-01-01`)
+    if (ms > ctx.now.getTime() + ctx.limits.maxFutureSkewMs) {
+      throw new EventRejected(
+        at('createdAt'),
+        `${at('createdAt')} is more than ${Math.round(ctx.limits.maxFutureSkewMs / 1000)} s in the future`,
+      )
+    }
+  }
+
+  let metadata: Record<string, unknown> | null = null
+  if (input.metadata !== undefined) {
+    const bytes = Buffer.byteLength(JSON.stringify(input.metadata))
+    if (bytes > MAX_METADATA_BYTES) {
+      throw new EventRejected(at('metadata'), `${at('metadata')} is ${bytes} bytes; at most ${MAX_METADATA_BYTES} are allowed`)
+    }
+    metadata = input.metadata as Record<string, unknown>
+  }
+
+  const event: NewUsageEvent = {
+    id: input.id ?? uuidv7(ctx.now.getTime()),
+    botId,
+    createdAt,
+    provider: input.provider,
+    model: input.model,
+    requestType: input.requestType ?? 'message',
+    success: input.success ?? true,
+    errorMessage: input.errorMessage ?? null,
+    inputTokens: input.inputTokens,
+    outputTokens: input.outputTokens,
+    totalTokens: total,
+    cacheReadTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
+    cacheWrite1hTokens: cacheWrite1h,
+    reasoningTokens: reasoning,
+    latencyMs: input.latencyMs ?? null,
+    // JSON numbers become exact decimal strings here; Postgres stores them as numeric.
+    reportedCost: input.estimatedCost === undefined ? null : String(input.estimatedCost),
+    cost: null,
+    priced: false,
+    priceSource: null,
+    metadata,
+  }
+  return { ...event, ...ctx.price(event) }
+}
+
+const validateEventInput = compileBodyValidator(UsageEventInput)
+
+/** Validates one untrusted batch item against the same schema as POST /api/usage. */
+export function checkEventInput(item: unknown, root: string): UsageEventInput {
+  if (validateEventInput(item)) return item as UsageEventInput
+  const first = validateEventInput.errors?.[0]
+  const message = first ? describeValidationError(root, first) : `${root} is invalid`
+  throw new EventRejected(root, message)
+}
+
+export interface WriteQueueOptions {
+  enabled: boolean
+  maxEvents: number
+  maxWaitMs: number
+  maxQueuedEvents: number
+  /** Flushes allowed in flight at once (connections the writer may hold). */
+  maxConcurrentFlushes: number
+}
+
+export interface StoredResult {
+  status: 'created' | 'duplicate'
+  event: UsageEvent
+}
+
+interface Pending {
+  events: NewUsageEvent[]
+  resolve: (r: StoredResult[]) => void
+  reject: (e: Error) => void
+}
+
+/**
+ * Group commit: concurrent writers' events are coalesced into one insert statement (flushed at
+ * maxEvents or after maxWaitMs, or at once when a connection is free), and each caller is
+ * answered only after its rows are committed. Past maxQueuedEvents callers get 503 at once
+ * instead of queueing without bound. A failed flush fails exactly the callers in it.
+ */
+export class WriteQueue {
+  private pending: Pending[] = []
+  private pendingEvents = 0
+  private inFlight = 0
+  private timer: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor(
+    private readonly database: Database,
+    private readonly opts: WriteQueueOptions,
+  ) {}
+
+  get queuedEvents(): number {
+    return this.pendingEvents
+  }
+
+  async write(events: NewUsageEvent[]): Promise<StoredResult[]> {
+    if (this.closed) throw new Errors.overloaded(1)
+    if (!this.opts.enabled) return distribute(events, await this.insert(events))
+    if (this.pendingEvents > 0 && this.pendingEvents + events.length > this.opts.maxQueuedEvents) {
+      throw new Errors.overloaded(1)
+    }
+    return new Promise<StoredResult[]>((resolve, reject) => {
+      this.pending.push({ events, resolve, reject })
+      this.pendingEvents += events.length
+      this.schedule()
+    })
+  }
+
+  private async insert(events: NewUsageEvent[]): Promise<InsertOutcome> {
+    return insertEvents(this.database, events)
+  }
+
+  private schedule(): void {
+    if (this.pending.length === 0 || this.inFlight >= this.opts.maxConcurrentFlushes) return
+    if (this.pendingEvents >= this.opts.maxEvents || this.opts.maxWaitMs === 0 || this.inFlight === 0) {
+      // A free connection and nothing in flight: waiting would only add latency. Under load,
+      // flushes are in flight and arrivals accumulate into the next group by themselves.
+      this.flushNow()
+      return
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = null
+      this.flushNow()
+    }, this.opts.maxWaitMs)
+  }
+
+  private flushNow(): void {
+    if (this.timer) {
+      clearTimeout(this.timer)
+      this.timer = null
+    }
+    const group: Pending[] = []
+    let n = 0
+    while (this.pending.length > 0 && (group.length === 0 || n + this.pending[0].events.length <= this.opts.maxEvents)) {
+      const p = this.pending.shift() as Pending
+      group.push(p)
+      n += p.events.length
+    }
+    if (group.length === 0) return
+    this.pendingEvents -= n
+    this.inFlight++
+    const events = group.flatMap((p) => p.events)
+    this.insert(events)
+      .then((outcome) => {
+        const results = distribute(events, outcome)
+        let i = 0
+        for (const p of group) {
+          p.resolve(results.slice(i, i + p.events.length))
+          i += p.events.length
+        }
+      })
+      .catch((err: unknown) => {
+        for (const p of group) p.reject(err instanceof Error ? err : new Error(String(err)))
+      })
+      .finally(() => {
+        this.inFlight--
+        this.schedule()
+      })
+    this.schedule()
+  }
+
+  /** Flushes what is queued and refuses new writes. */
+  async close(): Promise<void> {
+    this.closed = true
+    while (this.pending.length > 0 || this.inFlight > 0) {
+      if (this.pending.length > 0 && this.inFlight < this.opts.maxConcurrentFlushes) this.flushNow()
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  }
+}
+
+/**
+ * Maps the statement's outcome back to the callers' events in order. The first occurrence of a
+ * key that the statement inserted is 'created'; any later occurrence (same id twice in one
+ * group) and keys that already existed are 'duplicate' with the stored record.
+ */
+function distribute(events: NewUsageEvent[], outcome: InsertOutcome): StoredResult[] {
+  const claimed = new Set<string>()
+  return events.map((e) => {
+    const key = eventKey(e.botId, e.id)
+    const created = outcome.created.get(key)
+    if (created && !claimed.has(key)) {
+      claimed.add(key)
+      return { status: 'created', event: toUsageEvent(created) }
+    }
+    const row = created ?? outcome.existing.get(key)
+    if (!row) throw new Error(`event ${e.botId}/${e.id} was neither inserted nor found`)
+    return { status: 'duplicate', event: toUsageEvent(row) }
+  })
+}
+
+export type { BatchItemResult }

@@ -1,0 +1,268 @@
+import { sql, type SQL } from 'drizzle-orm'
+import type { Database } from '../db/connect.js'
+import type { UsageEvent } from './schemas.js'
+
+/** An event ready to store: validated, normalized and priced. */
+export interface NewUsageEvent {
+  id: string
+  botId: string
+  createdAt: Date
+  provider: string
+  model: string
+  requestType: string
+  success: boolean
+  errorMessage: string | null
+  inputTokens: number
+  outputTokens: number
+  totalTokens: number
+  cacheReadTokens: number
+  cacheWriteTokens: number
+  cacheWrite1hTokens: number
+  reasoningTokens: number
+  latencyMs: number | null
+  /** Exact decimal strings (USD). */
+  cost: string | null
+  reportedCost: string | null
+  priced: boolean
+  priceSource: string | null
+  metadata: Record<string, unknown> | null
+}
+
+/** A usage_events row as the drivers return it from raw SQL. */
+export interface EventRow {
+  id: string
+  bot_id: string
+  created_at: Date | string
+  received_at: Date | string
+  provider: string
+  model: string
+  request_type: string
+  success: boolean
+  error_message: string | null
+  input_tokens: number
+  output_tokens: number
+  total_tokens: number
+  cache_read_tokens: number
+  cache_write_tokens: number
+  cache_write_1h_tokens: number
+  reasoning_tokens: number
+  latency_ms: number | null
+  cost: string | null
+  reported_cost: string | null
+  priced: boolean
+  price_source: string | null
+  metadata: Record<string, unknown> | null
+}
+
+const iso = (v: Date | string) => (v instanceof Date ? v : new Date(v)).toISOString()
+const usdOrNull = (v: string | null) => (v === null ? null : Number(v))
+
+export function toUsageEvent(r: EventRow): UsageEvent {
+  return {
+    id: r.id,
+    botId: r.bot_id,
+    model: r.model,
+    provider: r.provider,
+    requestType: r.request_type,
+    success: r.success,
+    errorMessage: r.error_message,
+    inputTokens: r.input_tokens,
+    outputTokens: r.output_tokens,
+    totalTokens: r.total_tokens,
+    cacheReadTokens: r.cache_read_tokens,
+    cacheWriteTokens: r.cache_write_tokens,
+    cacheWrite1hTokens: r.cache_write_1h_tokens,
+    reasoningTokens: r.reasoning_tokens,
+    latencyMs: r.latency_ms,
+    estimatedCost: usdOrNull(r.cost),
+    reportedCost: usdOrNull(r.reported_cost),
+    priced: r.priced,
+    priceSource: r.price_source,
+    metadata: r.metadata,
+    createdAt: iso(r.created_at),
+    receivedAt: iso(r.received_at),
+  }
+}
+
+export interface InsertOutcome {
+  /** Rows this call stored, keyed by `${botId}\u0000${id}`. */
+  created: Map<string, EventRow>
+  /** Rows that already existed (idempotent re-sends), same keys. */
+  existing: Map<string, EventRow>
+}
+
+export const eventKey = (botId: string, id: string) => `${botId}\u0000${id}`
+
+const EVENT_RECORD = sql.raw(`
+  ord int, id text, bot_id text, created_at timestamptz, provider text, model text, request_type text,
+  success boolean, error_message text, input_tokens int, output_tokens int, total_tokens int,
+  cache_read_tokens int, cache_write_tokens int, cache_write_1h_tokens int, reasoning_tokens int,
+  latency_ms int, cost numeric, reported_cost numeric, priced boolean, price_source text, metadata jsonb`)
+
+const EVENT_COLUMNS = sql.raw(`id, bot_id, created_at, provider, model, request_type, success, error_message,
+  input_tokens, output_tokens, total_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
+  reasoning_tokens, latency_ms, cost, reported_cost, priced, price_source, metadata`)
+
+function toRecordJson(events: NewUsageEvent[]): string {
+  return JSON.stringify(
+    events.map((e, ord) => ({
+      ord,
+      id: e.id,
+      bot_id: e.botId,
+      created_at: e.createdAt.toISOString(),
+      provider: e.provider,
+      model: e.model,
+      request_type: e.requestType,
+      success: e.success,
+      error_message: e.errorMessage,
+      input_tokens: e.inputTokens,
+      output_tokens: e.outputTokens,
+      total_tokens: e.totalTokens,
+      cache_read_tokens: e.cacheReadTokens,
+      cache_write_tokens: e.cacheWriteTokens,
+      cache_write_1h_tokens: e.cacheWrite1hTokens,
+      reasoning_tokens: e.reasoningTokens,
+      latency_ms: e.latencyMs,
+      cost: e.cost,
+      reported_cost: e.reportedCost,
+      priced: e.priced,
+      price_source: e.priceSource,
+      metadata: e.metadata,
+    })),
+  )
+}
+
+/**
+ * The write path: stores a batch of events (a single event is a batch of one) and folds the
+ * rows actually inserted into the hourly rollup, all in ONE statement, so the raw table and
+ * the rollup can never disagree. Re-sent (botId, id) pairs insert nothing and count nothing.
+ *
+ * Rollup upserts are ordered by key: concurrent batches then lock rollup rows in the same
+ * order and cannot deadlock.
+ */
+export async function insertEvents(database: Database, events: NewUsageEvent[]): Promise<InsertOutcome> {
+  const created = new Map<string, EventRow>()
+  const existing = new Map<string, EventRow>()
+  if (events.length === 0) return { created, existing }
+  const payload = toRecordJson(events)
+
+  const inserted = await database.rows<EventRow>(sql`
+    WITH input AS (
+      SELECT * FROM json_to_recordset(${payload}::json) AS t(${EVENT_RECORD})
+    ),
+    inserted AS (
+      INSERT INTO usage_events (${EVENT_COLUMNS})
+      SELECT ${EVENT_COLUMNS} FROM input ORDER BY ord
+      ON CONFLICT (bot_id, id) DO NOTHING
+      RETURNING *
+    ),
+    rolled AS (
+      INSERT INTO usage_hourly AS h (
+        hour, bot_id, provider, model, request_type, success, calls, input_tokens, output_tokens,
+        total_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost, unpriced_calls,
+        unpriced_input_tokens, unpriced_output_tokens, latency_sum_ms, latency_count)
+      SELECT date_trunc('hour', created_at, 'UTC'), bot_id, provider, model, request_type, success,
+        count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cache_read_tokens),
+        sum(cache_write_tokens), sum(reasoning_tokens), coalesce(sum(cost), 0),
+        count(*) FILTER (WHERE NOT priced),
+        coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0),
+        coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0),
+        coalesce(sum(latency_ms), 0), count(latency_ms)
+      FROM inserted
+      GROUP BY 1, 2, 3, 4, 5, 6
+      ORDER BY 1, 2, 3, 4, 5, 6
+      ON CONFLICT (hour, bot_id, provider, model, request_type, success) DO UPDATE SET
+        calls = h.calls + excluded.calls,
+        input_tokens = h.input_tokens + excluded.input_tokens,
+        output_tokens = h.output_tokens + excluded.output_tokens,
+        total_tokens = h.total_tokens + excluded.total_tokens,
+        cache_read_tokens = h.cache_read_tokens + excluded.cache_read_tokens,
+        cache_write_tokens = h.cache_write_tokens + excluded.cache_write_tokens,
+        reasoning_tokens = h.reasoning_tokens + excluded.reasoning_tokens,
+        cost = h.cost + excluded.cost,
+        unpriced_calls = h.unpriced_calls + excluded.unpriced_calls,
+        unpriced_input_tokens = h.unpriced_input_tokens + excluded.unpriced_input_tokens,
+        unpriced_output_tokens = h.unpriced_output_tokens + excluded.unpriced_output_tokens,
+        latency_sum_ms = h.latency_sum_ms + excluded.latency_sum_ms,
+        latency_count = h.latency_count + excluded.latency_count
+    )
+    SELECT * FROM inserted`)
+  for (const r of inserted) created.set(eventKey(r.bot_id, r.id), r)
+
+  const missing = events.filter((e) => !created.has(eventKey(e.botId, e.id)))
+  if (missing.length > 0) {
+    const keys = JSON.stringify(missing.map((e) => ({ bot_id: e.botId, id: e.id })))
+    const rows = await database.rows<EventRow>(sql`
+      SELECT e.* FROM usage_events e
+      JOIN json_to_recordset(${keys}::json) AS k(bot_id text, id text) USING (bot_id, id)`)
+    for (const r of rows) existing.set(eventKey(r.bot_id, r.id), r)
+  }
+  return { created, existing }
+}
+
+/** SQL conditions for the filters every read endpoint shares. */
+export interface EventFilter {
+  botIds?: string[] | null
+  model?: string
+  provider?: string
+  requestType?: string
+  success?: boolean
+  /** Inclusive. */
+  from?: Date
+  /** Exclusive. */
+  to?: Date
+}
+
+export function filterConditions(f: EventFilter, timeColumn: SQL = sql.raw('created_at')): SQL {
+  const parts: SQL[] = []
+  if (f.botIds) {
+    parts.push(f.botIds.length === 0 ? sql`FALSE` : sql`bot_id IN (${sql.join(f.botIds.map((b) => sql`${b}`), sql`, `)})`)
+  }
+  if (f.model !== undefined) parts.push(sql`model = ${f.model}`)
+  if (f.provider !== undefined) parts.push(sql`provider = ${f.provider}`)
+  if (f.requestType !== undefined) parts.push(sql`request_type = ${f.requestType}`)
+  if (f.success !== undefined) parts.push(sql`success = ${f.success}`)
+  if (f.from) parts.push(sql`${timeColumn} >= ${f.from.toISOString()}`)
+  if (f.to) parts.push(sql`${timeColumn} < ${f.to.toISOString()}`)
+  return parts.length === 0 ? sql`TRUE` : sql.join(parts, sql` AND `)
+}
+
+export interface StatsAggregateRow {
+  model: string
+  provider: string
+  calls: string | number
+  failed: string | number
+  input_tokens: string | number
+  output_tokens: string | number
+  total_tokens: string | number
+  cache_read_tokens: string | number
+  cache_write_tokens: string | number
+  reasoning_tokens: string | number
+  cost: string | null
+  unpriced_calls: string | number
+  unpriced_input_tokens: string | number
+  unpriced_output_tokens: string | number
+  total_cost: string
+}
+
+/** Per model+provider totals straight from raw events (the reference every rollup must match). */
+export function statsFromRaw(database: Database, f: EventFilter): Promise<StatsAggregateRow[]> {
+  return database.rows<StatsAggregateRow>(sql`
+    SELECT model, provider, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failed,
+      coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+      coalesce(sum(total_tokens), 0) AS total_tokens, coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+      coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens, coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+      coalesce(sum(cost), 0) AS cost,
+      count(*) FILTER (WHERE NOT priced) AS unpriced_calls,
+      coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_input_tokens,
+      coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_output_tokens,
+      sum(coalesce(sum(cost), 0)) OVER () AS total_cost
+    FROM usage_events WHERE ${filterConditions(f)}
+    GROUP BY model, provider`)
+}
+
+export function recentEvents(database: Database, f: EventFilter, limit: number): Promise<EventRow[]> {
+  return database.rows<EventRow>(sql`
+    SELECT * FROM usage_events WHERE ${filterConditions(f)}
+    ORDER BY created_at DESC, id DESC LIMIT ${limit}`)
+}

@@ -1,0 +1,143 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Config } from '../config.js'
+import type { Database } from '../db/connect.js'
+import { ErrorResponse, Errors } from '../errors.js'
+import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent, type WriteQueue } from './ingest.js'
+import { recentEvents, statsFromRaw, toUsageEvent } from './repository.js'
+import { toEventFilter } from './query.js'
+import {
+  BatchBody,
+  BatchResponse,
+  StatsQuery,
+  StatsResponse,
+  UsageEvent,
+  UsageEventInput,
+  type BatchItemResult,
+  type StatsRow,
+} from './schemas.js'
+
+export interface UsageRoutesOptions {
+  config: Config
+  database: Database
+  writeQueue: WriteQueue
+  priceEvent: PriceEvent
+}
+
+const errors = {
+  400: ErrorResponse,
+  413: ErrorResponse,
+  429: ErrorResponse,
+  503: ErrorResponse,
+}
+
+const num = (v: string | number | null) => (v === null ? 0 : Number(v))
+
+export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, opts) => {
+  const { config, database, writeQueue, priceEvent } = opts
+  const limits = { maxFutureSkewMs: config.maxFutureSkewMs }
+
+  app.post(
+    '/api/usage',
+    {
+      schema: {
+        tags: ['usage'],
+        summary: 'Record one model call',
+        description:
+          'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total.',
+        body: UsageEventInput,
+        response: { 201: UsageEvent, 200: UsageEvent, ...errors },
+      },
+    },
+    async (request, reply) => {
+      let event
+      try {
+        event = normalizeEvent(request.body, { root: 'body', botId: undefined, now: new Date(), limits, price: priceEvent })
+      } catch (err) {
+        if (err instanceof EventRejected) throw new Errors.validation(err.message)
+        throw err
+      }
+      const [result] = await writeQueue.write([event])
+      return reply.code(result.status === 'created' ? 201 : 200).send(result.event)
+    },
+  )
+
+  app.post(
+    '/api/usage/batch',
+    {
+      schema: {
+        tags: ['usage'],
+        summary: 'Record up to MAX_BATCH_SIZE model calls in one request',
+        description:
+          'Each event is validated on its own: an invalid event rejects only itself (status "invalid" with the error), ' +
+          'all valid events are stored in one statement. Nothing is half-written: the batch commits as a whole or not at all.',
+        body: { ...BatchBody, properties: { events: { ...BatchBody.properties.events, maxItems: config.maxBatchSize } } },
+        response: { 200: BatchResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const now = new Date()
+      const results: BatchItemResult[] = new Array(request.body.events.length)
+      const valid: { index: number; event: ReturnType<typeof normalizeEvent> }[] = []
+      request.body.events.forEach((item, index) => {
+        const root = `body.events[${index}]`
+        try {
+          const input = checkEventInput(item, root)
+          valid.push({ index, event: normalizeEvent(input, { root, botId: undefined, now, limits, price: priceEvent }) })
+        } catch (err) {
+          if (!(err instanceof EventRejected)) throw err
+          results[index] = { index, status: 'invalid', error: { code: 'VALIDATION_ERROR', message: err.message } }
+        }
+      })
+      const stored = valid.length > 0 ? await writeQueue.write(valid.map((v) => v.event)) : []
+      stored.forEach((r, i) => {
+        const index = valid[i].index
+        results[index] = { index, status: r.status, id: r.event.id }
+      })
+      return {
+        results,
+        created: stored.filter((r) => r.status === 'created').length,
+        duplicates: stored.filter((r) => r.status === 'duplicate').length,
+        invalid: results.length - stored.length,
+      }
+    },
+  )
+
+  app.get(
+    '/api/usage',
+    {
+      schema: {
+        tags: ['usage'],
+        summary: 'Usage stats by model and provider, with the most recent events',
+        description:
+          'Seed-compatible contract: stats grouped by model+provider, recentUsage newest first, totalCost. ' +
+          'Filters: botId, model, provider, requestType, success, startDate, endDate (inclusive; a date-only endDate covers the whole UTC day).',
+        querystring: StatsQuery,
+        response: { 200: StatsResponse, 400: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const q = request.query
+      const filter = toEventFilter(q, null)
+      const [rows, recent] = await Promise.all([statsFromRaw(database, filter), recentEvents(database, filter, q.limit ?? 20)])
+      const stats: StatsRow[] = rows.map((r) => ({
+        model: r.model,
+        provider: r.provider,
+        _sum: {
+          inputTokens: num(r.input_tokens),
+          outputTokens: num(r.output_tokens),
+          totalTokens: num(r.total_tokens),
+          cacheReadTokens: num(r.cache_read_tokens),
+          cacheWriteTokens: num(r.cache_write_tokens),
+          reasoningTokens: num(r.reasoning_tokens),
+          estimatedCost: num(r.cost),
+        },
+        _count: { id: num(r.calls), failed: num(r.failed) },
+        unpriced: { events: num(r.unpriced_calls), inputTokens: num(r.unpriced_input_tokens), outputTokens: num(r.unpriced_output_tokens) },
+      }))
+      stats.sort((a, b) => b._sum.estimatedCost - a._sum.estimatedCost || b._count.id - a._count.id || a.model.localeCompare(b.model))
+      // Summed exactly in SQL alongside the groups; rows are empty when nothing matched.
+      const totalCost = rows.length > 0 ? num(rows[0].total_cost) : 0
+      return { stats, recentUsage: recent.map(toUsageEvent), totalCost }
+    },
+  )
+}

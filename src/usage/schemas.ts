@@ -1,0 +1,167 @@
+import { Type, type Static } from 'typebox'
+
+/**
+ * Wire schemas of the usage resource. Types used by the handlers and the repository come from
+ * these with Static<>, never from hand-written twins.
+ */
+
+export const BOT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$'
+export const EVENT_ID_PATTERN = '^[A-Za-z0-9_.:-]+$'
+export const MAX_TOKENS = 2_000_000_000
+export const MAX_METADATA_BYTES = 16 * 1024
+export const MAX_ERROR_MESSAGE = 4000
+
+const Tokens = (description: string) => Type.Integer({ minimum: 0, maximum: MAX_TOKENS, description })
+
+export const BotId = Type.String({ minLength: 1, maxLength: 128, pattern: BOT_ID_PATTERN, description: 'Bot identifier, e.g. bot_123' })
+export const Model = Type.String({ minLength: 1, maxLength: 200, description: 'Model name as the provider spells it' })
+export const Provider = Type.String({ minLength: 1, maxLength: 64, description: 'anthropic, openai, google, or any other provider name' })
+export const RequestType = Type.String({ minLength: 1, maxLength: 64, description: 'e.g. message, api_call, embedding' })
+
+export const UsageEventInput = Type.Object(
+  {
+    id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        pattern: EVENT_ID_PATTERN,
+        description: 'Client idempotency key, unique per bot. Re-sending the same (botId, id) stores nothing new.',
+      }),
+    ),
+    botId: Type.Optional(BotId),
+    model: Model,
+    provider: Provider,
+    inputTokens: Tokens('All prompt tokens, including cache reads and cache writes'),
+    outputTokens: Tokens('All generated tokens, including reasoning/thinking'),
+    totalTokens: Type.Optional(Tokens('inputTokens + outputTokens; computed when omitted, 400 when inconsistent')),
+    cacheReadTokens: Type.Optional(Tokens('Part of inputTokens read from the prompt cache')),
+    cacheWriteTokens: Type.Optional(Tokens('Part of inputTokens written to the prompt cache (all TTLs)')),
+    cacheWrite1hTokens: Type.Optional(Tokens('Part of cacheWriteTokens written with a 1-hour TTL (Anthropic)')),
+    reasoningTokens: Type.Optional(Tokens('Part of outputTokens spent on reasoning/thinking')),
+    estimatedCost: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1_000_000, description: 'Cost the client computed, USD. Kept for audit as reportedCost.' }),
+    ),
+    requestType: Type.Optional(RequestType),
+    success: Type.Optional(Type.Boolean({ description: 'Default true' })),
+    errorMessage: Type.Optional(Type.String({ maxLength: MAX_ERROR_MESSAGE })),
+    latencyMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000, description: 'Duration of the model call' })),
+    metadata: Type.Optional(
+      Type.Object({}, { additionalProperties: true, description: `Free-form JSON object, at most ${MAX_METADATA_BYTES} bytes` }),
+    ),
+    createdAt: Type.Optional(
+      Type.String({ format: 'date-time', description: 'Time of the call (ISO 8601 with zone); default now; at most a few minutes in the future' }),
+    ),
+  },
+  { additionalProperties: false},
+)
+export type UsageEventInput = Static<typeof UsageEventInput>
+
+const Usd = Type.Number({ description: 'USD' })
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()])
+
+export const UsageEvent = Type.Object(
+  {
+    id: Type.String(),
+    botId: Type.String(),
+    model: Type.String(),
+    provider: Type.String(),
+    requestType: Type.String(),
+    success: Type.Boolean(),
+    errorMessage: Nullable(Type.String()),
+    inputTokens: Type.Integer(),
+    outputTokens: Type.Integer(),
+    totalTokens: Type.Integer(),
+    cacheReadTokens: Type.Integer(),
+    cacheWriteTokens: Type.Integer(),
+    cacheWrite1hTokens: Type.Integer(),
+    reasoningTokens: Type.Integer(),
+    latencyMs: Nullable(Type.Integer()),
+    estimatedCost: Nullable(Type.Number({ description: 'Authoritative cost in USD (server price, else the reported cost); null when unpriced' })),
+    reportedCost: Nullable(Type.Number({ description: 'estimatedCost as the client sent it' })),
+    priced: Type.Boolean({ description: 'True when the service priced the event from its catalog' }),
+    priceSource: Nullable(Type.String({ description: 'Price used: dataset version and model, override id, or "reported"' })),
+    metadata: Nullable(Type.Object({}, { additionalProperties: true })),
+    createdAt: Type.String({ format: 'date-time' }),
+    receivedAt: Type.String({ format: 'date-time' }),
+  },
+  {},
+)
+export type UsageEvent = Static<typeof UsageEvent>
+
+export const BatchBody = Type.Object(
+  {
+    events: Type.Array(Type.Unknown(), {
+      minItems: 1,
+      description: 'Usage events (see UsageEventInput); each is validated on its own',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+export const BatchItemResult = Type.Object({
+  index: Type.Integer(),
+  status: Type.Union([Type.Literal('created'), Type.Literal('duplicate'), Type.Literal('invalid')]),
+  id: Type.Optional(Type.String()),
+  event: Type.Optional(UsageEvent),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+})
+export type BatchItemResult = Static<typeof BatchItemResult>
+
+export const BatchResponse = Type.Object({
+  results: Type.Array(BatchItemResult),
+  created: Type.Integer(),
+  duplicates: Type.Integer(),
+  invalid: Type.Integer(),
+})
+
+const DateParam = (description: string) =>
+  Type.String({ maxLength: 40, description: `${description}: YYYY-MM-DD (UTC) or ISO 8601 timestamp` })
+
+/** Filters shared by every read endpoint. */
+export const UsageFilters = Type.Object({
+  botId: Type.Optional(BotId),
+  model: Type.Optional(Model),
+  provider: Type.Optional(Provider),
+  requestType: Type.Optional(RequestType),
+  success: Type.Optional(Type.Boolean()),
+  startDate: Type.Optional(DateParam('Inclusive start')),
+  endDate: Type.Optional(DateParam('Inclusive end; a date-only value includes that whole UTC day')),
+})
+export type UsageFilters = Static<typeof UsageFilters>
+
+export const StatsQuery = Type.Object(
+  {
+    ...UsageFilters.properties,
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 20, description: 'How many recentUsage events' })),
+  },
+  { additionalProperties: false },
+)
+export type StatsQuery = Static<typeof StatsQuery>
+
+const TokenSums = {
+  inputTokens: Type.Integer(),
+  outputTokens: Type.Integer(),
+  totalTokens: Type.Integer(),
+  cacheReadTokens: Type.Integer(),
+  cacheWriteTokens: Type.Integer(),
+  reasoningTokens: Type.Integer(),
+}
+
+export const StatsRow = Type.Object({
+  model: Type.String(),
+  provider: Type.String(),
+  _sum: Type.Object({ ...TokenSums, estimatedCost: Usd }),
+  _count: Type.Object({ id: Type.Integer(), failed: Type.Integer() }),
+  unpriced: Type.Object(
+    { events: Type.Integer(), inputTokens: Type.Integer(), outputTokens: Type.Integer() },
+    { description: 'Events the catalog could not price; their cost is the reported one or missing' },
+  ),
+})
+export type StatsRow = Static<typeof StatsRow>
+
+export const StatsResponse = Type.Object({
+  stats: Type.Array(StatsRow),
+  recentUsage: Type.Array(UsageEvent),
+  totalCost: Usd,
+})
+export type StatsResponse = Static<typeof StatsResponse>

@@ -1,0 +1,29 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults', async (t) => {
+  const c = loadConfig({})
+  t.match(c, { port: 3000, host: '0.0.0.0', databaseUrl: null, migrate: true, logLevel: 'info', corsOrigins: [], authDisabled: false })
+  t.match(c.dataDir, /\/data$/)
+})
+
+t.test('one error lists every bad variable', async (t) => {
+  try {
+    loadConfig({ PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x', MIGRATE: 'perhaps', CORS_ORIGINS: 'https://ok.example,not-an-origin' })
+    t.fail('should throw')
+  } catch (err) {
+    t.ok(err instanceof ConfigError)
+    const problems = (err as ConfigError).problems
+    t.equal(problems.length, 5)
+    t.match((err as Error).message, /PORT must be an integer/)
+    t.match((err as Error).message, /LOG_LEVEL must be one of/)
+    t.match((err as Error).message, /DATABASE_URL must start with postgres/)
+    t.match((err as Error).message, /MIGRATE must be true or false/)
+    t.match((err as Error).message, /CORS_ORIGINS entry "not-an-origin"/)
+  }
+})
+
+t.test('values are parsed', async (t) => {
+  const c = loadConfig({ PORT: '8080', DATABASE_URL: 'postgres://u@h/db', MIGRATE: 'false', CORS_ORIGINS: 'https://a.example, https://b.example', LOG_LEVEL: 'debug' })
+  t.match(c, { port: 8080, databaseUrl: 'postgres://u@h/db', migrate: false, corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug' })
+})

@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify'
+import { Writable } from 'node:stream'
+import { buildApp } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import type { Database } from '../../src/db/connect.js'
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'info', MIGRATE: 'false', DATA_DIR: 'memory://', ...env })
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  /** Every log line the app wrote, parsed. */
+  logs: Record<string, unknown>[]
+  rawLog: () => string
+}
+
+/** Builds the app on a test database, capturing its logs; closed when the test ends. */
+export async function buildTestApp(
+  t: { teardown(fn: () => unknown): void },
+  database: Database,
+  env: Record<string, string> = {},
+): Promise<TestApp> {
+  const chunks: string[] = []
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      chunks.push(String(chunk))
+      cb()
+    },
+  })
+  const config = testConfig(env)
+  const app = await buildApp(config, { database, logDestination: stream })
+  t.teardown(() => app.close())
+  const rawLog = () => chunks.join('')
+  return {
+    app,
+    get logs() {
+      return rawLog()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    },
+    rawLog,
+  }
+}

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto'
+import { sql } from 'drizzle-orm'
+import pg from 'pg'
+import { connectDatabase, type Database } from '../../src/db/connect.js'
+import { migrateDatabase } from '../../src/db/migrate.js'
+
+/** Postgres URL for the real-engine run; unset means the embedded engine. */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? null
+export const ENGINE = TEST_DATABASE_URL ? 'postgres' : 'pglite'
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+/**
+ * A private, migrated database for one test file: a fresh in-memory PGlite, or on Postgres a
+ * schema of its own (test files run in parallel against one database and must not see each
+ * other's rows). Dropped when the test file ends.
+ */
+export async function createTestDatabase(t: Teardown, opts: { poolSize?: number } = {}): Promise<Database> {
+  const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`
+  const database = await connectDatabase({
+    databaseUrl: TEST_DATABASE_URL,
+    dataDir: 'memory://',
+    schema,
+    poolSize: opts.poolSize ?? 10,
+  })
+  await migrateDatabase(database)
+  t.teardown(async () => {
+    if (database.engine === 'postgres') await dropSchema(schema)
+    await database.close()
+  })
+  return database
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL ?? undefined })
+  await client.connect()
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Empties every table, so each test starts from clean state. */
+export async function resetTables(database: Database): Promise<void> {
+  const tables = await database.rows<{ tablename: string }>(
+    sql`SELECT tablename FROM pg_tables WHERE schemaname = ${database.schema}`,
+  )
+  if (tables.length === 0) return
+  await database.db.execute(sql.raw(`TRUNCATE ${tables.map((r) => `"${database.schema}"."${r.tablename}"`).join(', ')}`))
+}

@@ -1,0 +1,44 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { TEST_DATABASE_URL } from './helpers/db.js'
+import { getJson, postBatch, SEED_EVENT } from './helpers/usage.js'
+
+t.test('data survives a restart of the service', async (t) => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'usage-restart-'))
+  const schema = `restart_${randomBytes(4).toString('hex')}`
+  t.teardown(async () => {
+    rmSync(dataDir, { recursive: true, force: true })
+    if (TEST_DATABASE_URL) {
+      const c = new pg.Client({ connectionString: TEST_DATABASE_URL })
+      await c.connect()
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+      await c.end()
+    }
+  })
+  // Exactly what `npm start` does: configuration from the environment, migrations at start.
+  const env = { LOG_LEVEL: 'silent', DATA_DIR: dataDir, DATABASE_SCHEMA: schema, ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}) }
+
+  const first = await buildApp(loadConfig(env))
+  const res = await postBatch(first, [
+    { ...SEED_EVENT, id: 'r1' },
+    { ...SEED_EVENT, id: 'r2', estimatedCost: 0.5 },
+  ])
+  t.equal(res.json().created, 2)
+  const before = await getJson(first, '/api/usage')
+  await first.close()
+
+  const second = await buildApp(loadConfig(env))
+  const after = await getJson(second, '/api/usage')
+  t.same(after.body, before.body)
+  t.equal((after.body as { totalCost: number }).totalCost, 0.50675)
+  // A re-send after the restart is still recognised as a duplicate.
+  const again = await postBatch(second, [{ ...SEED_EVENT, id: 'r1' }])
+  t.equal(again.json().duplicates, 1)
+  await second.close()
+})
