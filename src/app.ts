@@ -1,10 +1,14 @@
 import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import pino from 'pino'
+import { ensureAdminKey } from './auth/keys.js'
+import { Authenticator, guardRoutes } from './auth/plugin.js'
+import { keyRoutes } from './auth/routes.js'
 import type { Config } from './config.js'
 import { connectDatabase, type Database } from './db/connect.js'
 import { migrateDatabase } from './db/migrate.js'
@@ -19,6 +23,25 @@ export interface AppDeps {
   database?: Database
   /** Where log lines go instead of stdout (tests read them back to check redaction). */
   logDestination?: NodeJS.WritableStream
+  /** Shows a bootstrap admin key created at first start; default prints it to stdout. */
+  announceAdminKey?: (key: string) => void
+}
+
+function printAdminKey(key: string): void {
+  process.stdout.write(
+    [
+      '',
+      '================================================================================',
+      ' No ADMIN_API_KEY was configured and the database had no admin key, so one was',
+      ' created. It is shown ONCE; only its hash is stored. Save it now:',
+      '',
+      `   ${key}`,
+      '',
+      ' Use it as  Authorization: Bearer <key>  to create bot keys with POST /api/keys.',
+      '================================================================================',
+      '',
+    ].join('\n') + '\n',
+  )
 }
 
 /** Paths pino must never print: keys, tokens and anything that looks like them. */
@@ -129,8 +152,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       },
       tags: [
         { name: 'usage', description: 'Record model calls and read usage stats' },
+        { name: 'keys', description: 'API keys (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer usk_...' },
+        },
+      },
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
@@ -156,13 +185,44 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.max(1, config.pgPoolSize - 2),
   })
 
+  if (config.authDisabled) {
+    app.log.warn('AUTH_DISABLED=true: EVERY ENDPOINT IS OPEN TO ANYONE WHO CAN REACH THIS SERVICE. Use only for local experiments.')
+  } else if (config.adminApiKey === null) {
+    const created = await ensureAdminKey(database)
+    if (created) (deps.announceAdminKey ?? printAdminKey)(created)
+  }
+  const auth = new Authenticator(database, {
+    adminApiKey: config.adminApiKey,
+    authDisabled: config.authDisabled,
+    cacheTtlMs: config.authCacheTtlMs,
+    lastUsedFlushMs: 60_000,
+  })
+
   app.addHook('onClose', async () => {
     await writeQueue.close()
+    await auth.close()
     if (ownsDatabase) await database.close()
   })
 
   await app.register(healthRoutes, { database })
-  await app.register(usageRoutes, { config, database, writeQueue, priceEvent: reportedCostOnly })
+
+  // Everything under /api needs a key with the route's scope, and is rate limited per key.
+  await app.register(async (api) => {
+    await api.register(rateLimit, {
+      max: config.rateLimit.max,
+      timeWindow: config.rateLimit.windowMs,
+      // Per key (by a hash of the Authorization header, so even unknown keys are limited
+      // before they reach the database), per IP for requests without one.
+      keyGenerator: (request) => {
+        const header = request.headers.authorization
+        return header ? `k:${createHash('sha256').update(header).digest('base64url').slice(0, 22)}` : `ip:${request.ip}`
+      },
+      errorResponseBuilder: (_request, context) => new Errors.rateLimited(Math.max(1, Math.ceil(context.ttl / 1000))),
+    })
+    guardRoutes(api, auth)
+    await api.register(keyRoutes, { database, auth })
+    await api.register(usageRoutes, { config, database, writeQueue, priceEvent: reportedCostOnly })
+  })
 
   return app
 }

@@ -25,6 +25,8 @@ export interface Config {
   /** How far in the future an event's createdAt may be (clock skew allowance), ms. */
   maxFutureSkewMs: number
   rateLimit: { max: number; windowMs: number }
+  /** How long a verified API key is trusted before asking the database again (revocation delay on other instances). */
+  authCacheTtlMs: number
   /** Longest date range an aggregate or export query may cover, days. */
   maxQueryRangeDays: number
   pgPoolSize: number
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
       max: int('RATE_LIMIT_MAX', 6000, 1, 10_000_000),
       windowMs: int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 3_600_000),
     },
+    authCacheTtlMs: int('AUTH_CACHE_TTL_MS', 5000, 0, 300_000),
     maxQueryRangeDays: int('MAX_QUERY_RANGE_DAYS', 400, 1, 36500),
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
     ingest: {

@@ -6,6 +6,7 @@ import pg from 'pg'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { ADMIN_KEY } from './helpers/app.js'
 import { TEST_DATABASE_URL } from './helpers/db.js'
 import { getJson, postBatch, SEED_EVENT } from './helpers/usage.js'
 
@@ -22,7 +23,7 @@ t.test('data survives a restart of the service', async (t) => {
     }
   })
   // Exactly what `npm start` does: configuration from the environment, migrations at start.
-  const env = { LOG_LEVEL: 'silent', DATA_DIR: dataDir, DATABASE_SCHEMA: schema, ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}) }
+  const env = { LOG_LEVEL: 'silent', ADMIN_API_KEY: ADMIN_KEY, DATA_DIR: dataDir, DATABASE_SCHEMA: schema, ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}) }
 
   const first = await buildApp(loadConfig(env))
   const res = await postBatch(first, [

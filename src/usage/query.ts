@@ -34,11 +34,11 @@ export function parseRange(q: { startDate?: string; endDate?: string }, maxDays?
   return range
 }
 
-/** Turns the shared query filters into a repository filter; `botIds` restricts to what the caller may see. */
+/** Turns the shared query filters into a repository filter; `botIds` (from readableBots) is what the caller may see. */
 export function toEventFilter(q: UsageFilters, botIds: string[] | null, maxDays?: number): EventFilter {
   const range = parseRange(q, maxDays)
   return {
-    botIds: q.botId !== undefined ? [q.botId] : botIds,
+    botIds,
     model: q.model,
     provider: q.provider,
     requestType: q.requestType,

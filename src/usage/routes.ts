@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../config.js'
 import type { Database } from '../db/connect.js'
+import { assertMayWrite, boundBot, readableBots } from '../auth/plugin.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent, type WriteQueue } from './ingest.js'
 import { recentEvents, statsFromRaw, toUsageEvent } from './repository.js'
@@ -25,6 +26,8 @@ export interface UsageRoutesOptions {
 
 const errors = {
   400: ErrorResponse,
+  401: ErrorResponse,
+  403: ErrorResponse,
   413: ErrorResponse,
   429: ErrorResponse,
   503: ErrorResponse,
@@ -39,6 +42,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
   app.post(
     '/api/usage',
     {
+      config: { scope: 'ingest' },
       schema: {
         tags: ['usage'],
         summary: 'Record one model call',
@@ -51,11 +55,12 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
     async (request, reply) => {
       let event
       try {
-        event = normalizeEvent(request.body, { root: 'body', botId: undefined, now: new Date(), limits, price: priceEvent })
+        event = normalizeEvent(request.body, { root: 'body', botId: boundBot(request), now: new Date(), limits, price: priceEvent })
       } catch (err) {
         if (err instanceof EventRejected) throw new Errors.validation(err.message)
         throw err
       }
+      assertMayWrite(request, event.botId)
       const [result] = await writeQueue.write([event])
       return reply.code(result.status === 'created' ? 201 : 200).send(result.event)
     },
@@ -64,6 +69,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
   app.post(
     '/api/usage/batch',
     {
+      config: { scope: 'ingest' },
       schema: {
         tags: ['usage'],
         summary: 'Record up to MAX_BATCH_SIZE model calls in one request',
@@ -76,18 +82,21 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
     },
     async (request) => {
       const now = new Date()
+      const botId = boundBot(request)
       const results: BatchItemResult[] = new Array(request.body.events.length)
       const valid: { index: number; event: ReturnType<typeof normalizeEvent> }[] = []
       request.body.events.forEach((item, index) => {
         const root = `body.events[${index}]`
         try {
           const input = checkEventInput(item, root)
-          valid.push({ index, event: normalizeEvent(input, { root, botId: undefined, now, limits, price: priceEvent }) })
+          valid.push({ index, event: normalizeEvent(input, { root, botId, now, limits, price: priceEvent }) })
         } catch (err) {
           if (!(err instanceof EventRejected)) throw err
           results[index] = { index, status: 'invalid', error: { code: 'VALIDATION_ERROR', message: err.message } }
         }
       })
+      // A key bound to one bot writing for another is refused as a whole, before anything is stored.
+      for (const v of valid) assertMayWrite(request, v.event.botId)
       const stored = valid.length > 0 ? await writeQueue.write(valid.map((v) => v.event)) : []
       stored.forEach((r, i) => {
         const index = valid[i].index
@@ -105,6 +114,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
   app.get(
     '/api/usage',
     {
+      config: { scope: 'read' },
       schema: {
         tags: ['usage'],
         summary: 'Usage stats by model and provider, with the most recent events',
@@ -112,12 +122,12 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
           'Seed-compatible contract: stats grouped by model+provider, recentUsage newest first, totalCost. ' +
           'Filters: botId, model, provider, requestType, success, startDate, endDate (inclusive; a date-only endDate covers the whole UTC day).',
         querystring: StatsQuery,
-        response: { 200: StatsResponse, 400: ErrorResponse },
+        response: { 200: StatsResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse },
       },
     },
     async (request) => {
       const q = request.query
-      const filter = toEventFilter(q, null)
+      const filter = toEventFilter(q, readableBots(request, q.botId))
       const [rows, recent] = await Promise.all([statsFromRaw(database, filter), recentEvents(database, filter, q.limit ?? 20)])
       const stats: StatsRow[] = rows.map((r) => ({
         model: r.model,

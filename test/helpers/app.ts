@@ -4,8 +4,13 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { Database } from '../../src/db/connect.js'
 
+/** The ADMIN_API_KEY every test app is configured with. */
+export const ADMIN_KEY = 'usk_test_admin_key_0123456789abcdef'
+
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
+
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'info', MIGRATE: 'false', DATA_DIR: 'memory://', ...env })
+  return loadConfig({ LOG_LEVEL: 'info', MIGRATE: 'false', DATA_DIR: 'memory://', ADMIN_API_KEY: ADMIN_KEY, ...env })
 }
 
 export interface TestApp {

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../src/db/connect.js'
+import { ADMIN_KEY, bearer } from './app.js'
 
 export const SEED_EVENT = {
   botId: 'bot_123',
@@ -19,15 +20,15 @@ export async function countEvents(database: Database): Promise<number> {
   return Number(row.n)
 }
 
-export function postUsage(app: FastifyInstance, body: unknown, headers: Record<string, string> = {}) {
+export function postUsage(app: FastifyInstance, body: unknown, headers: Record<string, string> = bearer(ADMIN_KEY)) {
   return app.inject({ method: 'POST', url: '/api/usage', payload: body as object, headers })
 }
 
-export function postBatch(app: FastifyInstance, events: unknown[], headers: Record<string, string> = {}) {
+export function postBatch(app: FastifyInstance, events: unknown[], headers: Record<string, string> = bearer(ADMIN_KEY)) {
   return app.inject({ method: 'POST', url: '/api/usage/batch', payload: { events }, headers })
 }
 
-export async function getJson<T = Record<string, unknown>>(app: FastifyInstance, url: string, headers: Record<string, string> = {}) {
+export async function getJson<T = Record<string, unknown>>(app: FastifyInstance, url: string, headers: Record<string, string> = bearer(ADMIN_KEY)) {
   const res = await app.inject({ method: 'GET', url, headers })
   return { status: res.statusCode, body: res.json() as T, headers: res.headers }
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp } from '../helpers/app.js'
+import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase, resetTables } from '../helpers/db.js'
 import { countEvents, getJson, postBatch, postUsage, SEED_EVENT } from '../helpers/usage.js'
 
@@ -114,10 +114,10 @@ t.test('bad input gets 400 naming the field and stores nothing', async (t) => {
 })
 
 t.test('malformed JSON, wrong content type and oversized bodies', async (t) => {
-  const bad = await app.inject({ method: 'POST', url: '/api/usage', payload: '{"botId": ', headers: { 'content-type': 'application/json' } })
+  const bad = await app.inject({ method: 'POST', url: '/api/usage', payload: '{"botId": ', headers: { 'content-type': 'application/json', ...bearer(ADMIN_KEY) } })
   t.equal(bad.statusCode, 400)
   t.match(bad.json(), { code: 'INVALID_JSON', message: /not valid JSON/ })
-  const text = await app.inject({ method: 'POST', url: '/api/usage', payload: 'hello', headers: { 'content-type': 'text/plain' } })
+  const text = await app.inject({ method: 'POST', url: '/api/usage', payload: 'hello', headers: { 'content-type': 'text/plain', ...bearer(ADMIN_KEY) } })
   t.equal(text.statusCode, 415)
   t.match(text.json(), { code: 'UNSUPPORTED_MEDIA_TYPE' })
   const huge = await postBatch(app, [{ ...SEED_EVENT, metadata: { blob: 'x'.repeat(1024 * 1024) } }])
@@ -157,7 +157,7 @@ t.test('batch limits and shape', async (t) => {
   const empty = await postBatch(app, [])
   t.equal(empty.statusCode, 400)
   t.match(empty.json(), { message: 'body.events must have at least 1 items' })
-  const wrong = await app.inject({ method: 'POST', url: '/api/usage/batch', payload: { items: [] } })
+  const wrong = await app.inject({ method: 'POST', url: '/api/usage/batch', payload: { items: [] }, headers: bearer(ADMIN_KEY) })
   t.equal(wrong.statusCode, 400)
   t.equal(await countEvents(database), 0)
 })

@@ -1,0 +1,158 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Database } from '../db/connect.js'
+import { Errors } from '../errors.js'
+import { findActiveKeyByHash, hashKey, recordLastUsed, sameSecret } from './keys.js'
+import type { Scope } from './schemas.js'
+
+export interface Principal {
+  /** null for the ADMIN_API_KEY from the environment and for AUTH_DISABLED. */
+  keyId: string | null
+  scopes: ReadonlySet<Scope>
+  /** The one bot this key may write and read; null for all bots. */
+  botId: string | null
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Scope a caller needs; 'public' routes need no key. Every API route must declare one. */
+    scope?: Scope | 'public'
+  }
+  interface FastifyRequest {
+    principal: Principal | null
+  }
+}
+
+const ADMIN: Principal = { keyId: null, scopes: new Set(['admin', 'read', 'ingest']), botId: null }
+
+export interface AuthOptions {
+  adminApiKey: string | null
+  authDisabled: boolean
+  /** How long a looked-up key is trusted before the database is asked again. */
+  cacheTtlMs: number
+  /** How often lastUsedAt is written (one UPDATE for all keys used meanwhile). */
+  lastUsedFlushMs: number
+}
+
+interface CacheEntry {
+  principal: Principal | null
+  expires: number
+}
+
+/**
+ * Resolves bearer keys to principals. Lookups are cached for cacheTtlMs (so the hot ingest path
+ * does not query api_keys per request); revoking through this instance drops the cache at once,
+ * other instances stop accepting the key within cacheTtlMs.
+ */
+export class Authenticator {
+  private cache = new Map<string, CacheEntry>()
+  private used = new Map<string, Date>()
+  private timer: NodeJS.Timeout | null = null
+
+  constructor(
+    private readonly database: Database,
+    private readonly opts: AuthOptions,
+  ) {
+    if (!opts.authDisabled) {
+      this.timer = setInterval(() => void this.flushLastUsed().catch(() => undefined), opts.lastUsedFlushMs)
+      this.timer.unref()
+    }
+  }
+
+  async authenticate(authorization: string | undefined): Promise<Principal | null> {
+    if (this.opts.authDisabled) return ADMIN
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')
+    if (!match) return null
+    const key = match[1]
+    if (this.opts.adminApiKey !== null && sameSecret(key, this.opts.adminApiKey)) return ADMIN
+    const hash = hashKey(key)
+    const now = Date.now()
+    let entry = this.cache.get(hash)
+    if (!entry || entry.expires < now) {
+      const stored = await findActiveKeyByHash(this.database, hash)
+      entry = {
+        principal: stored ? { keyId: stored.id, scopes: expandScopes(stored.scopes), botId: stored.botId } : null,
+        expires: now + this.opts.cacheTtlMs,
+      }
+      if (this.cache.size > 10_000) this.cache.clear()
+      this.cache.set(hash, entry)
+    }
+    if (entry.principal?.keyId) this.used.set(entry.principal.keyId, new Date(now))
+    return entry.principal
+  }
+
+  /** Forget cached lookups (after a key is created or revoked). */
+  invalidate(): void {
+    this.cache.clear()
+  }
+
+  async flushLastUsed(): Promise<void> {
+    if (this.used.size === 0) return
+    const batch = this.used
+    this.used = new Map()
+    await recordLastUsed(this.database, batch)
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    await this.flushLastUsed().catch(() => undefined)
+  }
+}
+
+/** admin implies read and ingest. */
+function expandScopes(scopes: Scope[]): ReadonlySet<Scope> {
+  return new Set(scopes.includes('admin') ? ['admin', 'read', 'ingest'] : scopes)
+}
+
+/**
+ * Guards every route registered in `scope`: a route that declares no scope fails at boot, each
+ * route's OpenAPI entry gets the bearer requirement and its scope, and requests without the
+ * scope get 401 (no or unknown or revoked key, all alike) or 403 (key lacks the scope).
+ */
+export function guardRoutes(scope: FastifyInstance, auth: Authenticator): void {
+  scope.decorateRequest('principal', null)
+  scope.addHook('onRoute', (route) => {
+    const required = route.config?.scope
+    if (!required) throw new Error(`route ${String(route.method)} ${route.url} must declare config.scope`)
+    if (required === 'public') return
+    const schema = (route.schema ??= {}) as Record<string, unknown>
+    schema.security = [{ bearerAuth: [] }]
+    const description = typeof schema.description === 'string' ? `${schema.description}\n\n` : ''
+    schema.description = `${description}Requires an API key with scope \`${required}\`${required === 'admin' ? '' : ' (or admin)'}.`
+  })
+  scope.addHook('onRequest', async (request) => {
+    const required = request.routeOptions.config.scope
+    if (required === 'public' || required === undefined) return
+    const principal = await auth.authenticate(request.headers.authorization)
+    if (!principal) throw new Errors.unauthorized()
+    if (!principal.scopes.has(required)) throw new Errors.forbidden(`This key lacks the '${required}' scope`)
+    request.principal = principal
+  })
+}
+
+function principalOf(request: FastifyRequest): Principal {
+  // guardRoutes sets it before any handler of a non-public route runs.
+  return request.principal ?? ADMIN
+}
+
+/**
+ * Bots the caller may read, given the botId it asked for: a bound key is silently restricted
+ * to its bot and gets 403 for any other. null means no restriction.
+ */
+export function readableBots(request: FastifyRequest, requested: string | undefined): string[] | null {
+  const { botId } = principalOf(request)
+  if (botId === null) return requested === undefined ? null : [requested]
+  if (requested !== undefined && requested !== botId) throw new Errors.forbidden(`This key may only read bot '${botId}'`)
+  return [botId]
+}
+
+/** The bot an event is written for: defaults to the key's bot; another bot is 403. */
+export function boundBot(request: FastifyRequest): string | undefined {
+  return principalOf(request).botId ?? undefined
+}
+
+export function assertMayWrite(request: FastifyRequest, botId: string): void {
+  const bound = principalOf(request).botId
+  if (bound !== null && bound !== botId) {
+    throw new Errors.forbidden(`This key may only write usage for bot '${bound}' (got '${botId}')`)
+  }
+}

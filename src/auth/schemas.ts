@@ -1,0 +1,34 @@
+import { Type, type Static } from 'typebox'
+import { BotId } from '../usage/schemas.js'
+
+export const SCOPES = ['ingest', 'read', 'admin'] as const
+export type Scope = (typeof SCOPES)[number]
+
+export const ApiKeyInfo = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String({ description: 'First characters of the key, to tell keys apart' }),
+  scopes: Type.Array(Type.Enum(SCOPES)),
+  botId: Type.Union([Type.String(), Type.Null()], { description: 'Bot the key is bound to; null for all bots' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  revokedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'Updated about once a minute' }),
+})
+export type ApiKeyInfo = Static<typeof ApiKeyInfo>
+
+export const CreateKeyBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    scopes: Type.Array(Type.Enum(SCOPES), { minItems: 1, maxItems: 3, uniqueItems: true }),
+    botId: Type.Optional(BotId),
+  },
+  { additionalProperties: false },
+)
+export type CreateKeyBody = Static<typeof CreateKeyBody>
+
+export const CreatedKey = Type.Object({
+  ...ApiKeyInfo.properties,
+  key: Type.String({ description: 'The secret. Shown only in this response; store it now.' }),
+})
+
+export const KeyIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
