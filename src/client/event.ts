@@ -1,0 +1,195 @@
+import { uuidv7 } from '../lib/uuidv7.js'
+import { InvalidEventError, MetadataDroppedError } from './errors.js'
+
+export type Metadata = Record<string, unknown>
+
+/** What a caller passes to `track()`. Only model, provider and the two token counts are required. */
+export interface TrackEvent {
+  model: string
+  provider: string
+  /** All prompt tokens, including cache reads and cache writes. */
+  inputTokens: number
+  /** All generated tokens, including reasoning/thinking. */
+  outputTokens: number
+  /** Idempotency key, unique per bot; a UUIDv7 is assigned when absent. */
+  id?: string
+  totalTokens?: number
+  cacheReadTokens?: number
+  cacheWriteTokens?: number
+  cacheWrite1hTokens?: number
+  reasoningTokens?: number
+  estimatedCost?: number
+  requestType?: string
+  success?: boolean
+  errorMessage?: string
+  latencyMs?: number
+  metadata?: Metadata
+  /** Time of the call; defaults to the time `track()` was called. */
+  createdAt?: Date | string | number
+}
+
+/** The event exactly as it goes over the wire and into the spool. */
+export interface UsageEvent {
+  id: string
+  botId: string
+  model: string
+  provider: string
+  inputTokens: number
+  outputTokens: number
+  totalTokens?: number
+  cacheReadTokens?: number
+  cacheWriteTokens?: number
+  cacheWrite1hTokens?: number
+  reasoningTokens?: number
+  estimatedCost?: number
+  requestType?: string
+  success?: boolean
+  errorMessage?: string
+  latencyMs?: number
+  metadata?: Metadata
+  createdAt: string
+}
+
+export interface Tracker {
+  track(event: TrackEvent): void
+  /** Metadata of the caller's current context (UsageClient.withMetadata), captured when an instrumented call starts. */
+  currentMetadata?(): Metadata | undefined
+}
+
+export const limits = {
+  idPattern: /^[A-Za-z0-9_.:-]{1,128}$/,
+  errorMessageChars: 4000,
+  metadataBytes: 16_000,
+} as const
+
+const optionalCounts = ['cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const
+
+export interface PreparedEvent {
+  readonly event: UsageEvent
+  readonly json: string
+  /** Non-fatal problems (metadata dropped) to report while still sending the event. */
+  readonly warning?: MetadataDroppedError
+}
+
+/**
+ * Validates and normalizes one `track()` input into its wire form, checking locally what the
+ * service would reject, so that a bad event fails here (reported, counted) and never poisons a batch.
+ * Unknown fields are left out: the service rejects them.
+ */
+export function prepareEvent(input: unknown, botId: string, extraMetadata?: Metadata): PreparedEvent {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new InvalidEventError(`event must be an object, got ${input === null ? 'null' : typeof input}`)
+  }
+  const raw = input as Record<string, unknown>
+  const event: UsageEvent = {
+    id: '',
+    botId,
+    model: text(raw, 'model', 200),
+    provider: text(raw, 'provider', 64),
+    inputTokens: count(raw, 'inputTokens'),
+    outputTokens: count(raw, 'outputTokens'),
+    createdAt: '',
+  }
+  if (raw.id !== undefined) {
+    if (typeof raw.id !== 'string' || !limits.idPattern.test(raw.id)) {
+      throw new InvalidEventError('id must be 1..128 characters of [A-Za-z0-9_.:-]')
+    }
+    event.id = raw.id
+  } else {
+    event.id = uuidv7()
+  }
+  if (raw.totalTokens !== undefined) {
+    const total = count(raw, 'totalTokens')
+    if (total !== event.inputTokens + event.outputTokens) {
+      throw new InvalidEventError(
+        `totalTokens (${total}) must equal inputTokens + outputTokens (${event.inputTokens + event.outputTokens})`,
+      )
+    }
+    event.totalTokens = total
+  }
+  for (const field of optionalCounts) {
+    if (raw[field] !== undefined) event[field] = count(raw, field)
+  }
+  if (raw.estimatedCost !== undefined) {
+    if (typeof raw.estimatedCost !== 'number' || !Number.isFinite(raw.estimatedCost) || raw.estimatedCost < 0) {
+      throw new InvalidEventError('estimatedCost must be a finite number >= 0')
+    }
+    event.estimatedCost = raw.estimatedCost
+  }
+  if (raw.requestType !== undefined) event.requestType = text(raw, 'requestType', 64)
+  if (raw.success !== undefined) {
+    if (typeof raw.success !== 'boolean') throw new InvalidEventError('success must be a boolean')
+    event.success = raw.success
+  }
+  if (raw.errorMessage !== undefined && raw.errorMessage !== null) {
+    const message = typeof raw.errorMessage === 'string' ? raw.errorMessage : String(raw.errorMessage)
+    event.errorMessage = message.length > limits.errorMessageChars ? message.slice(0, limits.errorMessageChars) : message
+  }
+  if (raw.latencyMs !== undefined) {
+    if (typeof raw.latencyMs !== 'number' || !Number.isFinite(raw.latencyMs) || raw.latencyMs < 0) {
+      throw new InvalidEventError('latencyMs must be a finite number >= 0')
+    }
+    event.latencyMs = Math.round(raw.latencyMs)
+  }
+  event.createdAt = timestamp(raw.createdAt)
+
+  let warning: MetadataDroppedError | undefined
+  const metadata = mergeMetadata(extraMetadata, raw.metadata)
+  if (metadata !== undefined) {
+    const checked = checkMetadata(metadata)
+    if (checked.ok) event.metadata = metadata as Metadata
+    else warning = checked.error
+  }
+  const json = JSON.stringify(event)
+  if (warning) warning.eventIds = [event.id]
+  return { event, json, warning }
+}
+
+function mergeMetadata(context: Metadata | undefined, own: unknown): unknown {
+  if (context === undefined) return own
+  if (own === undefined || own === null) return context
+  if (typeof own !== 'object' || Array.isArray(own)) return own
+  return { ...context, ...(own as Metadata) }
+}
+
+function checkMetadata(value: unknown): { ok: true } | { ok: false; error: MetadataDroppedError } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: new MetadataDroppedError('metadata must be a plain JSON object; sent without it') }
+  }
+  let serialized: string
+  try {
+    serialized = JSON.stringify(value)
+  } catch (cause) {
+    return { ok: false, error: new MetadataDroppedError('metadata is not serializable (circular?); sent without it', { cause }) }
+  }
+  if (Buffer.byteLength(serialized) > limits.metadataBytes) {
+    return {
+      ok: false,
+      error: new MetadataDroppedError(`metadata is larger than ${limits.metadataBytes} bytes serialized; sent without it`),
+    }
+  }
+  return { ok: true }
+}
+
+function text(raw: Record<string, unknown>, field: string, max: number): string {
+  const value = raw[field]
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw new InvalidEventError(`${field} must be a string of 1..${max} characters`)
+  }
+  return value
+}
+
+function count(raw: Record<string, unknown>, field: string): number {
+  const value = raw[field]
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidEventError(`${field} must be a non-negative integer, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+function timestamp(value: unknown): string {
+  if (value === undefined || value === null) return new Date().toISOString()
+  const date = value instanceof Date ? value : typeof value === 'string' || typeof value === 'number' ? new Date(value) : null
+  if (date === null || Number.isNaN(date.getTime())) throw new InvalidEventError('createdAt must be a Date, ISO string or epoch ms')
+  return date.toISOString()
+}

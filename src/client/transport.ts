@@ -1,0 +1,176 @@
+import { Pool } from 'undici'
+import {
+  BadResponseError,
+  NetworkError,
+  RequestRejectedError,
+  RequestTimeoutError,
+  RetryableHttpError,
+} from './errors.js'
+import { parseRetryAfter } from './retry-policy.js'
+
+export type ItemStatus = 'created' | 'duplicate' | 'invalid'
+
+export interface BatchItemResult {
+  readonly index: number
+  readonly status: ItemStatus
+  readonly id: string
+  readonly error?: { readonly code: string; readonly message: string }
+}
+
+export interface BatchResponse {
+  readonly results: readonly BatchItemResult[]
+}
+
+export interface TransportOptions {
+  readonly baseUrl: string
+  readonly apiKey: string
+  readonly timeoutMs: number
+  readonly connections: number
+}
+
+/**
+ * One POST of pre-serialized events to `/api/usage/batch` over a keep-alive undici Pool.
+ * It knows HTTP and the response contract, nothing about retries or spooling: every failure
+ * becomes one typed error and the caller's policy decides what to do with it.
+ */
+export class BatchTransport {
+  readonly #pool: Pool
+  readonly #path: string
+  readonly #authorization: string
+  readonly #timeoutMs: number
+  readonly #inflight = new Set<AbortController>()
+
+  constructor(options: TransportOptions) {
+    const url = new URL(options.baseUrl)
+    this.#path = `${url.pathname.replace(/\/+$/, '')}/api/usage/batch`
+    this.#authorization = `Bearer ${options.apiKey}`
+    this.#timeoutMs = options.timeoutMs
+    this.#pool = new Pool(url.origin, {
+      connections: options.connections,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      connectTimeout: options.timeoutMs,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    })
+  }
+
+  /** Sends `{"events":[...]}` built from already-serialized events, in order. */
+  async send(serializedEvents: readonly string[]): Promise<BatchResponse> {
+    const body = `{"events":[${serializedEvents.join(',')}]}`
+    const controller = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      controller.abort()
+    }, this.#timeoutMs)
+    timer.unref()
+    this.#inflight.add(controller)
+    try {
+      let response
+      try {
+        response = await this.#pool.request({
+          method: 'POST',
+          path: this.#path,
+          headers: { authorization: this.#authorization, 'content-type': 'application/json' },
+          body,
+          signal: controller.signal,
+        })
+      } catch (error) {
+        throw this.#requestError(error, timedOut)
+      }
+      let text: string
+      try {
+        text = await response.body.text()
+      } catch (error) {
+        throw this.#requestError(error, timedOut)
+      }
+      return interpret(response.statusCode, response.headers['retry-after'], text, serializedEvents.length)
+    } finally {
+      clearTimeout(timer)
+      this.#inflight.delete(controller)
+    }
+  }
+
+  /** Aborts requests in flight (used at the close deadline); they fail with NetworkError. */
+  abortInflight(): void {
+    for (const controller of this.#inflight) controller.abort()
+  }
+
+  async close(): Promise<void> {
+    this.abortInflight()
+    await this.#pool.destroy()
+  }
+
+  #requestError(error: unknown, timedOut: boolean): Error {
+    if (timedOut) return new RequestTimeoutError(this.#timeoutMs)
+    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+      return new RequestTimeoutError(this.#timeoutMs)
+    }
+    const message = error instanceof Error ? error.message : String(error)
+    return new NetworkError(`usage service unreachable: ${code ? `${code} ` : ''}${message}`, { cause: error })
+  }
+}
+
+function interpret(
+  statusCode: number,
+  retryAfter: string | string[] | undefined,
+  text: string,
+  count: number,
+): BatchResponse {
+  if (statusCode === 200) return parseBatchResponse(text, count)
+  const { code, message } = parseErrorBody(text)
+  const detail = `usage service answered ${statusCode}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`
+  if (statusCode === 429 || statusCode >= 500) {
+    throw new RetryableHttpError(statusCode, parseRetryAfter(retryAfter), detail)
+  }
+  throw new RequestRejectedError(statusCode, code, detail)
+}
+
+function parseErrorBody(text: string): { code?: string; message?: string } {
+  try {
+    const body: unknown = JSON.parse(text)
+    if (typeof body !== 'object' || body === null) return {}
+    const code = 'code' in body && typeof body.code === 'string' ? body.code : undefined
+    const message = 'message' in body && typeof body.message === 'string' ? body.message : undefined
+    return { code, message }
+  } catch {
+    return { message: text.slice(0, 200) }
+  }
+}
+
+function parseBatchResponse(text: string, count: number): BatchResponse {
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch (error) {
+    throw new BadResponseError('usage service answered 200 with a body that is not JSON', { cause: error })
+  }
+  if (typeof body !== 'object' || body === null || !('results' in body) || !Array.isArray(body.results)) {
+    throw new BadResponseError('usage service answered 200 without a results array')
+  }
+  const results: BatchItemResult[] = []
+  for (const item of body.results as unknown[]) {
+    if (typeof item !== 'object' || item === null) continue
+    const record = item as Record<string, unknown>
+    const status = record.status
+    if (typeof record.index !== 'number' || (status !== 'created' && status !== 'duplicate' && status !== 'invalid')) {
+      continue
+    }
+    const error = record.error as { code?: unknown; message?: unknown } | undefined
+    results.push({
+      index: record.index,
+      status,
+      id: typeof record.id === 'string' ? record.id : '',
+      error:
+        error && typeof error === 'object'
+          ? { code: String(error.code ?? 'UNKNOWN'), message: String(error.message ?? '') }
+          : undefined,
+    })
+  }
+  if (results.length !== count) {
+    throw new BadResponseError(`usage service answered ${results.length} results for ${count} events`)
+  }
+  return { results }
+}
