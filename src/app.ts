@@ -15,7 +15,9 @@ import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
-import { reportedCostOnly, WriteQueue } from './usage/ingest.js'
+import { pricingRoutes } from './pricing/routes.js'
+import { PricingService } from './pricing/service.js'
+import { WriteQueue } from './usage/ingest.js'
 import { usageRoutes } from './usage/routes.js'
 
 export interface AppDeps {
@@ -152,6 +154,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       },
       tags: [
         { name: 'usage', description: 'Record model calls and read usage stats' },
+        { name: 'prices', description: 'Price catalog, overrides, quotes and repricing' },
         { name: 'keys', description: 'API keys (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
@@ -198,7 +201,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     lastUsedFlushMs: 60_000,
   })
 
+  const pricing = new PricingService(database, {
+    refreshMs: config.priceRefreshMs,
+    onRefreshError: (err) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones'),
+  })
+  await pricing.start()
+
   app.addHook('onClose', async () => {
+    pricing.stop()
     await writeQueue.close()
     await auth.close()
     if (ownsDatabase) await database.close()
@@ -221,7 +231,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     })
     guardRoutes(api, auth)
     await api.register(keyRoutes, { database, auth })
-    await api.register(usageRoutes, { config, database, writeQueue, priceEvent: reportedCostOnly })
+    await api.register(usageRoutes, { config, database, writeQueue, priceEvent: pricing.priceEvent })
+    await api.register(pricingRoutes, { database, pricing })
   })
 
   return app

@@ -30,6 +30,8 @@ export interface Config {
   /** Longest date range an aggregate or export query may cover, days. */
   maxQueryRangeDays: number
   pgPoolSize: number
+  /** How often price overrides are reloaded from the database (picks up other instances' changes). */
+  priceRefreshMs: number
   ingest: {
     /** Coalesce concurrent single-event writes into one statement. */
     groupCommit: boolean
@@ -130,6 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     authCacheTtlMs: int('AUTH_CACHE_TTL_MS', 5000, 0, 300_000),
     maxQueryRangeDays: int('MAX_QUERY_RANGE_DAYS', 400, 1, 36500),
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
+    priceRefreshMs: int('PRICE_REFRESH_MS', 30_000, 0, 3_600_000),
     ingest: {
       groupCommit: bool('INGEST_GROUP_COMMIT', true),
       groupMaxEvents: int('INGEST_GROUP_MAX_EVENTS', 500, 1, 10000),

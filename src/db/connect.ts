@@ -36,7 +36,8 @@ export interface ConnectOptions {
   onPoolError?: (err: Error) => void
 }
 
-function rowsOf<T>(result: unknown): T[] {
+/** The rows of a raw `execute()` result, for either driver (also inside transactions). */
+export function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows
 }
 

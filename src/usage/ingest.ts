@@ -1,19 +1,28 @@
 import { uuidv7 } from '../lib/uuidv7.js'
+import { formatUsd, usdFromNumber } from '../pricing/money.js'
 import { Errors } from '../errors.js'
 import { compileBodyValidator, describeValidationError } from '../lib/validation.js'
 import { eventKey, insertEvents, toUsageEvent, type InsertOutcome, type NewUsageEvent } from './repository.js'
 import { MAX_METADATA_BYTES, UsageEventInput, type BatchItemResult, type UsageEvent } from './schemas.js'
 import type { Database } from '../db/connect.js'
 
-/** Decides an event's authoritative cost. Supplied by the pricing feature. */
-export type PriceEvent = (e: NewUsageEvent) => Pick<NewUsageEvent, 'cost' | 'priced' | 'priceSource'>
+/** What pricing needs to know about an event. */
+export type PriceableEvent = Pick<
+  NewUsageEvent,
+  | 'provider'
+  | 'model'
+  | 'createdAt'
+  | 'inputTokens'
+  | 'outputTokens'
+  | 'cacheReadTokens'
+  | 'cacheWriteTokens'
+  | 'cacheWrite1hTokens'
+  | 'reasoningTokens'
+  | 'reportedCost'
+>
 
-/** Used until a catalog is wired in: the client's reported cost, marked unpriced. */
-export const reportedCostOnly: PriceEvent = (e) => ({
-  cost: e.reportedCost,
-  priced: false,
-  priceSource: e.reportedCost === null ? null : 'reported',
-})
+/** Decides an event's authoritative cost. Supplied by the pricing feature. */
+export type PriceEvent = (e: PriceableEvent) => Pick<NewUsageEvent, 'cost' | 'priced' | 'priceSource'>
 
 export interface IngestLimits {
   maxFutureSkewMs: number
@@ -102,8 +111,8 @@ export function normalizeEvent(
     cacheWrite1hTokens: cacheWrite1h,
     reasoningTokens: reasoning,
     latencyMs: input.latencyMs ?? null,
-    // JSON numbers become exact decimal strings here; Postgres stores them as numeric.
-    reportedCost: input.estimatedCost === undefined ? null : String(input.estimatedCost),
+    // The JSON number's shortest decimal form, exact to 12 places; stored as numeric.
+    reportedCost: input.estimatedCost === undefined ? null : formatUsd(usdFromNumber(input.estimatedCost)),
     cost: null,
     priced: false,
     priceSource: null,
@@ -129,6 +138,11 @@ export interface WriteQueueOptions {
   maxQueuedEvents: number
   /** Flushes allowed in flight at once (connections the writer may hold). */
   maxConcurrentFlushes: number
+  /**
+   * Called after each commit with the events it stored (not duplicates), e.g. for budget checks.
+   * Must be cheap and must not throw; it runs off the request's critical path.
+   */
+  onCommitted?: (created: UsageEvent[]) => void
 }
 
 export interface StoredResult {
@@ -166,7 +180,7 @@ export class WriteQueue {
 
   async write(events: NewUsageEvent[]): Promise<StoredResult[]> {
     if (this.closed) throw new Errors.overloaded(1)
-    if (!this.opts.enabled) return distribute(events, await this.insert(events))
+    if (!this.opts.enabled) return this.committed(distribute(events, await this.insert(events)))
     if (this.pendingEvents > 0 && this.pendingEvents + events.length > this.opts.maxQueuedEvents) {
       throw new Errors.overloaded(1)
     }
@@ -175,6 +189,21 @@ export class WriteQueue {
       this.pendingEvents += events.length
       this.schedule()
     })
+  }
+
+  private committed(results: StoredResult[]): StoredResult[] {
+    const created = results.filter((r) => r.status === 'created').map((r) => r.event)
+    if (created.length > 0 && this.opts.onCommitted) {
+      const notify = this.opts.onCommitted
+      queueMicrotask(() => {
+        try {
+          notify(created)
+        } catch {
+          // A listener's failure must never fail or slow an acknowledged write.
+        }
+      })
+    }
+    return results
   }
 
   private async insert(events: NewUsageEvent[]): Promise<InsertOutcome> {
@@ -213,7 +242,7 @@ export class WriteQueue {
     const events = group.flatMap((p) => p.events)
     this.insert(events)
       .then((outcome) => {
-        const results = distribute(events, outcome)
+        const results = this.committed(distribute(events, outcome))
         let i = 0
         for (const p of group) {
           p.resolve(results.slice(i, i + p.events.length))

@@ -13,23 +13,23 @@ export interface TimeRange {
  * startDate is inclusive; endDate is inclusive too: a date-only endDate covers that whole UTC
  * day, a timestamp covers up to and including that instant.
  */
-export function parseRange(q: { startDate?: string; endDate?: string }, maxDays?: number): TimeRange {
+export function parseRange(q: { startDate?: string; endDate?: string }, maxDays?: number, root = 'querystring'): TimeRange {
   const range: TimeRange = {}
   if (q.startDate !== undefined) {
     const p = parseInstant(q.startDate)
-    if (!p) throw new Errors.validation('querystring.startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone')
+    if (!p) throw new Errors.validation(`${root}.startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone`)
     range.from = p.date
   }
   if (q.endDate !== undefined) {
     const p = parseInstant(q.endDate)
-    if (!p) throw new Errors.validation('querystring.endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone')
+    if (!p) throw new Errors.validation(`${root}.endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone`)
     range.to = new Date(p.date.getTime() + (p.dateOnly ? DAY_MS : 1))
   }
   if (range.from && range.to && range.from.getTime() >= range.to.getTime()) {
-    throw new Errors.validation('querystring.startDate must not be after querystring.endDate')
+    throw new Errors.validation(`${root}.startDate must not be after ${root}.endDate`)
   }
   if (maxDays !== undefined && range.from && range.to && range.to.getTime() - range.from.getTime() > maxDays * DAY_MS) {
-    throw new Errors.validation(`querystring.startDate..endDate covers more than ${maxDays} days`)
+    throw new Errors.validation(`${root}.startDate..endDate covers more than ${maxDays} days`)
   }
   return range
 }

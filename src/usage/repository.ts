@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
-import type { Database } from '../db/connect.js'
+import { rowsOf, type Database } from '../db/connect.js'
+import { formatUsd, parseUsd } from '../pricing/money.js'
 import type { UsageEvent } from './schemas.js'
 
 /** An event ready to store: validated, normalized and priced. */
@@ -265,4 +266,87 @@ export function recentEvents(database: Database, f: EventFilter, limit: number):
   return database.rows<EventRow>(sql`
     SELECT * FROM usage_events WHERE ${filterConditions(f)}
     ORDER BY created_at DESC, id DESC LIMIT ${limit}`)
+}
+
+/** What repricing decides for one stored event. */
+export type Reprice = (e: EventRow) => { cost: string | null; priced: boolean; priceSource: string | null }
+
+export interface RepriceOutcome {
+  scanned: number
+  changed: number
+  /** Exact decimal USD: new total minus old total over the events that changed. */
+  costDelta: string
+}
+
+/**
+ * Recomputes the cost of every event matching `f`, in keyset-paginated batches, each batch one
+ * transaction: events are locked, changed costs written, and the same deltas applied to the
+ * hourly rollup (rollup rows locked in the ingest path's key order, so the two never deadlock).
+ * Running it twice changes nothing the second time.
+ */
+export async function repriceEvents(database: Database, f: EventFilter, reprice: Reprice, batchSize = 2000): Promise<RepriceOutcome> {
+  let cursor: { createdAt: string; botId: string; id: string } | null = null
+  const outcome = { scanned: 0, changed: 0 }
+  let costDelta = 0n
+  for (;;) {
+    const after: SQL = cursor
+      ? sql`AND (created_at, bot_id, id) > (${cursor.createdAt}::timestamptz, ${cursor.botId}, ${cursor.id})`
+      : sql``
+    const batch = await database.db.transaction(async (tx) => {
+      const rows = rowsOf<EventRow>(
+        await tx.execute(sql`
+          SELECT * FROM usage_events WHERE ${filterConditions(f)} ${after}
+          ORDER BY created_at, bot_id, id LIMIT ${batchSize} FOR UPDATE`),
+      )
+      const changes = rows.flatMap((r) => {
+        const next = reprice(r)
+        const same =
+          next.priced === r.priced && next.priceSource === r.price_source && sameDecimal(next.cost, r.cost)
+        return same ? [] : [{ bot_id: r.bot_id, id: r.id, cost: next.cost, priced: next.priced, price_source: next.priceSource }]
+      })
+      let delta = '0'
+      if (changes.length > 0) {
+        const payload = JSON.stringify(changes)
+        const changed = sql`(SELECT e.*, c.cost AS new_cost, c.priced AS new_priced, c.price_source AS new_price_source
+          FROM usage_events e JOIN json_to_recordset(${payload}::json) AS c(bot_id text, id text, cost numeric, priced boolean, price_source text)
+          USING (bot_id, id))`
+        const deltaRows = sql`(SELECT date_trunc('hour', created_at, 'UTC') AS hour, bot_id, provider, model, request_type, success,
+            sum(coalesce(new_cost, 0) - coalesce(cost, 0)) AS d_cost,
+            sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
+            sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,
+            sum(((NOT new_priced)::int - (NOT priced)::int) * output_tokens) AS d_unpriced_out
+          FROM ${changed} x GROUP BY 1, 2, 3, 4, 5, 6)`
+        // Everything below reads the events before they are updated, then updates them.
+        const [{ total }] = rowsOf<{ total: string }>(
+          await tx.execute(sql`SELECT coalesce(sum(d_cost), 0)::text AS total FROM ${deltaRows} d`),
+        )
+        delta = total
+        await tx.execute(sql`
+          SELECT 1 FROM usage_hourly h JOIN ${deltaRows} d USING (hour, bot_id, provider, model, request_type, success)
+          ORDER BY h.hour, h.bot_id, h.provider, h.model, h.request_type, h.success FOR UPDATE OF h`)
+        await tx.execute(sql`
+          UPDATE usage_hourly h SET cost = h.cost + d.d_cost, unpriced_calls = h.unpriced_calls + d.d_unpriced,
+            unpriced_input_tokens = h.unpriced_input_tokens + d.d_unpriced_in,
+            unpriced_output_tokens = h.unpriced_output_tokens + d.d_unpriced_out
+          FROM ${deltaRows} d
+          WHERE (h.hour, h.bot_id, h.provider, h.model, h.request_type, h.success) = (d.hour, d.bot_id, d.provider, d.model, d.request_type, d.success)`)
+        await tx.execute(sql`
+          UPDATE usage_events e SET cost = c.cost, priced = c.priced, price_source = c.price_source
+          FROM json_to_recordset(${payload}::json) AS c(bot_id text, id text, cost numeric, priced boolean, price_source text)
+          WHERE e.bot_id = c.bot_id AND e.id = c.id`)
+      }
+      return { rows, changed: changes.length, delta }
+    })
+    outcome.scanned += batch.rows.length
+    outcome.changed += batch.changed
+    costDelta += parseUsd(batch.delta)
+    if (batch.rows.length < batchSize) break
+    const last = batch.rows[batch.rows.length - 1]
+    cursor = { createdAt: new Date(last.created_at).toISOString(), botId: last.bot_id, id: last.id }
+  }
+  return { ...outcome, costDelta: formatUsd(costDelta) }
+}
+
+function sameDecimal(a: string | null, b: string | null): boolean {
+  return a === null || b === null ? a === b : parseUsd(a) === parseUsd(b)
 }

@@ -33,8 +33,8 @@ t.test('optional fields are stored and defaults applied', async (t) => {
   const res = await postUsage(app, {
     id: 'evt-1',
     botId: 'b1',
-    model: 'gpt-4o',
-    provider: 'openai',
+    model: 'in-house-model',
+    provider: 'acme',
     inputTokens: 1000,
     outputTokens: 200,
     cacheReadTokens: 600,

@@ -22,17 +22,17 @@ const ev = (id: string, createdAt: string, extra: Record<string, unknown> = {}) 
 
 t.test('stats group by model and provider', async (t) => {
   await postBatch(app, [
-    ev('1', '2024-01-01T00:00:00Z', { model: 'gpt-4o', provider: 'openai', inputTokens: 10, outputTokens: 5, totalTokens: 15, estimatedCost: 0.1 }),
-    ev('2', '2024-01-01T01:00:00Z', { model: 'gpt-4o', provider: 'openai', inputTokens: 20, outputTokens: 5, totalTokens: 25, estimatedCost: 0.2, success: false }),
-    ev('3', '2024-01-01T02:00:00Z', { model: 'gpt-4o', provider: 'azure', inputTokens: 1, outputTokens: 1, totalTokens: 2, estimatedCost: 0.01 }),
+    ev('1', '2024-01-01T00:00:00Z', { model: 'acme-large', provider: 'acme', inputTokens: 10, outputTokens: 5, totalTokens: 15, estimatedCost: 0.1 }),
+    ev('2', '2024-01-01T01:00:00Z', { model: 'acme-large', provider: 'acme', inputTokens: 20, outputTokens: 5, totalTokens: 25, estimatedCost: 0.2, success: false }),
+    ev('3', '2024-01-01T02:00:00Z', { model: 'acme-large', provider: 'acme-eu', inputTokens: 1, outputTokens: 1, totalTokens: 2, estimatedCost: 0.01 }),
     ev('4', '2024-01-01T03:00:00Z'),
   ])
   const { body } = await getJson<Stats>(app, '/api/usage')
   t.same(
     body.stats.map((s) => [s.model, s.provider, s._count.id, s._count.failed, s._sum.inputTokens, s._sum.totalTokens, s._sum.estimatedCost]),
     [
-      ['gpt-4o', 'openai', 2, 1, 30, 40, 0.3],
-      ['gpt-4o', 'azure', 1, 0, 1, 2, 0.01],
+      ['acme-large', 'acme', 2, 1, 30, 40, 0.3],
+      ['acme-large', 'acme-eu', 1, 0, 1, 2, 0.01],
       ['claude-opus', 'anthropic', 1, 0, 150, 450, 0.00675],
     ],
     'sorted by cost, descending',
@@ -62,12 +62,12 @@ t.test('filters: botId, model, provider, success, requestType', async (t) => {
   await postBatch(app, [
     ev('1', '2024-01-01T00:00:00Z', { botId: 'a' }),
     ev('2', '2024-01-01T00:00:00Z', { botId: 'b', success: false }),
-    ev('3', '2024-01-01T00:00:00Z', { botId: 'b', model: 'gpt-4o', provider: 'openai', requestType: 'api_call' }),
+    ev('3', '2024-01-01T00:00:00Z', { botId: 'b', model: 'acme-large', provider: 'acme', requestType: 'api_call' }),
   ])
   const count = async (qs: string) => (await getJson<Stats>(app, `/api/usage?${qs}`)).body.recentUsage.length
   t.equal(await count('botId=a'), 1)
   t.equal(await count('botId=b'), 2)
-  t.equal(await count('model=gpt-4o'), 1)
+  t.equal(await count('model=acme-large'), 1)
   t.equal(await count('provider=anthropic'), 2)
   t.equal(await count('success=false'), 1)
   t.equal(await count('success=true&botId=b'), 1)
