@@ -32,3 +32,18 @@ export async function getJson<T = Record<string, unknown>>(app: FastifyInstance,
   const res = await app.inject({ method: 'GET', url, headers })
   return { status: res.statusCode, body: res.json() as T, headers: res.headers }
 }
+
+/** Rollup totals per key minus raw totals per key: empty when every rollup row is exact. */
+export async function rollupMismatches(database: Database): Promise<Record<string, unknown>[]> {
+  return database.rows(sql`
+    WITH raw AS (
+      SELECT date_trunc('hour', created_at, 'UTC') AS hour, bot_id, provider, model, request_type, success,
+        count(*) AS calls, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+        coalesce(sum(cost), 0) AS cost, count(*) FILTER (WHERE NOT priced) AS unpriced_calls
+      FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6),
+    roll AS (
+      SELECT hour, bot_id, provider, model, request_type, success, calls, input_tokens, output_tokens, cost, unpriced_calls
+      FROM usage_hourly WHERE calls > 0)
+    SELECT * FROM (SELECT * FROM raw EXCEPT SELECT * FROM roll) a
+    UNION ALL SELECT * FROM (SELECT * FROM roll EXCEPT SELECT * FROM raw) b`)
+}
