@@ -120,6 +120,8 @@ export class UsageClient implements Tracker {
   #failedRounds = 0
   #nextProbeAt = 0
   #due = false
+  /** Set by #wake(); consumed by the next activity sleep so no wake-up is lost. */
+  #activity = false
   #flushRequested = 0
   #timer: NodeJS.Timeout | null = null
   #waiters = new Set<() => void>()
@@ -533,6 +535,9 @@ export class UsageClient implements Tracker {
   }
 
   #wake(): void {
+    // Work that arrives while the loop is between its check and its next sleep (e.g. track()
+    // right after a flush() resolved) must not be lost: the next activity sleep returns at once.
+    this.#activity = true
     const waiters = this.#waiters
     this.#waiters = new Set()
     for (const wake of waiters) wake()
@@ -541,6 +546,10 @@ export class UsageClient implements Tracker {
   /** Sleeps up to `ms`; woken early by close(), and by new work when `onActivity` is set. */
   #sleep(ms: number, onActivity: boolean): Promise<void> {
     if (this.#stopped) return Promise.resolve()
+    if (onActivity && this.#activity) {
+      this.#activity = false
+      return Promise.resolve()
+    }
     return new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined
       const done = (): void => {
@@ -549,8 +558,10 @@ export class UsageClient implements Tracker {
         resolve()
       }
       const wake = (): void => {
-        if (onActivity || this.#stopped) done()
-        else this.#waiters.add(wake)
+        if (onActivity || this.#stopped) {
+          if (onActivity) this.#activity = false
+          done()
+        } else this.#waiters.add(wake)
       }
       this.#waiters.add(wake)
       if (Number.isFinite(ms)) {

@@ -193,3 +193,13 @@ t.test('fromEnv reads the bot variables and USAGE_CLIENT_* knobs', async (t) => 
   t.ok(client instanceof UsageClient)
   await client.close({ deadlineMs: 10 })
 })
+
+t.test('an event tracked right after flush() resolved is not stranded (no lost wake-up)', async (t) => {
+  const server = await startUsageServer(t)
+  const { client } = clientFor(t, server, { batchSize: 1, flushIntervalMs: 60_000 })
+  for (let i = 0; i < 5; i++) {
+    client.track(sampleEvent(i))
+    t.equal(await client.flush({ timeoutMs: 2000 }), true, `event ${i} sent at once`)
+  }
+  t.equal(server.stored.length, 5)
+})
