@@ -1,0 +1,51 @@
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import pg from 'pg'
+import t from 'tap'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { ADMIN_KEY, bearer } from '../helpers/app.js'
+import { TEST_DATABASE_URL } from '../helpers/db.js'
+import { getJson, postUsage, SEED_EVENT } from '../helpers/usage.js'
+
+t.test('npm run reprice prices events stored before their override existed', async (t) => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'usage-reprice-'))
+  const schema = `reprice_${randomBytes(4).toString('hex')}`
+  t.teardown(async () => {
+    rmSync(dataDir, { recursive: true, force: true })
+    if (TEST_DATABASE_URL) {
+      const c = new pg.Client({ connectionString: TEST_DATABASE_URL })
+      await c.connect()
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+      await c.end()
+    }
+  })
+  const env = { LOG_LEVEL: 'silent', ADMIN_API_KEY: ADMIN_KEY, DATA_DIR: dataDir, DATABASE_SCHEMA: schema, DATABASE_URL: TEST_DATABASE_URL ?? '' }
+
+  let app = await buildApp(loadConfig(env))
+  const stored = await postUsage(app, { ...SEED_EVENT, model: 'acme-private', provider: 'acme', estimatedCost: undefined, createdAt: '2025-01-10T00:00:00Z' })
+  t.match(stored.json(), { priced: false, estimatedCost: null })
+  const override = await app.inject({
+    method: 'POST',
+    url: '/api/prices/overrides',
+    headers: bearer(ADMIN_KEY),
+    payload: { provider: 'acme', modelPattern: 'acme-private', effectiveFrom: '2025-01-01T00:00:00Z', input: 1, output: 2 },
+  })
+  t.equal(override.statusCode, 201)
+  await app.close()
+
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import=tsx', 'scripts/reprice.ts', '--from', '2025-01-01', '--to', '2025-01-31'], {
+    env: { ...process.env, ...env },
+  })
+  t.same(JSON.parse(stdout), { scanned: 1, changed: 1, costDelta: '0.00075' }, '150*1/1e6 + 300*2/1e6')
+
+  app = await buildApp(loadConfig(env))
+  t.teardown(() => app.close())
+  const { body } = await getJson<{ recentUsage: Record<string, unknown>[]; totalCost: number }>(app, '/api/usage', bearer(ADMIN_KEY))
+  t.match(body.recentUsage[0], { priced: true, estimatedCost: 0.00075, priceSource: `override:${override.json().id}` })
+  t.equal(body.totalCost, 0.00075)
+})
