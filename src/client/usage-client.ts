@@ -358,7 +358,11 @@ export class UsageClient implements Tracker {
         const events = this.#inflight
         this.#inflight = []
         if (outcome === 'unreachable' && spool) await this.#spill(events)
-        else this.#queue = events.concat(this.#queue)
+        else {
+          this.#queue = events.concat(this.#queue)
+          // They were due already: send them at the next probe, not at the next track().
+          this.#due = true
+        }
       }
       if (outcome === 'unreachable') this.#markUnreachable()
       this.#resolveFlushWaiters()

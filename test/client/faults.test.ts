@@ -141,3 +141,20 @@ t.test('close() drains queued events when the service is up', async (t) => {
   t.equal(server.stored.length, 7)
   t.match(client.stats(), { sent: 7, queued: 0 })
 })
+
+t.test('no spool: events put back after a failed round are sent at the next probe, with no further activity', async (t) => {
+  const server = await startUsageServer(t)
+  await server.down()
+  // A batch size the queue never reaches: only the flush timer makes these events due.
+  let unreachable = 0
+  const logger = { warn: (_: object, message?: string) => void (message?.includes('unreachable') && unreachable++) }
+  const { client } = clientFor(t, server, { batchSize: 100, flushIntervalMs: 20, logger })
+  client.track(sampleEvent(1))
+  await waitUntil(() => unreachable > 0, 'a whole failed retry round')
+  // The loop must probe again by itself (fastRetry caps delays at 50 ms); before the fix it slept
+  // until the next track().
+  await waitUntil(() => client.stats().retried >= 3, 'the probe after the failed round')
+  await server.up()
+  await waitUntil(() => server.stored.length === 1, 'delivered at the next probe', 10_000)
+  t.match(client.stats(), { sent: 1, queued: 0 })
+})
