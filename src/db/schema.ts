@@ -62,22 +62,42 @@ export const usageEvents = pgTable(
     primaryKey({ name: 'usage_events_pkey', columns: [t.botId, t.id] }),
     index('usage_events_created_at_idx').on(t.createdAt),
     index('usage_events_bot_created_at_idx').on(t.botId, t.createdAt),
+    // Failures are a few percent of events: this index costs little on ingest and lets the errors
+    // endpoint read only them (newest first, bot checked in the index).
+    index('usage_events_failures_idx').on(t.createdAt, t.botId).where(sql`NOT ${t.success}`),
   ],
 )
 
 /**
- * Hourly rollup, maintained in the same statement as the raw insert. Aggregates read it for
- * whole hours and raw rows only for partial edge hours, so answers stay exact.
+ * Lower bounds (ms) of the latency histogram kept in every rollup row: bucket i counts calls with
+ * LATENCY_BUCKET_LOWER_BOUNDS_MS[i] <= latencyMs < LATENCY_BUCKET_LOWER_BOUNDS_MS[i + 1]; the last
+ * bucket is open-ended. Above 100 ms the bounds follow the R10 series (ten per decade, each at most
+ * 26% above the previous), so a percentile read from the histogram is off by at most one bucket
+ * width: <= 50 ms below 100 ms, <= 26% of the true value from 100 ms to 100 s (docs/analytics.md).
+ * Changing this list changes the table layout: it needs a migration and a rollup rebuild.
  */
-export const usageHourly = pgTable(
-  'usage_hourly',
-  {
-    hour: ts('hour').notNull(),
-    botId: text('bot_id').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requestType: text('request_type').notNull(),
-    success: boolean('success').notNull(),
+export const LATENCY_BUCKET_LOWER_BOUNDS_MS = [
+  0, 10, 25, 50,
+  100, 125, 160, 200, 250, 315, 400, 500, 630, 800,
+  1000, 1250, 1600, 2000, 2500, 3150, 4000, 5000, 6300, 8000,
+  10000, 12500, 16000, 20000, 25000, 31500, 40000, 50000, 63000, 80000,
+  100000,
+] as const
+
+export const latencyBucketColumn = (lowerMs: number) => `latency_ge_${lowerMs}`
+
+const nullableCount = (name: string) => bigint(name, { mode: 'number' })
+
+/** Histogram buckets are NULL when empty (most are, in sparse rollup rows): NULL costs one bit, zero eight bytes. */
+function latencyHistogramColumns() {
+  const columns: Record<string, ReturnType<typeof nullableCount>> = {}
+  for (const lower of LATENCY_BUCKET_LOWER_BOUNDS_MS) columns[latencyBucketColumn(lower)] = nullableCount(latencyBucketColumn(lower))
+  return columns
+}
+
+/** What every rollup row sums up for its key; the same columns in the hourly and the daily table. */
+function rollupMeasures() {
+  return {
     calls: count('calls'),
     inputTokens: count('input_tokens'),
     outputTokens: count('output_tokens'),
@@ -91,13 +111,91 @@ export const usageHourly = pgTable(
     unpricedOutputTokens: count('unpriced_output_tokens'),
     latencySumMs: count('latency_sum_ms'),
     latencyCount: count('latency_count'),
+    latencyMaxMs: integer('latency_max_ms'),
+    ...latencyHistogramColumns(),
+  }
+}
+
+/**
+ * Hourly rollup (UTC hours), maintained in the same statement as the raw insert. Aggregates read
+ * it for whole hours and raw rows only for partial edge hours, so answers stay exact.
+ */
+export const usageHourly = pgTable(
+  'usage_hourly',
+  {
+    hour: ts('hour').notNull(),
+    botId: text('bot_id').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requestType: text('request_type').notNull(),
+    success: boolean('success').notNull(),
+    ...rollupMeasures(),
   },
   (t) => [
     primaryKey({
       name: 'usage_hourly_pkey',
       columns: [t.hour, t.botId, t.provider, t.model, t.requestType, t.success],
     }),
+    // Reads by one bot (every bound key's read) would otherwise walk all bots' rows of the range.
+    index('usage_hourly_bot_hour_idx').on(t.botId, t.hour),
   ],
+)
+
+/**
+ * Daily rollup (UTC days) of the same measures: a 90-day range reads ~24x fewer rows than from
+ * the hourly table. Maintained in the same statement as usage_hourly.
+ */
+export const usageDaily = pgTable(
+  'usage_daily',
+  {
+    day: ts('day').notNull(),
+    botId: text('bot_id').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requestType: text('request_type').notNull(),
+    success: boolean('success').notNull(),
+    ...rollupMeasures(),
+  },
+  (t) => [
+    primaryKey({
+      name: 'usage_daily_pkey',
+      columns: [t.day, t.botId, t.provider, t.model, t.requestType, t.success],
+    }),
+    index('usage_daily_bot_day_idx').on(t.botId, t.day),
+  ],
+)
+
+/**
+ * Daily rollup over all bots, per model: what dashboards ask most (stats, timeseries, cost by
+ * model across bots) reads ~20 rows per day here instead of ~1000 in usage_daily. It has no
+ * bot_id, unlike every other key: it is a derived cache that a deployment distributed on bot_id
+ * would keep local or leave out (readers pick it only when present; docs/analytics.md).
+ */
+export const usageDailyModels = pgTable(
+  'usage_daily_models',
+  {
+    day: ts('day').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requestType: text('request_type').notNull(),
+    success: boolean('success').notNull(),
+    ...rollupMeasures(),
+  },
+  (t) => [
+    primaryKey({ name: 'usage_daily_models_pkey', columns: [t.day, t.provider, t.model, t.requestType, t.success] }),
+  ],
+)
+
+/** Daily rollup per bot, all models together: totals and cost by bot read ~2 rows per bot and day. */
+export const usageDailyBots = pgTable(
+  'usage_daily_bots',
+  {
+    day: ts('day').notNull(),
+    botId: text('bot_id').notNull(),
+    success: boolean('success').notNull(),
+    ...rollupMeasures(),
+  },
+  (t) => [primaryKey({ name: 'usage_daily_bots_pkey', columns: [t.day, t.botId, t.success] })],
 )
 
 export const apiKeys = pgTable(
@@ -141,4 +239,88 @@ export const priceOverrides = pgTable(
     createdAt: ts('created_at').notNull().defaultNow(),
   },
   (t) => [index('price_overrides_provider_idx').on(t.provider)],
+)
+
+/** Channel settings of a budget, secrets included; the API never returns the secrets. */
+export interface StoredBudgetChannels {
+  webhook?: { url: string; secret: string }
+  email?: { to: string[] }
+  telegram?: { chatId: string; botToken: string | null }
+}
+
+/**
+ * Spending limits. Budgets are few and read by every instance, so they are not keyed by bot_id
+ * (a Citus reference table, not a distributed one).
+ */
+export const budgets = pgTable('budgets', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** Scope: each null column matches everything. */
+  botId: text('bot_id'),
+  provider: text('provider'),
+  model: text('model'),
+  /** 'day' | 'week' | 'month': calendar periods in time_zone (weeks start on Monday). */
+  period: text('period').notNull(),
+  timeZone: text('time_zone').notNull(),
+  limitUsd: usd('limit_usd').notNull(),
+  /** Percent of the limit, ascending. */
+  thresholds: integer('thresholds').array().notNull(),
+  notifyProjected: boolean('notify_projected').notNull().default(true),
+  channels: jsonb('channels').$type<StoredBudgetChannels>().notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+})
+
+/**
+ * One row per alert that fired. The unique key is what makes each threshold fire once per
+ * period (and per limit: raising a limit re-arms its thresholds) across instances and restarts:
+ * evaluators INSERT ... ON CONFLICT DO NOTHING and only the inserter creates deliveries.
+ */
+export const budgetAlerts = pgTable(
+  'budget_alerts',
+  {
+    id: text('id').primaryKey(),
+    /** No foreign key: drizzle-kit would pin it to the "public" schema (DATABASE_SCHEMA). Deleting a budget deletes its alerts. */
+    budgetId: text('budget_id').notNull(),
+    periodStart: ts('period_start').notNull(),
+    periodEnd: ts('period_end').notNull(),
+    /** 'threshold' | 'projected' (projected rows carry threshold 100). */
+    kind: text('kind').notNull(),
+    threshold: integer('threshold').notNull(),
+    limitUsd: usd('limit_usd').notNull(),
+    spentUsd: usd('spent_usd').notNull(),
+    projectedUsd: usd('projected_usd'),
+    /** Set when a higher threshold fired in the same evaluation and was the one delivered. */
+    supersededBy: text('superseded_by'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('budget_alerts_once_idx').on(t.budgetId, t.periodStart, t.kind, t.threshold, t.limitUsd),
+    index('budget_alerts_created_at_idx').on(t.createdAt),
+  ],
+)
+
+/** One row per alert and channel: the delivery's state, claimed by whichever instance is free. */
+export const budgetDeliveries = pgTable(
+  'budget_deliveries',
+  {
+    id: text('id').primaryKey(),
+    alertId: text('alert_id').notNull(),
+    /** 'webhook' | 'email' | 'telegram' */
+    channel: text('channel').notNull(),
+    /** 'pending' | 'delivered' | 'failed' | 'cancelled' */
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    /** When a pending delivery is next due; while an attempt runs, the end of its lease. */
+    nextAttemptAt: ts('next_attempt_at'),
+    lastAttemptAt: ts('last_attempt_at'),
+    lastError: text('last_error'),
+    deliveredAt: ts('delivered_at'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('budget_deliveries_alert_channel_idx').on(t.alertId, t.channel),
+    index('budget_deliveries_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+  ],
 )

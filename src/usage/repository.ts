@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { formatUsd, parseUsd } from '../pricing/money.js'
+import { ROLLUP_TABLES, rollupUpsertCtes, type RollupTable } from '../analytics/rollups.js'
 import type { UsageEvent } from './schemas.js'
 
 /** An event ready to store: validated, normalized and priced. */
@@ -135,7 +136,7 @@ function toRecordJson(events: NewUsageEvent[]): string {
 
 /**
  * The write path: stores a batch of events (a single event is a batch of one) and folds the
- * rows actually inserted into the hourly rollup, all in ONE statement, so the raw table and
+ * rows actually inserted into every rollup (ROLLUP_TABLES), all in ONE statement, so the raw table and
  * the rollup can never disagree. Re-sent (botId, id) pairs insert nothing and count nothing.
  *
  * Rollup upserts are ordered by key: concurrent batches then lock rollup rows in the same
@@ -157,36 +158,7 @@ export async function insertEvents(database: Database, events: NewUsageEvent[]):
       ON CONFLICT (bot_id, id) DO NOTHING
       RETURNING *
     ),
-    rolled AS (
-      INSERT INTO usage_hourly AS h (
-        hour, bot_id, provider, model, request_type, success, calls, input_tokens, output_tokens,
-        total_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost, unpriced_calls,
-        unpriced_input_tokens, unpriced_output_tokens, latency_sum_ms, latency_count)
-      SELECT date_trunc('hour', created_at, 'UTC'), bot_id, provider, model, request_type, success,
-        count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cache_read_tokens),
-        sum(cache_write_tokens), sum(reasoning_tokens), coalesce(sum(cost), 0),
-        count(*) FILTER (WHERE NOT priced),
-        coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0),
-        coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0),
-        coalesce(sum(latency_ms), 0), count(latency_ms)
-      FROM inserted
-      GROUP BY 1, 2, 3, 4, 5, 6
-      ORDER BY 1, 2, 3, 4, 5, 6
-      ON CONFLICT (hour, bot_id, provider, model, request_type, success) DO UPDATE SET
-        calls = h.calls + excluded.calls,
-        input_tokens = h.input_tokens + excluded.input_tokens,
-        output_tokens = h.output_tokens + excluded.output_tokens,
-        total_tokens = h.total_tokens + excluded.total_tokens,
-        cache_read_tokens = h.cache_read_tokens + excluded.cache_read_tokens,
-        cache_write_tokens = h.cache_write_tokens + excluded.cache_write_tokens,
-        reasoning_tokens = h.reasoning_tokens + excluded.reasoning_tokens,
-        cost = h.cost + excluded.cost,
-        unpriced_calls = h.unpriced_calls + excluded.unpriced_calls,
-        unpriced_input_tokens = h.unpriced_input_tokens + excluded.unpriced_input_tokens,
-        unpriced_output_tokens = h.unpriced_output_tokens + excluded.unpriced_output_tokens,
-        latency_sum_ms = h.latency_sum_ms + excluded.latency_sum_ms,
-        latency_count = h.latency_count + excluded.latency_count
-    )
+    ${rollupUpsertCtes('inserted')}
     SELECT * FROM inserted`)
   for (const r of inserted) created.set(eventKey(r.bot_id, r.id), r)
 
@@ -281,7 +253,7 @@ export interface RepriceOutcome {
 /**
  * Recomputes the cost of every event matching `f`, in keyset-paginated batches, each batch one
  * transaction: events are locked, changed costs written, and the same deltas applied to the
- * hourly rollup (rollup rows locked in the ingest path's key order, so the two never deadlock).
+ * rollups (rollup rows locked in the ingest path's order, so the two never deadlock).
  * Running it twice changes nothing the second time.
  */
 export async function repriceEvents(database: Database, f: EventFilter, reprice: Reprice, batchSize = 2000): Promise<RepriceOutcome> {
@@ -310,26 +282,36 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
         const changed = sql`(SELECT e.*, c.cost AS new_cost, c.priced AS new_priced, c.price_source AS new_price_source
           FROM usage_events e JOIN json_to_recordset(${payload}::json) AS c(bot_id text, id text, cost numeric, priced boolean, price_source text)
           USING (bot_id, id))`
-        const deltaRows = sql`(SELECT date_trunc('hour', created_at, 'UTC') AS hour, bot_id, provider, model, request_type, success,
+        const deltaRows = (rollup: RollupTable) => {
+          const keys = sql.raw(rollup.keys.join(', '))
+          return sql`(SELECT date_trunc(${rollup.grain}, created_at, 'UTC') AS ${sql.raw(rollup.grain)}, ${keys},
             sum(coalesce(new_cost, 0) - coalesce(cost, 0)) AS d_cost,
             sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
             sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,
             sum(((NOT new_priced)::int - (NOT priced)::int) * output_tokens) AS d_unpriced_out
-          FROM ${changed} x GROUP BY 1, 2, 3, 4, 5, 6)`
+          FROM ${changed} x GROUP BY ${sql.raw([rollup.grain, ...rollup.keys].join(', '))})`
+        }
         // Everything below reads the events before they are updated, then updates them.
         const [{ total }] = rowsOf<{ total: string }>(
-          await tx.execute(sql`SELECT coalesce(sum(d_cost), 0)::text AS total FROM ${deltaRows} d`),
+          await tx.execute(sql`SELECT coalesce(sum(d_cost), 0)::text AS total FROM ${deltaRows(ROLLUP_TABLES[0])} d`),
         )
         delta = total
-        await tx.execute(sql`
-          SELECT 1 FROM usage_hourly h JOIN ${deltaRows} d USING (hour, bot_id, provider, model, request_type, success)
-          ORDER BY h.hour, h.bot_id, h.provider, h.model, h.request_type, h.success FOR UPDATE OF h`)
-        await tx.execute(sql`
-          UPDATE usage_hourly h SET cost = h.cost + d.d_cost, unpriced_calls = h.unpriced_calls + d.d_unpriced,
-            unpriced_input_tokens = h.unpriced_input_tokens + d.d_unpriced_in,
-            unpriced_output_tokens = h.unpriced_output_tokens + d.d_unpriced_out
-          FROM ${deltaRows} d
-          WHERE (h.hour, h.bot_id, h.provider, h.model, h.request_type, h.success) = (d.hour, d.bot_id, d.provider, d.model, d.request_type, d.success)`)
+        // Rollup rows are locked table by table, each in key order: the order insertEvents uses.
+        for (const rollup of ROLLUP_TABLES) {
+          const key = [rollup.grain, ...rollup.keys]
+          await tx.execute(sql`
+            SELECT 1 FROM ${sql.raw(rollup.name)} h JOIN ${deltaRows(rollup)} d USING (${sql.raw(key.join(', '))})
+            ORDER BY ${sql.raw(key.map((c) => `h.${c}`).join(', '))} FOR UPDATE OF h`)
+        }
+        for (const rollup of ROLLUP_TABLES) {
+          const key = [rollup.grain, ...rollup.keys]
+          await tx.execute(sql`
+            UPDATE ${sql.raw(rollup.name)} h SET cost = h.cost + d.d_cost, unpriced_calls = h.unpriced_calls + d.d_unpriced,
+              unpriced_input_tokens = h.unpriced_input_tokens + d.d_unpriced_in,
+              unpriced_output_tokens = h.unpriced_output_tokens + d.d_unpriced_out
+            FROM ${deltaRows(rollup)} d
+            WHERE (${sql.raw(key.map((c) => `h.${c}`).join(', '))}) = (${sql.raw(key.map((c) => `d.${c}`).join(', '))})`)
+        }
         await tx.execute(sql`
           UPDATE usage_events e SET cost = c.cost, priced = c.priced, price_source = c.price_source
           FROM json_to_recordset(${payload}::json) AS c(bot_id text, id text, cost numeric, priced boolean, price_source text)

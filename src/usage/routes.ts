@@ -4,7 +4,8 @@ import type { Database } from '../db/connect.js'
 import { assertMayWrite, boundBot, readableBots } from '../auth/plugin.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent, type WriteQueue } from './ingest.js'
-import { recentEvents, statsFromRaw, toUsageEvent } from './repository.js'
+import { statsFromRollups } from '../analytics/queries.js'
+import { recentEvents, toUsageEvent } from './repository.js'
 import { toEventFilter } from './query.js'
 import {
   BatchBody,
@@ -128,7 +129,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
     async (request) => {
       const q = request.query
       const filter = toEventFilter(q, readableBots(request, q.botId))
-      const [rows, recent] = await Promise.all([statsFromRaw(database, filter), recentEvents(database, filter, q.limit ?? 20)])
+      const [rows, recent] = await Promise.all([statsFromRollups(database, filter), recentEvents(database, filter, q.limit ?? 20)])
       const stats: StatsRow[] = rows.map((r) => ({
         model: r.model,
         provider: r.provider,

@@ -1,0 +1,308 @@
+import { sql, type SQL } from 'drizzle-orm'
+import type { Database } from '../db/connect.js'
+import { filterConditions, type EventFilter, type EventRow, type StatsAggregateRow } from '../usage/repository.js'
+import {
+  aggregateSql,
+  measureAggregates,
+  measureColumns,
+  parseTotals,
+  type AggregateSpec,
+  type BucketUnit,
+  type Dimension,
+  type LatencyDetail,
+  type SqlRow,
+  type Totals,
+} from './sources.js'
+
+/** Half-open [from, to) in epoch ms; ±Infinity for an open side. */
+export interface Span {
+  from: number
+  to: number
+}
+
+const spanOf = (f: EventFilter): Span => ({ from: f.from?.getTime() ?? -Infinity, to: f.to?.getTime() ?? Infinity })
+
+/**
+ * GET /api/usage's groups (model + provider) with the exact total, from rollups for whole hours
+ * and days and raw events for partial edge hours. Same rows as statsFromRaw.
+ */
+export function statsFromRollups(database: Database, f: EventFilter): Promise<StatsAggregateRow[]> {
+  const grouped = aggregateSql({ filter: f, ...spanOf(f), dimensions: [{ column: 'model' }, { column: 'provider' }] })
+  return database.rows<StatsAggregateRow>(sql`
+    SELECT g0 AS model, g1 AS provider, calls, failures AS failed, input_tokens, output_tokens, total_tokens,
+      cache_read_tokens, cache_write_tokens, reasoning_tokens, cost, unpriced_calls, unpriced_input_tokens,
+      unpriced_output_tokens, sum(cost) OVER () AS total_cost
+    FROM (${grouped}) g WHERE calls > 0`)
+}
+
+/** Totals over a span, no grouping. */
+export async function totalsOver(database: Database, filter: EventFilter, span: Span, latency: LatencyDetail = 'none'): Promise<Totals> {
+  const [row] = await database.rows<SqlRow>(aggregateSql({ filter, ...span, latency }))
+  return parseTotals(row)
+}
+
+export interface SummaryGroups {
+  totals: Totals
+  byModel: { model: string; provider: string; totals: Totals }[]
+  byBot: { botId: string; totals: Totals }[]
+}
+
+/**
+ * Totals with the latency histogram, plus cost by model and by bot: three small aggregates, each
+ * read from the narrowest rollup that has its keys (and run concurrently on a pool).
+ */
+export async function summaryGroups(database: Database, filter: EventFilter, span: Span, limit: number): Promise<SummaryGroups> {
+  const [totalRows, modelRows, botRows] = await Promise.all([
+    database.rows<SqlRow>(aggregateSql({ filter, ...span, latency: 'histogram' })),
+    database.rows<SqlRow>(aggregateSql({ filter, ...span, dimensions: [{ column: 'provider' }, { column: 'model' }] })),
+    database.rows<SqlRow>(aggregateSql({ filter, ...span, dimensions: [{ column: 'bot_id' }] })),
+  ])
+  const byCost = (a: { totals: Totals }, b: { totals: Totals }) => compareDecimal(b.totals.cost, a.totals.cost) || b.totals.calls - a.totals.calls
+  return {
+    totals: parseTotals(totalRows[0] ?? {}),
+    byModel: modelRows
+      .map((r) => ({ provider: String(r.g0), model: String(r.g1), totals: parseTotals(r) }))
+      .sort((a, b) => byCost(a, b) || a.model.localeCompare(b.model))
+      .slice(0, limit),
+    byBot: botRows
+      .map((r) => ({ botId: String(r.g0), totals: parseTotals(r) }))
+      .sort((a, b) => byCost(a, b) || a.botId.localeCompare(b.botId))
+      .slice(0, limit),
+  }
+}
+
+/** Compares two non-negative-or-negative decimal strings exactly. */
+export function compareDecimal(a: string, b: string): number {
+  const [ai, af = ''] = a.replace(/^-/, '').split('.')
+  const [bi, bf = ''] = b.replace(/^-/, '').split('.')
+  const width = Math.max(af.length, bf.length)
+  const x = BigInt(ai + af.padEnd(width, '0')) * (a.startsWith('-') ? -1n : 1n)
+  const y = BigInt(bi + bf.padEnd(width, '0')) * (b.startsWith('-') ? -1n : 1n)
+  return x < y ? -1 : x > y ? 1 : 0
+}
+
+export interface BucketRow {
+  bucket: number
+  group: string | null
+  totals: Totals
+}
+
+function parseBucketRows(rows: SqlRow[], grouped: boolean): BucketRow[] {
+  return rows.map((r) => ({
+    bucket: new Date(r.bucket instanceof Date ? r.bucket : String(r.bucket)).getTime(),
+    group: grouped ? (r.g0 === null || r.g0 === undefined ? null : String(r.g0)) : null,
+    totals: parseTotals(r),
+  }))
+}
+
+export interface TimeseriesData {
+  overall: BucketRow[]
+  byGroup: BucketRow[]
+  /** Groups in ranked order (cost, then calls, then name), at most `limit`. */
+  groups: string[]
+  groupCount: number
+}
+
+/** Bucketed totals, and per-group buckets for the `limit` groups with the highest cost. */
+export async function timeseries(
+  database: Database,
+  spec: { filter: EventFilter; span: Span; unit: BucketUnit; tz: string; starts: number[]; groupBy: Dimension | null; limit: number },
+): Promise<TimeseriesData> {
+  const base: AggregateSpec = {
+    filter: spec.filter,
+    ...spec.span,
+    latency: 'average',
+    bucket: { unit: spec.unit, tz: spec.tz, starts: spec.starts },
+  }
+  const overall = database.rows<SqlRow>(aggregateSql(base))
+  let byGroup: Promise<SqlRow[]> = Promise.resolve([])
+  if (spec.groupBy) {
+    byGroup = database.rows<SqlRow>(sql`
+      WITH a AS (${aggregateSql({ ...base, dimensions: [spec.groupBy] })}),
+      ranked AS (
+        SELECT g0, row_number() OVER (ORDER BY sum(cost) DESC, sum(calls) DESC, g0) AS rank, count(*) OVER () AS group_count
+        FROM a GROUP BY g0
+      )
+      SELECT a.*, ranked.rank, ranked.group_count FROM a JOIN ranked ON a.g0 IS NOT DISTINCT FROM ranked.g0
+      WHERE ranked.rank <= ${spec.limit}
+      ORDER BY ranked.rank, a.bucket`)
+  }
+  const [overallRows, groupRows] = await Promise.all([overall, byGroup])
+  const groups: string[] = []
+  for (const r of groupRows) {
+    const g = String(r.g0)
+    if (groups[groups.length - 1] !== g) groups.push(g)
+  }
+  return {
+    overall: parseBucketRows(overallRows, false),
+    byGroup: parseBucketRows(groupRows, true),
+    groups,
+    groupCount: groupRows.length > 0 ? Number(groupRows[0].group_count) : 0,
+  }
+}
+
+export type BreakdownSort = 'cost' | 'calls' | 'failures' | 'totalTokens' | 'inputTokens' | 'outputTokens'
+
+const SORT_COLUMNS: Record<BreakdownSort, string> = {
+  cost: 'cost',
+  calls: 'calls',
+  failures: 'failures',
+  totalTokens: 'total_tokens',
+  inputTokens: 'input_tokens',
+  outputTokens: 'output_tokens',
+}
+
+export interface BreakdownData {
+  rows: { group: (string | null)[]; totals: Totals }[]
+  totals: Totals
+  groupCount: number
+}
+
+/**
+ * Totals per combination of one or two dimensions, sorted and limited in SQL, plus the totals
+ * over all groups, in one statement. Metadata dimensions read raw events (no rollup has them).
+ */
+export async function breakdown(
+  database: Database,
+  spec: { filter: EventFilter; span: Span; dimensions: Dimension[]; sort: BreakdownSort; order: 'asc' | 'desc'; limit: number },
+): Promise<BreakdownData> {
+  const aggregate: AggregateSpec = { filter: spec.filter, ...spec.span, dimensions: spec.dimensions, latency: 'histogram' }
+  const groupColumns = spec.dimensions.map((_, i) => `g${i}`)
+  const columns = sql.raw([...groupColumns, ...measureColumns('histogram')].join(', '))
+  const direction = sql.raw(spec.order === 'asc' ? 'ASC' : 'DESC')
+  const tieBreak = sql.raw(groupColumns.map((c) => `${c} NULLS LAST`).join(', '))
+  const nulls = sql.raw(groupColumns.map((c) => `NULL::text AS ${c}`).join(', '))
+  const rows = await database.rows<SqlRow>(sql`
+    WITH g AS (${aggregateSql(aggregate)}),
+    top AS (
+      SELECT g.*, row_number() OVER (ORDER BY ${sql.raw(SORT_COLUMNS[spec.sort])} ${direction}, ${tieBreak}) AS position
+      FROM g ORDER BY position LIMIT ${spec.limit}
+    )
+    SELECT false AS is_total, position, ${columns}, NULL::bigint AS group_count FROM top
+    UNION ALL
+    SELECT true, 0, ${nulls}, ${measureAggregates('histogram')}, count(*) FROM g
+    ORDER BY 1, 2`)
+  const result: BreakdownData = { rows: [], totals: parseTotals({}), groupCount: 0 }
+  for (const r of rows) {
+    if (r.is_total === true || r.is_total === 't') {
+      result.totals = parseTotals(r)
+      result.groupCount = Number(r.group_count)
+    } else {
+      result.rows.push({ group: groupColumns.map((c) => (r[c] === null || r[c] === undefined ? null : String(r[c]))), totals: parseTotals(r) })
+    }
+  }
+  return result
+}
+
+export interface MonthlyRow {
+  botId: string
+  provider: string
+  model: string
+  totals: Totals
+}
+
+/** One row per bot x provider x model, sorted by bot, provider, model; totals over all rows. */
+export async function monthlyReport(
+  database: Database,
+  filter: EventFilter,
+  span: Span,
+  maxRows: number,
+): Promise<{ rows: MonthlyRow[]; totals: Totals; rowCount: number }> {
+  const grouped = aggregateSql({ filter, ...span, dimensions: [{ column: 'bot_id' }, { column: 'provider' }, { column: 'model' }] })
+  const rows = await database.rows<SqlRow>(sql`
+    WITH g AS (${grouped})
+    SELECT GROUPING(g0) AS is_total, g0, g1, g2, ${measureAggregates('none')}, count(*) OVER (PARTITION BY GROUPING(g0)) AS row_count
+    FROM g GROUP BY GROUPING SETS ((), (g0, g1, g2))
+    ORDER BY GROUPING(g0), g0, g1, g2
+    LIMIT ${maxRows + 1}`)
+  const result = { rows: [] as MonthlyRow[], totals: parseTotals({}), rowCount: 0 }
+  for (const r of rows) {
+    if (Number(r.is_total) === 1) {
+      result.totals = parseTotals(r)
+    } else {
+      result.rowCount = Number(r.row_count)
+      if (result.rows.length < maxRows) result.rows.push({ botId: String(r.g0), provider: String(r.g1), model: String(r.g2), totals: parseTotals(r) })
+    }
+  }
+  // With more than maxRows groups the totals row is cut off by LIMIT: compute it on its own.
+  if (result.rowCount > maxRows) result.totals = await totalsOver(database, filter, span)
+  return result
+}
+
+// ---- raw event pages -------------------------------------------------------------------------
+
+/** Where a page ends: the last row's sort key and the snapshot instant of the first page. */
+export interface EventPosition {
+  /** created_at with microseconds, UTC, as Postgres prints it. */
+  createdAt: string
+  botId: string
+  id: string
+  /** Only events received up to this instant are listed, so later inserts cannot shift pages. */
+  asOf: string
+}
+
+export interface PagedEventRow extends EventRow {
+  cursor_at: string
+  as_of: string
+}
+
+const MICROS_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`
+
+/**
+ * A page of raw events in (created_at, bot_id, id) order, newest first by default, after
+ * `position` when given. One more row than `limit` tells the caller whether a next page exists.
+ */
+export function eventPage(
+  database: Database,
+  filter: EventFilter,
+  position: EventPosition | null,
+  limit: number,
+  direction: 'asc' | 'desc' = 'desc',
+): Promise<PagedEventRow[]> {
+  const conditions: SQL[] = [filterConditions(filter)]
+  const cmp = sql.raw(direction === 'desc' ? '<' : '>')
+  if (position) {
+    conditions.push(sql`received_at <= ${position.asOf}::timestamptz`)
+    conditions.push(sql`created_at ${sql.raw(direction === 'desc' ? '<=' : '>=')} ${position.createdAt}::timestamptz`)
+    conditions.push(sql`(created_at, bot_id, id) ${cmp} (${position.createdAt}::timestamptz, ${position.botId}, ${position.id})`)
+  }
+  const dir = sql.raw(direction === 'desc' ? 'DESC' : 'ASC')
+  return database.rows<PagedEventRow>(sql`
+    SELECT *, to_char(created_at AT TIME ZONE 'UTC', ${sql.raw(MICROS_UTC)}) AS cursor_at,
+      ${position ? sql`${position.asOf}` : sql`to_char(statement_timestamp() AT TIME ZONE 'UTC', ${sql.raw(MICROS_UTC)})`} AS as_of
+    FROM usage_events WHERE ${sql.join(conditions, sql` AND `)}
+    ORDER BY created_at ${dir}, bot_id ${dir}, id ${dir}
+    LIMIT ${limit + 1}`)
+}
+
+export interface ErrorMessageCount {
+  message: string | null
+  count: number
+  lastSeen: Date
+}
+
+/** The most frequent error messages among failures matching the filter. */
+export async function topErrorMessages(database: Database, filter: EventFilter, limit: number): Promise<ErrorMessageCount[]> {
+  if (limit === 0) return []
+  const rows = await database.rows<{ message: string | null; n: string | number; last_seen: Date | string }>(sql`
+    SELECT error_message AS message, count(*) AS n, max(created_at) AS last_seen
+    FROM usage_events WHERE ${filterConditions({ ...filter, success: false })}
+    GROUP BY error_message ORDER BY n DESC, last_seen DESC LIMIT ${limit}`)
+  return rows.map((r) => ({ message: r.message, count: Number(r.n), lastSeen: r.last_seen instanceof Date ? r.last_seen : new Date(r.last_seen) }))
+}
+
+/**
+ * Every event matching the filter, oldest first, fetched `batchSize` rows per query by keyset:
+ * memory stays bounded by one batch however large the export, and no transaction is held open.
+ */
+export async function* exportEvents(database: Database, filter: EventFilter, batchSize: number): AsyncGenerator<PagedEventRow[]> {
+  let position: EventPosition | null = null
+  for (;;) {
+    const rows = await eventPage(database, filter, position, batchSize - 1, 'asc')
+    if (rows.length === 0) return
+    yield rows
+    if (rows.length < batchSize) return
+    const last = rows[rows.length - 1]
+    position = { createdAt: last.cursor_at, botId: last.bot_id, id: last.id, asOf: last.as_of }
+  }
+}

@@ -1,0 +1,178 @@
+import { sql, type SQL } from 'drizzle-orm'
+import type { Database } from '../db/connect.js'
+import { LATENCY_BUCKET_LOWER_BOUNDS_MS, latencyBucketColumn } from '../db/schema.js'
+
+/**
+ * The one definition of what a rollup row holds and how it is computed from raw events, used by
+ * the write path (insertEvents), the benchmark's bulk rebuild and the consistency tests, so the
+ * three can never disagree about a column.
+ */
+
+export interface LatencyBucket {
+  column: string
+  lowerMs: number
+  /** Exclusive; null for the last, open-ended bucket. */
+  upperMs: number | null
+}
+
+export const LATENCY_BUCKETS: readonly LatencyBucket[] = LATENCY_BUCKET_LOWER_BOUNDS_MS.map((lowerMs, i) => ({
+  column: latencyBucketColumn(lowerMs),
+  lowerMs,
+  upperMs: i + 1 < LATENCY_BUCKET_LOWER_BOUNDS_MS.length ? LATENCY_BUCKET_LOWER_BOUNDS_MS[i + 1] : null,
+}))
+
+/** Key columns a rollup may have after its time column, in primary-key (and lock) order. */
+export const ROLLUP_KEY_COLUMNS = ['bot_id', 'provider', 'model', 'request_type', 'success'] as const
+export type RollupKey = (typeof ROLLUP_KEY_COLUMNS)[number]
+
+export type RollupGrain = 'hour' | 'day'
+
+export interface RollupTable {
+  name: string
+  grain: RollupGrain
+  /** Key columns after the time column (named like the grain), in primary-key order. */
+  keys: readonly RollupKey[]
+}
+
+/**
+ * Every rollup, in the order writers lock them: insertEvents upserts them in this order (each
+ * after the previous one finished) and repriceEvents locks them in this order too.
+ */
+export const ROLLUP_TABLES: readonly RollupTable[] = [
+  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS },
+  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS },
+  { name: 'usage_daily_models', grain: 'day', keys: ['provider', 'model', 'request_type', 'success'] },
+  { name: 'usage_daily_bots', grain: 'day', keys: ['bot_id', 'success'] },
+]
+
+export const HOURLY_ROLLUP = ROLLUP_TABLES[0]
+
+/**
+ * Daily rollups in the order readers prefer them: fewest rows per day first (models are usually
+ * fewer than bots), the full key last. A reader takes the first one that has every key it needs.
+ */
+export const DAILY_ROLLUPS_NARROWEST_FIRST: readonly RollupTable[] = ['usage_daily_models', 'usage_daily_bots', 'usage_daily'].map((name) => {
+  const table = ROLLUP_TABLES.find((r) => r.name === name)
+  if (!table) throw new Error(`unknown rollup ${name}`)
+  return table
+})
+
+/** Measures that add up when rows merge. */
+const ADDITIVE_MEASURES = [
+  'calls',
+  'input_tokens',
+  'output_tokens',
+  'total_tokens',
+  'cache_read_tokens',
+  'cache_write_tokens',
+  'reasoning_tokens',
+  'cost',
+  'unpriced_calls',
+  'unpriced_input_tokens',
+  'unpriced_output_tokens',
+  'latency_sum_ms',
+  'latency_count',
+] as const
+
+const histogramColumns = LATENCY_BUCKETS.map((b) => b.column)
+
+/** Every measure column of usage_hourly and usage_daily, in the order rollupAggregatesOfEvents produces them. */
+export const ROLLUP_MEASURE_COLUMNS: readonly string[] = [...ADDITIVE_MEASURES, 'latency_max_ms', ...histogramColumns]
+
+export const rollupMeasureColumnList = (): SQL => sql.raw(ROLLUP_MEASURE_COLUMNS.join(', '))
+
+/** `latency_ms` falls into the bucket (a SQL boolean over an events row). */
+export function inLatencyBucket(bucket: LatencyBucket, latency: string = 'latency_ms'): string {
+  return bucket.upperMs === null ? `${latency} >= ${bucket.lowerMs}` : `${latency} >= ${bucket.lowerMs} AND ${latency} < ${bucket.upperMs}`
+}
+
+/**
+ * Aggregates over a set of usage_events rows (in a GROUP BY by rollup key) producing the
+ * measure columns in ROLLUP_MEASURE_COLUMNS order. Empty histogram buckets are NULL.
+ */
+export function rollupAggregatesOfEvents(): SQL {
+  return sql.raw(
+    [
+      'count(*)',
+      'sum(input_tokens)',
+      'sum(output_tokens)',
+      'sum(total_tokens)',
+      'sum(cache_read_tokens)',
+      'sum(cache_write_tokens)',
+      'sum(reasoning_tokens)',
+      'coalesce(sum(cost), 0)',
+      'count(*) FILTER (WHERE NOT priced)',
+      'coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0)',
+      'coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0)',
+      'coalesce(sum(latency_ms), 0)',
+      'count(latency_ms)',
+      'max(latency_ms)',
+      ...LATENCY_BUCKETS.map((b) => `nullif(count(*) FILTER (WHERE ${inLatencyBucket(b)}), 0)`),
+    ].join(',\n        '),
+  )
+}
+
+/** The ON CONFLICT DO UPDATE assignments that fold `excluded` into the stored row aliased `target`. */
+export function rollupMergeAssignments(target: string): SQL {
+  return sql.raw(
+    [
+      ...ADDITIVE_MEASURES.map((c) => `${c} = ${target}.${c} + excluded.${c}`),
+      `latency_max_ms = greatest(${target}.latency_max_ms, excluded.latency_max_ms)`,
+      // NULL means zero: the sum when both exist, else whichever exists.
+      ...histogramColumns.map((c) => `${c} = coalesce(${target}.${c} + excluded.${c}, ${target}.${c}, excluded.${c})`),
+    ].join(',\n        '),
+  )
+}
+
+/**
+ * INSERT ... SELECT that folds the events of `eventsRelation` (a CTE name or table) into
+ * `rollup`, upserting in key order so that concurrent writers lock rows in the same order and
+ * cannot deadlock. `guard` is appended to the WHERE clause (used to sequence the upserts of one
+ * statement).
+ */
+export function upsertRollupFrom(rollup: RollupTable, eventsRelation: string, guard: SQL = sql`TRUE`): SQL {
+  const time = sql.raw(rollup.grain)
+  const keys = sql.raw(rollup.keys.join(', '))
+  const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
+  return sql`
+    INSERT INTO ${sql.raw(rollup.name)} AS r (${time}, ${keys}, ${rollupMeasureColumnList()})
+    SELECT date_trunc(${sql.raw(`'${rollup.grain}'`)}, created_at, 'UTC'), ${keys},
+        ${rollupAggregatesOfEvents()}
+    FROM ${sql.raw(eventsRelation)}
+    WHERE ${guard}
+    GROUP BY ${positions}
+    ORDER BY ${positions}
+    ON CONFLICT (${time}, ${keys}) DO UPDATE SET
+        ${rollupMergeAssignments('r')}`
+}
+
+/**
+ * The CTEs of the ingest statement that fold the CTE `inserted` into every rollup. Each upsert
+ * reads the previous one's RETURNING, which makes them run one after the other, in
+ * ROLLUP_TABLES order: every writer (and repriceEvents) then takes rollup row locks in the same
+ * global order, and none deadlock.
+ */
+export function rollupUpsertCtes(eventsRelation: string): SQL {
+  return sql.join(
+    ROLLUP_TABLES.map((rollup, i) => {
+      const guard = i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`)
+      return sql`${sql.raw(`rolled_${i}`)} AS (${upsertRollupFrom(rollup, eventsRelation, guard)} RETURNING 1)`
+    }),
+    sql`,
+    `,
+  )
+}
+
+/**
+ * Rebuilds every rollup from the raw events in one transaction (after a bulk load that bypassed
+ * insertEvents, or after the histogram layout changed). Rollup rows for hours whose raw events
+ * were removed by retention are lost, so never run it on a database with retention enabled.
+ */
+export async function rebuildRollups(database: Database): Promise<void> {
+  await database.db.transaction(async (tx) => {
+    for (const rollup of ROLLUP_TABLES) {
+      await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
+      await tx.execute(upsertRollupFrom(rollup, 'usage_events'))
+    }
+  })
+}

@@ -1,0 +1,67 @@
+import { sql } from 'drizzle-orm'
+import type { Database } from '../db/connect.js'
+import { DAY_MS } from '../lib/time.js'
+
+export interface RetentionOptions {
+  /** Raw events older than this many days are deleted; rollups are kept. */
+  retentionDays: number
+  /** Events deleted per statement: bounds lock time and WAL per transaction. */
+  batchSize: number
+  /** How often the job runs. */
+  intervalMs: number
+  onError: (err: unknown) => void
+  onDeleted?: (count: number, cutoff: Date) => void
+}
+
+/** Start of the UTC day `retentionDays` before `now`: raw events before it are expired. */
+export function retentionCutoff(now: Date, retentionDays: number): Date {
+  return new Date(Math.floor((now.getTime() - retentionDays * DAY_MS) / DAY_MS) * DAY_MS)
+}
+
+/**
+ * Deletes raw events created before `cutoff`, `batchSize` at a time (each batch its own
+ * statement, oldest first via the created_at index), until none is left. Rollups are untouched,
+ * so stats over whole hours and days survive; the cutoff is a UTC midnight so no rollup hour is
+ * left half-backed by raw rows.
+ */
+export async function deleteExpiredEvents(database: Database, cutoff: Date, batchSize: number): Promise<number> {
+  let deleted = 0
+  for (;;) {
+    const rows = await database.rows<{ n: string | number }>(sql`
+      WITH doomed AS (
+        SELECT bot_id, id FROM usage_events WHERE created_at < ${cutoff.toISOString()}
+        ORDER BY created_at LIMIT ${batchSize}
+      ),
+      gone AS (DELETE FROM usage_events e USING doomed d WHERE e.bot_id = d.bot_id AND e.id = d.id RETURNING 1)
+      SELECT count(*) AS n FROM gone`)
+    const n = Number(rows[0]?.n ?? 0)
+    deleted += n
+    if (n < batchSize) return deleted
+    // Let queued requests use the connection between batches (the embedded engine has one).
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+/** Runs the retention job now and then every intervalMs; returns a function that stops it. */
+export function startRetention(database: Database, opts: RetentionOptions): () => Promise<void> {
+  let running: Promise<void> | null = null
+  const run = () => {
+    if (running) return
+    const cutoff = retentionCutoff(new Date(), opts.retentionDays)
+    running = deleteExpiredEvents(database, cutoff, opts.batchSize)
+      .then((count) => opts.onDeleted?.(count, cutoff))
+      .catch(opts.onError)
+      .finally(() => {
+        running = null
+      })
+  }
+  const timer = setInterval(run, opts.intervalMs)
+  timer.unref()
+  const first = setTimeout(run, 1000)
+  first.unref()
+  return async () => {
+    clearInterval(timer)
+    clearTimeout(first)
+    await running
+  }
+}

@@ -1,0 +1,59 @@
+import { sql } from 'drizzle-orm'
+import type { FastifyInstance } from 'fastify'
+import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents, type RollupTable } from '../../src/analytics/rollups.js'
+import type { Database } from '../../src/db/connect.js'
+import { ADMIN_KEY, bearer } from '../helpers/app.js'
+import { postBatch } from '../helpers/usage.js'
+
+/** An event of an unknown provider: its cost is exactly the reported one (unpriced). */
+export function ev(id: string, createdAt: string, extra: Record<string, unknown> = {}) {
+  return {
+    id,
+    botId: 'bot_a',
+    provider: 'acme',
+    model: 'acme-large',
+    requestType: 'message',
+    inputTokens: 10,
+    outputTokens: 5,
+    estimatedCost: 0.01,
+    createdAt,
+    ...extra,
+  }
+}
+
+/** Stores events through the batch endpoint, failing loudly on anything but 'created'. */
+export async function seed(app: FastifyInstance, events: Record<string, unknown>[]): Promise<void> {
+  for (let i = 0; i < events.length; i += 1000) {
+    const res = await postBatch(app, events.slice(i, i + 1000))
+    const body = res.json() as { created: number }
+    if (res.statusCode !== 200 || body.created !== Math.min(1000, events.length - i)) {
+      throw new Error(`seed failed: ${res.statusCode} ${res.body.slice(0, 500)}`)
+    }
+  }
+}
+
+export async function get<T>(app: FastifyInstance, url: string, key = ADMIN_KEY): Promise<{ status: number; body: T; text: string; headers: Record<string, unknown> }> {
+  const res = await app.inject({ method: 'GET', url, headers: bearer(key) })
+  const text = res.body
+  const json = (res.headers['content-type'] ?? '').toString().startsWith('application/json') ? (JSON.parse(text) as T) : (undefined as T)
+  return { status: res.statusCode, body: json, text, headers: res.headers }
+}
+
+/**
+ * Rows of `rollup` that differ from the same aggregate recomputed from raw events: empty when the
+ * rollup is exactly consistent (counts, tokens, cost, histogram, max latency).
+ */
+export async function rollupMismatches(database: Database, rollup: RollupTable): Promise<Record<string, unknown>[]> {
+  const keyList = [rollup.grain, ...rollup.keys].join(', ')
+  const columns = sql.raw([keyList, ...ROLLUP_MEASURE_COLUMNS].join(', '))
+  const measuresOf = (alias: string) => sql.raw(`ROW(${ROLLUP_MEASURE_COLUMNS.map((c) => `${alias}.${c}`).join(', ')})`)
+  const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
+  return database.rows(sql`
+    SELECT ${sql.raw(keyList)}, r.calls AS raw_calls, s.calls AS rollup_calls, r.cost AS raw_cost, s.cost AS rollup_cost
+    FROM (
+      SELECT date_trunc(${rollup.grain}, created_at, 'UTC'), ${sql.raw(rollup.keys.join(', '))}, ${rollupAggregatesOfEvents()}
+      FROM usage_events GROUP BY ${positions}
+    ) AS r(${columns})
+    FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(keyList)})
+    WHERE r.calls IS NULL OR s.calls IS NULL OR ${measuresOf('r')} IS DISTINCT FROM ${measuresOf('s')}`)
+}
