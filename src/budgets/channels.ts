@@ -1,0 +1,184 @@
+import { createHmac } from 'node:crypto'
+import nodemailer, { type Transporter } from 'nodemailer'
+import { Agent, request } from 'undici'
+import { formatUsd, PICO_PER_USD, usdToNumber } from '../pricing/money.js'
+import { describeScope } from './definition.js'
+import type { ClaimedDelivery } from './repository.js'
+
+/** Header names of signed webhooks (documented in docs/budgets.md). */
+export const SIGNATURE_HEADER = 'x-signature'
+export const TIMESTAMP_HEADER = 'x-timestamp'
+
+export interface ChannelSettings {
+  smtpUrl: string | null
+  emailFrom: string | null
+  telegramBotToken: string | null
+  telegramApiRoot: string
+  /** Per request: connect, headers and body each (webhook, Telegram, SMTP). */
+  timeoutMs: number
+}
+
+type DeliveredBudget = NonNullable<ClaimedDelivery['budget']>
+
+/** An alert as people and programs read it. */
+export interface AlertMessage {
+  subject: string
+  text: string
+  /** The webhook body, before `sentAt` is added. */
+  payload: Record<string, unknown>
+}
+
+const ADJECTIVE = { day: 'daily', week: 'weekly', month: 'monthly' } as const
+
+/** "$41.20"; amounts under a cent keep their exact digits ("$0.0042"). */
+export function dollars(pico: bigint): string {
+  const cent = PICO_PER_USD / 100n
+  const cents = (pico + cent / 2n) / cent
+  if (cents === 0n && pico !== 0n) return `$${formatUsd(pico)}`
+  return `$${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`
+}
+
+/** Percent with two decimals, rounded down: 82.4 means 82.4 %. */
+export function percentOf(spent: bigint, limit: bigint): number {
+  return limit === 0n ? 0 : Number((spent * 10_000n) / limit) / 100
+}
+
+function localTime(at: Date, timeZone: string): string {
+  return new Intl.DateTimeFormat('sv-SE', { timeZone, dateStyle: 'short', timeStyle: 'short' }).format(at)
+}
+
+export function composeAlert(d: ClaimedDelivery, budget: DeliveredBudget): AlertMessage {
+  const a = d.alert
+  const period = `${localTime(a.window.start, budget.timeZone)} to ${localTime(a.window.end, budget.timeZone)} (${budget.timeZone})`
+  const percent = percentOf(a.spent, a.limit)
+  const subject =
+    a.kind === 'threshold'
+      ? `Budget "${budget.name}" reached ${a.threshold}%: ${dollars(a.spent)} of ${dollars(a.limit)} ${ADJECTIVE[budget.period]}`
+      : `Budget "${budget.name}" is projected to overrun: ${dollars(a.projected ?? 0n)} of ${dollars(a.limit)} by period end`
+  const lines = [
+    subject,
+    '',
+    `Budget: ${budget.name} (${budget.id})`,
+    `Scope: ${describeScope(budget.scope)}`,
+    `Period: ${period}`,
+    `Spent: ${dollars(a.spent)} of ${dollars(a.limit)} (${percent}%)`,
+  ]
+  if (a.projected !== null) lines.push(`Projected at period end: ${dollars(a.projected)}`)
+  if (a.alsoCrossed.length > 0) lines.push(`Also crossed: ${a.alsoCrossed.map((t) => `${t}%`).join(', ')}`)
+  return {
+    subject,
+    text: lines.join('\n'),
+    payload: {
+      id: a.id,
+      type: a.kind === 'threshold' ? 'budget.threshold_reached' : 'budget.projected_overrun',
+      budget: { id: budget.id, name: budget.name, scope: budget.scope, period: budget.period, timeZone: budget.timeZone },
+      threshold: a.threshold,
+      alsoCrossed: a.alsoCrossed,
+      limitUsd: usdToNumber(a.limit),
+      spentUsd: usdToNumber(a.spent),
+      percent,
+      projectedUsd: a.projected === null ? null : usdToNumber(a.projected),
+      periodStart: a.window.start.toISOString(),
+      periodEnd: a.window.end.toISOString(),
+      createdAt: a.createdAt.toISOString(),
+      message: subject,
+    },
+  }
+}
+
+export function signBody(body: string, secret: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`
+}
+
+class DeliveryError extends Error {}
+
+/** The three ways out. Clients are created here and closed with `close()`. */
+export class AlertChannels {
+  private readonly agent: Agent
+  private mailer: Transporter | null = null
+
+  constructor(private readonly settings: ChannelSettings) {
+    this.agent = new Agent({
+      connect: { timeout: settings.timeoutMs },
+      headersTimeout: settings.timeoutMs,
+      bodyTimeout: settings.timeoutMs,
+    })
+  }
+
+  async webhook(channel: { url: string; secret: string }, message: AlertMessage, attempt: number, signal: AbortSignal): Promise<void> {
+    const sentAt = new Date()
+    // The timestamp is inside the signed body too, so a receiver can refuse replays.
+    const body = JSON.stringify({ ...message.payload, sentAt: sentAt.toISOString(), attempt })
+    const res = await request(channel.url, {
+      method: 'POST',
+      dispatcher: this.agent,
+      signal,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'llm-usage-tracker-alerts/1',
+        [SIGNATURE_HEADER]: signBody(body, channel.secret),
+        [TIMESTAMP_HEADER]: String(Math.floor(sentAt.getTime() / 1000)),
+        'x-alert-id': String(message.payload.id),
+      },
+      body,
+    })
+    const text = await res.body.text()
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      throw new DeliveryError(`webhook answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`)
+    }
+  }
+
+  async email(channel: { to: string[] }, message: AlertMessage): Promise<void> {
+    const { smtpUrl, emailFrom } = this.settings
+    if (smtpUrl === null || emailFrom === null) throw new DeliveryError('SMTP_URL is not configured')
+    this.mailer ??= nodemailer.createTransport({
+      url: smtpUrl,
+      connectionTimeout: this.settings.timeoutMs,
+      greetingTimeout: this.settings.timeoutMs,
+      socketTimeout: this.settings.timeoutMs,
+    })
+    await this.mailer.sendMail({ from: emailFrom, to: channel.to, subject: message.subject, text: message.text })
+  }
+
+  async telegram(channel: { chatId: string; botToken: string | null }, message: AlertMessage, signal: AbortSignal): Promise<void> {
+    const token = channel.botToken ?? this.settings.telegramBotToken
+    if (token === null) throw new DeliveryError('no bot token: set botToken on the channel or ALERT_TELEGRAM_BOT_TOKEN')
+    const res = await request(`${this.settings.telegramApiRoot}/bot${token}/sendMessage`, {
+      method: 'POST',
+      dispatcher: this.agent,
+      signal,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ chat_id: channel.chatId, text: message.text, disable_web_page_preview: true }),
+    })
+    const text = await res.body.text()
+    let reply: { ok?: unknown; description?: unknown } = {}
+    try {
+      reply = JSON.parse(text) as typeof reply
+    } catch {
+      // Not the Bot API's JSON: report the status below.
+    }
+    if (res.statusCode !== 200 || reply.ok !== true) {
+      const description = typeof reply.description === 'string' ? `: ${reply.description.slice(0, 200)}` : ''
+      throw new DeliveryError(`Telegram answered HTTP ${res.statusCode}${description}`)
+    }
+  }
+
+  /** Secrets that must never reach a stored error or a log line. */
+  secrets(extra: Array<string | null | undefined>): string[] {
+    const all = [...extra, this.settings.telegramBotToken]
+    if (this.settings.smtpUrl !== null) {
+      try {
+        const password = decodeURIComponent(new URL(this.settings.smtpUrl).password)
+        if (password) all.push(password)
+      } catch {
+        // Validated at start; nothing to hide otherwise.
+      }
+    }
+    return all.filter((s): s is string => typeof s === 'string' && s.length > 0)
+  }
+
+  async close(): Promise<void> {
+    this.mailer?.close()
+    await this.agent.close()
+  }
+}

@@ -1,0 +1,251 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { Database } from '../db/connect.js'
+import { ErrorResponse, Errors } from '../errors.js'
+import { uuidv7 } from '../lib/uuidv7.js'
+import { usdToNumber } from '../pricing/money.js'
+import { percentOf } from './channels.js'
+import { defineBudget, redefineBudget, type DefinitionContext } from './definition.js'
+import type { BudgetMonitor } from './evaluator.js'
+import { deleteBudget, findBudget, insertBudget, listAlerts, listBudgets, updateBudget, type Budget, type StoredAlert } from './repository.js'
+import {
+  AlertsQuery,
+  AlertsResponse,
+  BudgetIdParams,
+  BudgetInfo,
+  BudgetStatus,
+  CreateBudgetBody,
+  UpdateBudgetBody,
+  type BudgetInfo as BudgetInfoType,
+} from './schemas.js'
+
+export interface BudgetRoutesOptions {
+  database: Database
+  monitor: BudgetMonitor
+  definitions: DefinitionContext
+}
+
+const authErrors = { 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse }
+
+/** The budget as the API shows it: secrets never, except a webhook secret in the response that set it. */
+export function toBudgetInfo(b: Budget, revealedSecret: string | null = null): BudgetInfoType {
+  const channels: BudgetInfoType['channels'] = {}
+  if (b.channels.webhook) {
+    channels.webhook = revealedSecret === null ? { url: b.channels.webhook.url } : { url: b.channels.webhook.url, secret: revealedSecret }
+  }
+  if (b.channels.email) channels.email = { to: b.channels.email.to }
+  if (b.channels.telegram) channels.telegram = { chatId: b.channels.telegram.chatId, dedicatedBotToken: b.channels.telegram.botToken !== null }
+  return {
+    id: b.id,
+    name: b.name,
+    scope: b.scope,
+    period: b.period,
+    timeZone: b.timeZone,
+    limitUsd: usdToNumber(b.limit),
+    thresholds: b.thresholds,
+    notifyProjected: b.notifyProjected,
+    enabled: b.enabled,
+    channels,
+    createdAt: b.createdAt.toISOString(),
+    updatedAt: b.updatedAt.toISOString(),
+  }
+}
+
+function toAlertInfo(a: StoredAlert) {
+  return {
+    id: a.id,
+    budgetId: a.budgetId,
+    budgetName: a.budgetName,
+    kind: a.kind,
+    threshold: a.threshold,
+    periodStart: a.window.start.toISOString(),
+    periodEnd: a.window.end.toISOString(),
+    limitUsd: usdToNumber(a.limit),
+    spentUsd: usdToNumber(a.spent),
+    projectedUsd: a.projected === null ? null : usdToNumber(a.projected),
+    supersededBy: a.supersededBy,
+    createdAt: a.createdAt.toISOString(),
+    deliveries: a.deliveries.map((d) => ({
+      channel: d.channel,
+      status: d.status,
+      attempts: d.attempts,
+      lastError: d.lastError,
+      lastAttemptAt: d.lastAttemptAt?.toISOString() ?? null,
+      nextAttemptAt: d.nextAttemptAt?.toISOString() ?? null,
+      deliveredAt: d.deliveredAt?.toISOString() ?? null,
+    })),
+  }
+}
+
+async function budgetOr404(database: Database, id: string): Promise<Budget> {
+  const budget = await findBudget(database, id)
+  if (!budget) throw new Errors.notFound(`No budget with id '${id}'`)
+  return budget
+}
+
+export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = async (app, opts) => {
+  const { database, monitor, definitions } = opts
+
+  app.post(
+    '/api/budgets',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'Create a budget with alert thresholds and channels',
+        description:
+          'Example: {"scope": {"botId": "bot_x"}, "period": "month", "limitUsd": 50, "thresholds": [80], ' +
+          '"channels": {"email": {"to": ["ops@example.com"]}, "webhook": {"url": "https://example.com/hooks/budget"}}}. ' +
+          'Each threshold alerts once per calendar period. A generated webhook secret is in this response only.',
+        body: CreateBudgetBody,
+        response: { 201: BudgetInfo, 400: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request, reply) => {
+      const { budget, revealedSecret } = defineBudget(uuidv7(), request.body, definitions, new Date())
+      await insertBudget(database, budget)
+      monitor.budgetChanged(budget.id)
+      return reply.code(201).send(toBudgetInfo(budget, revealedSecret))
+    },
+  )
+
+  app.get(
+    '/api/budgets',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'All budgets',
+        querystring: Type.Object({ botId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ budgets: Type.Array(BudgetInfo) }), 400: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => {
+      const all = await listBudgets(database)
+      const { botId } = request.query
+      return { budgets: all.filter((b) => botId === undefined || b.scope.botId === botId).map((b) => toBudgetInfo(b)) }
+    },
+  )
+
+  app.get(
+    '/api/budgets/:id',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'One budget',
+        params: BudgetIdParams,
+        response: { 200: BudgetInfo, 404: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => toBudgetInfo(await budgetOr404(database, request.params.id)),
+  )
+
+  app.patch(
+    '/api/budgets/:id',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'Change a budget',
+        description:
+          'Given fields replace the stored ones. Thresholds already alerted this period stay alerted unless the limit changes: ' +
+          'a new limit re-arms every threshold for it.',
+        params: BudgetIdParams,
+        body: UpdateBudgetBody,
+        response: { 200: BudgetInfo, 400: ErrorResponse, 404: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => {
+      const existing = await budgetOr404(database, request.params.id)
+      const { budget, revealedSecret } = redefineBudget(existing, request.body, definitions, new Date())
+      if (!(await updateBudget(database, budget))) throw new Errors.notFound(`No budget with id '${request.params.id}'`)
+      monitor.budgetChanged(budget.id)
+      return toBudgetInfo(budget, revealedSecret)
+    },
+  )
+
+  app.delete(
+    '/api/budgets/:id',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'Delete a budget with its alert history',
+        params: BudgetIdParams,
+        response: { 200: Type.Object({ deleted: Type.String() }), 404: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => {
+      if (!(await deleteBudget(database, request.params.id))) throw new Errors.notFound(`No budget with id '${request.params.id}'`)
+      monitor.budgetChanged(request.params.id)
+      return { deleted: request.params.id }
+    },
+  )
+
+  app.get(
+    '/api/budgets/:id/status',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'Spend this period, percent of the limit, projection and thresholds crossed',
+        params: BudgetIdParams,
+        response: { 200: BudgetStatus, 404: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => {
+      const budget = await budgetOr404(database, request.params.id)
+      const standing = await monitor.standing(budget)
+      const alerts = (await monitor.alertsOf(budget, standing.window)).filter((a) => a.limit === budget.limit)
+      const alertedAt = (kind: string, threshold: number) =>
+        alerts.find((a) => a.kind === kind && a.threshold === threshold)?.createdAt.toISOString() ?? null
+      return {
+        budgetId: budget.id,
+        name: budget.name,
+        period: budget.period,
+        timeZone: budget.timeZone,
+        periodStart: standing.window.start.toISOString(),
+        periodEnd: standing.window.end.toISOString(),
+        limitUsd: usdToNumber(budget.limit),
+        spentUsd: usdToNumber(standing.spent),
+        remainingUsd: usdToNumber(budget.limit - standing.spent),
+        percent: percentOf(standing.spent, budget.limit),
+        projectedUsd: standing.projected === null ? null : usdToNumber(standing.projected),
+        projectedOverrun: standing.projected !== null && standing.projected > budget.limit,
+        projectedAlertedAt: alertedAt('projected', 100),
+        thresholds: budget.thresholds.map((t) => ({
+          percent: t,
+          amountUsd: usdToNumber((budget.limit * BigInt(t)) / 100n),
+          crossed: standing.spent * 100n >= budget.limit * BigInt(t),
+          alertedAt: alertedAt('threshold', t),
+        })),
+        enabled: budget.enabled,
+        evaluatedAt: standing.evaluatedAt.toISOString(),
+      }
+    },
+  )
+
+  app.get(
+    '/api/alerts',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'Alert history, newest first, with delivery status per channel',
+        querystring: AlertsQuery,
+        response: { 200: AlertsResponse, 400: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => {
+      const q = request.query
+      const alerts = await listAlerts(database, {
+        budgetId: q.budgetId,
+        since: q.since === undefined ? undefined : new Date(q.since),
+        before: q.before === undefined ? undefined : new Date(q.before),
+        limit: q.limit ?? 50,
+      })
+      return { alerts: alerts.map(toAlertInfo) }
+    },
+  )
+}

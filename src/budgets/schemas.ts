@@ -1,0 +1,231 @@
+import { Type, type Static } from 'typebox'
+import { BotId, Model, Provider } from '../usage/schemas.js'
+import { PERIODS } from './periods.js'
+
+/**
+ * Wire schemas of budgets and alerts. Amounts are JSON numbers in USD at the edge; inside they
+ * are exact (pico-USD bigint, numeric in SQL).
+ */
+
+export const DEFAULT_THRESHOLDS = [50, 80, 100]
+const Instant = (description?: string) => Type.String({ format: 'date-time', description })
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T, description?: string) =>
+  Type.Union([t, Type.Null()], description === undefined ? {} : { description })
+
+const Usd = (description: string) => Type.Number({ description: `${description}, USD` })
+
+export const BudgetScope = Type.Object(
+  {
+    botId: Type.Optional(BotId),
+    provider: Type.Optional(Provider),
+    model: Type.Optional(Model),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'What the budget counts: {} for all usage, or any combination of botId, provider and model (e.g. one bot, one model, ' +
+      'or one bot on one model). Values match events exactly as reported.',
+  },
+)
+
+const WebhookChannelInput = Type.Object(
+  {
+    url: Type.String({ format: 'uri', maxLength: 2000, description: 'http(s) URL that receives a signed JSON POST' }),
+    secret: Type.Optional(
+      Type.String({
+        minLength: 16,
+        maxLength: 256,
+        description: 'HMAC-SHA256 key for X-Signature. Omitted: one is generated and returned once, in this response only.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+const EmailChannelInput = Type.Object(
+  { to: Type.Array(Type.String({ format: 'email', maxLength: 254 }), { minItems: 1, maxItems: 20, description: 'Recipients' }) },
+  { additionalProperties: false },
+)
+
+const TelegramChannelInput = Type.Object(
+  {
+    chatId: Type.Union([Type.Integer(), Type.String({ minLength: 1, maxLength: 64 })], {
+      description: 'Chat id (e.g. -1001234567890) or @channelusername',
+    }),
+    botToken: Type.Optional(
+      Nullable(
+        Type.String({ minLength: 1, maxLength: 200 }),
+        'Bot API token of the bot that sends (e.g. one of your bots). Omitted on create or null: ALERT_TELEGRAM_BOT_TOKEN. Never returned.',
+      ),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export const ChannelsInput = Type.Object(
+  {
+    webhook: Type.Optional(WebhookChannelInput),
+    email: Type.Optional(EmailChannelInput),
+    telegram: Type.Optional(TelegramChannelInput),
+  },
+  { additionalProperties: false, description: 'Where alerts go; each channel is delivered and retried on its own' },
+)
+
+const Thresholds = Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), {
+  maxItems: 10,
+  description: 'Percent of the limit at which to alert, each once per period (default [50, 80, 100])',
+})
+const Limit = Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000_000, description: 'Spending limit per period, USD' })
+const Period = Type.Enum(PERIODS, { description: 'Calendar day, ISO week (from Monday) or calendar month, in timeZone' })
+const TimeZone = Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone of the periods, e.g. Europe/Berlin (default BUDGET_TIMEZONE)' })
+const Name = Type.String({ minLength: 1, maxLength: 200 })
+const NotifyProjected = Type.Boolean({ description: 'Alert once per period when the current rate projects spend over the limit (default true)' })
+const Enabled = Type.Boolean({ description: 'Disabled budgets are not evaluated (default true)' })
+
+export const CreateBudgetBody = Type.Object(
+  {
+    name: Type.Optional(Name),
+    scope: Type.Optional(BudgetScope),
+    period: Period,
+    timeZone: Type.Optional(TimeZone),
+    limitUsd: Limit,
+    thresholds: Type.Optional(Thresholds),
+    notifyProjected: Type.Optional(NotifyProjected),
+    channels: Type.Optional(ChannelsInput),
+    enabled: Type.Optional(Enabled),
+  },
+  { additionalProperties: false },
+)
+export type CreateBudgetBody = Static<typeof CreateBudgetBody>
+
+export const UpdateBudgetBody = Type.Object(
+  {
+    name: Type.Optional(Name),
+    scope: Type.Optional(BudgetScope),
+    period: Type.Optional(Period),
+    timeZone: Type.Optional(TimeZone),
+    limitUsd: Type.Optional(Limit),
+    thresholds: Type.Optional(Thresholds),
+    notifyProjected: Type.Optional(NotifyProjected),
+    channels: Type.Optional(
+      Type.Object(
+        {
+          webhook: Type.Optional(Nullable(WebhookChannelInput)),
+          email: Type.Optional(Nullable(EmailChannelInput)),
+          telegram: Type.Optional(Nullable(TelegramChannelInput)),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Per channel: an object sets it, null removes it, omitted keeps it. A webhook keeps its secret unless a new one is given; ' +
+            'a telegram channel keeps its bot token unless botToken is given (null: use ALERT_TELEGRAM_BOT_TOKEN).',
+        },
+      ),
+    ),
+    enabled: Type.Optional(Enabled),
+  },
+  { additionalProperties: false },
+)
+export type UpdateBudgetBody = Static<typeof UpdateBudgetBody>
+
+export const BudgetInfo = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  scope: Type.Object({ botId: Nullable(Type.String()), provider: Nullable(Type.String()), model: Nullable(Type.String()) }),
+  period: Type.Enum(PERIODS),
+  timeZone: Type.String(),
+  limitUsd: Usd('Limit per period'),
+  thresholds: Type.Array(Type.Integer()),
+  notifyProjected: Type.Boolean(),
+  enabled: Type.Boolean(),
+  channels: Type.Object({
+    webhook: Type.Optional(
+      Type.Object({
+        url: Type.String(),
+        secret: Type.Optional(
+          Type.String({ description: 'Only in the response that generated or set it; store it now. Never returned again.' }),
+        ),
+      }),
+    ),
+    email: Type.Optional(Type.Object({ to: Type.Array(Type.String()) })),
+    telegram: Type.Optional(
+      Type.Object({
+        chatId: Type.String(),
+        dedicatedBotToken: Type.Boolean({ description: 'true: the budget has its own bot token; false: ALERT_TELEGRAM_BOT_TOKEN' }),
+      }),
+    ),
+  }),
+  createdAt: Instant(),
+  updatedAt: Instant(),
+})
+export type BudgetInfo = Static<typeof BudgetInfo>
+
+export const BudgetIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+
+export const ThresholdStatus = Type.Object({
+  percent: Type.Integer(),
+  amountUsd: Usd('Spend at which it is crossed'),
+  crossed: Type.Boolean(),
+  alertedAt: Nullable(Instant(), 'When its alert fired this period (null: not yet, or not since the limit changed)'),
+})
+
+export const BudgetStatus = Type.Object({
+  budgetId: Type.String(),
+  name: Type.String(),
+  period: Type.Enum(PERIODS),
+  timeZone: Type.String(),
+  periodStart: Instant('First instant of the current period'),
+  periodEnd: Instant('First instant after it'),
+  limitUsd: Usd('Limit'),
+  spentUsd: Usd('Spent so far this period'),
+  remainingUsd: Usd('Limit minus spent (negative when over)'),
+  percent: Type.Number({ description: 'Spent as percent of the limit (2 decimals, rounded down)' }),
+  projectedUsd: Nullable(Usd('Spend at period end at the rate so far (spent / elapsed x period length)')),
+  projectedOverrun: Type.Boolean(),
+  projectedAlertedAt: Nullable(Instant()),
+  thresholds: Type.Array(ThresholdStatus),
+  enabled: Type.Boolean(),
+  evaluatedAt: Instant(),
+})
+export type BudgetStatus = Static<typeof BudgetStatus>
+
+export const DeliveryInfo = Type.Object({
+  channel: Type.Enum(['webhook', 'email', 'telegram']),
+  status: Type.Enum(['pending', 'delivered', 'failed', 'cancelled']),
+  attempts: Type.Integer(),
+  lastError: Nullable(Type.String()),
+  lastAttemptAt: Nullable(Instant()),
+  nextAttemptAt: Nullable(Instant(), 'When a pending delivery is tried next'),
+  deliveredAt: Nullable(Instant()),
+})
+
+export const AlertInfo = Type.Object({
+  id: Type.String(),
+  budgetId: Type.String(),
+  budgetName: Nullable(Type.String()),
+  kind: Type.Enum(['threshold', 'projected'], { description: 'threshold: spend reached threshold% of the limit; projected: the rate projects an overrun' }),
+  threshold: Type.Integer({ description: 'Percent of the limit (100 for projected)' }),
+  periodStart: Instant(),
+  periodEnd: Instant(),
+  limitUsd: Usd('Limit when it fired'),
+  spentUsd: Usd('Spent when it fired'),
+  projectedUsd: Nullable(Usd('Projected spend at period end when it fired')),
+  supersededBy: Nullable(
+    Type.String(),
+    'The alert recorded in the same evaluation and delivered instead of this one: the highest threshold crossed, whose message also carries the projection',
+  ),
+  createdAt: Instant(),
+  deliveries: Type.Array(DeliveryInfo),
+})
+
+export const AlertsQuery = Type.Object(
+  {
+    budgetId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    since: Type.Optional(Instant('Only alerts created at or after this instant')),
+    before: Type.Optional(Instant('Only alerts created before this instant (pass the last createdAt to page)')),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  },
+  { additionalProperties: false },
+)
+
+export const AlertsResponse = Type.Object({ alerts: Type.Array(AlertInfo) })

@@ -1,0 +1,161 @@
+import { once } from 'node:events'
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { SMTPServer } from 'smtp-server'
+
+/**
+ * Receivers for budget alerts on 127.0.0.1: a webhook endpoint, the Telegram Bot API's
+ * sendMessage, and a real SMTP server (the smtp-server package).
+ */
+
+export interface ReceivedRequest {
+  path: string
+  headers: IncomingHttpHeaders
+  /** Exactly the bytes received, for signature checks. */
+  rawBody: string
+  json: Record<string, unknown>
+}
+
+interface HttpFake {
+  readonly url: string
+  readonly received: ReceivedRequest[]
+  close(): Promise<void>
+}
+
+async function listen(server: Server): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  server.on('connection', (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      const closed = once(server, 'close')
+      server.close()
+      for (const s of sockets) s.destroy()
+      await closed
+    },
+  }
+}
+
+async function fakeHttp(answer: (r: ReceivedRequest) => { status: number; body: unknown }): Promise<HttpFake> {
+  const received: ReceivedRequest[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const rawBody = Buffer.concat(chunks).toString('utf8')
+      let json: Record<string, unknown> = {}
+      try {
+        json = JSON.parse(rawBody) as Record<string, unknown>
+      } catch {
+        // recorded as {}
+      }
+      const r = { path: req.url ?? '/', headers: req.headers, rawBody, json }
+      received.push(r)
+      const { status, body } = answer(r)
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+    })
+  })
+  const { url, close } = await listen(server)
+  return { url, received, close }
+}
+
+export interface WebhookReceiver extends HttpFake {
+  /** Statuses for the next requests, in order; then 200. */
+  failNext(...statuses: number[]): void
+}
+
+export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+  const script: number[] = []
+  const fake = await fakeHttp(() => {
+    const status = script.shift() ?? 200
+    return { status, body: status === 200 ? { received: true } : { error: 'scripted failure' } }
+  })
+  return { ...fake, url: `${fake.url}/hooks/budget`, failNext: (...s) => script.push(...s) }
+}
+
+export interface FakeTelegramApi extends HttpFake {
+  /** sendMessage calls: token from the path, and the JSON body. */
+  readonly messages: Array<{ token: string; chatId: unknown; text: string }>
+}
+
+/** The Bot API's sendMessage with its real reply shape, `{ ok: true, result: Message }`. */
+export async function startFakeTelegramApi(): Promise<FakeTelegramApi> {
+  const messages: FakeTelegramApi['messages'] = []
+  let nextId = 1
+  const fake = await fakeHttp((r) => {
+    const m = /^\/bot([^/]+)\/sendMessage$/.exec(r.path)
+    if (!m) return { status: 404, body: { ok: false, error_code: 404, description: 'Not Found' } }
+    messages.push({ token: m[1], chatId: r.json.chat_id, text: String(r.json.text) })
+    const chat = { id: Number(r.json.chat_id), type: 'private' }
+    return { status: 200, body: { ok: true, result: { message_id: nextId++, date: Math.floor(Date.now() / 1000), chat, text: r.json.text } } }
+  })
+  return { ...fake, messages }
+}
+
+export interface ReceivedMail {
+  from: string | false
+  to: string[]
+  raw: string
+  subject: string
+}
+
+export interface FakeSmtp {
+  readonly url: string
+  readonly mails: ReceivedMail[]
+  close(): Promise<void>
+}
+
+/** Unfolds a header and decodes RFC 2047 Q-encoded words (how nodemailer writes long or quoted subjects). */
+function decodeHeader(value: string): string {
+  const unfolded = value.replace(/\r\n[ \t]/g, ' ')
+  return unfolded
+    .replace(/\?=\s+=\?/g, '?==?')
+    .replace(/=\?UTF-8\?Q\?(.*?)\?=/gi, (_m, text: string) =>
+      Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (_h, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1').toString('utf8'),
+    )
+}
+
+/** A real SMTP server without TLS or auth, keeping every message it accepts. */
+export async function startSmtpServer(): Promise<FakeSmtp> {
+  const mails: ReceivedMail[] = []
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = []
+      stream.on('data', (c: Buffer) => chunks.push(c))
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8')
+        const subject = decodeHeader(/^Subject: (.*(?:\r\n[ \t].*)*)/m.exec(raw)?.[1] ?? '')
+        mails.push({
+          from: session.envelope.mailFrom === false ? false : session.envelope.mailFrom.address,
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw,
+          subject,
+        })
+        callback()
+      })
+    },
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server.server, 'listening')
+  const { port } = server.server.address() as AddressInfo
+  return { url: `smtp://127.0.0.1:${port}`, mails, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+}
+
+/** Polls `check` until it returns true; fails with `what` after the deadline. No fixed sleeps. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 15))
+  }
+}
