@@ -1,14 +1,19 @@
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
+import underPressure from '@fastify/under-pressure'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import { createHash, randomUUID } from 'node:crypto'
 import pino from 'pino'
+import { analyticsRoutes } from './analytics/routes.js'
 import { ensureAdminKey } from './auth/keys.js'
 import { Authenticator, guardRoutes } from './auth/plugin.js'
 import { keyRoutes } from './auth/routes.js'
+import { DeliveryWorker } from './budgets/delivery.js'
+import { BudgetMonitor } from './budgets/evaluator.js'
+import { budgetRoutes } from './budgets/routes.js'
 import type { Config } from './config.js'
 import { connectDatabase, type Database } from './db/connect.js'
 import { migrateDatabase } from './db/migrate.js'
@@ -18,6 +23,7 @@ import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
 import { WriteQueue } from './usage/ingest.js'
+import { startRetention } from './usage/retention.js'
 import { usageRoutes } from './usage/routes.js'
 
 export interface AppDeps {
@@ -27,6 +33,8 @@ export interface AppDeps {
   logDestination?: NodeJS.WritableStream
   /** Shows a bootstrap admin key created at first start; default prints it to stdout. */
   announceAdminKey?: (key: string) => void
+  /** The clock budgets compute periods and projections with (tests move it); default real time. */
+  budgetClock?: () => Date
 }
 
 function printAdminKey(key: string): void {
@@ -112,7 +120,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       // Only our own declared 503s (overload, database down) keep their message; anything else
       // is an internal failure whose details stay in the log, never in the response.
       const body =
-        status === 503 && (code === 'OVERLOADED' || code === 'DATABASE_UNAVAILABLE')
+        status === 503 && (code === 'OVERLOADED' || code === 'DATABASE_UNAVAILABLE' || code === 'WRITE_FAILED')
           ? errorBody(503, code, message)
           : isConnectionError(error)
             ? errorBody(503, 'DATABASE_UNAVAILABLE', 'Database is unavailable: retry later')
@@ -133,6 +141,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.setNotFoundHandler((request, reply) => {
     const body = errorBody(404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
     return reply.code(404).send(body)
+  })
+
+  // Shed load instead of queueing it when the process itself is the bottleneck.
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.pressure.maxEventLoopDelayMs,
+    maxHeapUsedBytes: config.pressure.maxHeapUsedBytes,
+    retryAfter: 1,
+    customError: Errors.underPressure,
+    exposeStatusRoute: false,
   })
 
   await app.register(cors, {
@@ -156,6 +173,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         { name: 'usage', description: 'Record model calls and read usage stats' },
         { name: 'prices', description: 'Price catalog, overrides, quotes and repricing' },
         { name: 'keys', description: 'API keys (admin)' },
+        { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
       components: {
@@ -179,13 +197,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }))
   if (config.migrate && ownsDatabase) await migrateDatabase(database)
 
+  const alertDelivery = new DeliveryWorker(database, { ...config.alerts, timeoutMs: config.alerts.webhookTimeoutMs, log: app.log })
+  const budgetMonitor = new BudgetMonitor(database, alertDelivery, { ...config.budgets, log: app.log, clock: deps.budgetClock })
+
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
     maxEvents: config.ingest.groupMaxEvents,
     maxWaitMs: config.ingest.groupMaxWaitMs,
     maxQueuedEvents: config.ingest.maxQueuedEvents,
-    // The embedded engine has one connection; Postgres gets all but one pooled connection for writes.
-    maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.max(1, config.pgPoolSize - 2),
+    maxQueueDelayMs: config.ingest.maxQueueDelayMs,
+    // The embedded engine has one connection; on Postgres writes leave pooled connections for reads.
+    maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.min(config.ingest.maxConcurrentFlushes, Math.max(1, config.pgPoolSize - 2)),
+    onCommitted: budgetMonitor.onCommitted,
+    onFlushError: (err) => app.log.error({ err }, 'ingest flush failed; its requests were answered 503'),
   })
 
   if (config.authDisabled) {
@@ -206,10 +230,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onRefreshError: (err) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones'),
   })
   await pricing.start()
+  await budgetMonitor.start()
+
+  const retentionDays = config.retentionDays
+  const stopRetention =
+    retentionDays === null
+      ? null
+      : startRetention(database, {
+          retentionDays,
+          ...config.retention,
+          onError: (err) => app.log.warn({ err }, 'deleting expired raw events failed; retrying at the next run'),
+          onDeleted: (count, cutoff) => app.log.info({ count, cutoff }, 'deleted raw events past RETENTION_DAYS'),
+        })
 
   app.addHook('onClose', async () => {
+    await stopRetention?.()
     pricing.stop()
     await writeQueue.close()
+    await budgetMonitor.stop()
+    await alertDelivery.stop()
     await auth.close()
     if (ownsDatabase) await database.close()
   })
@@ -233,6 +272,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await api.register(keyRoutes, { database, auth })
     await api.register(usageRoutes, { config, database, writeQueue, priceEvent: pricing.priceEvent })
     await api.register(pricingRoutes, { database, pricing })
+    await api.register(analyticsRoutes, { config, database })
+    await api.register(budgetRoutes, {
+      database,
+      monitor: budgetMonitor,
+      definitions: {
+        defaultTimeZone: config.budgets.timeZone,
+        hasDefaultTelegramToken: config.alerts.telegramBotToken !== null,
+        emailConfigured: config.alerts.smtpUrl !== null,
+      },
+    })
   })
 
   return app

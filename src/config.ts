@@ -41,8 +41,39 @@ export interface Config {
     groupMaxWaitMs: number
     /** Events waiting for a flush beyond which new writes get 503 + Retry-After. */
     maxQueuedEvents: number
+    /** Queue no more than the measured commit rate writes in this many ms (503 beyond). */
+    maxQueueDelayMs: number
+    /** Insert statements in flight at once on Postgres. */
+    maxConcurrentFlushes: number
   }
   retentionDays: number | null
+  /** How often the retention job deletes expired raw events, and how many per statement. */
+  retention: { intervalMs: number; batchSize: number }
+  /** Load shedding: 503 + Retry-After when the event loop lags or the heap grows past these (0 = off). */
+  pressure: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number }
+  budgets: {
+    /** IANA zone of calendar periods for budgets that name none. */
+    timeZone: string
+    /** Evaluation runs this long after a commit touching a budget, covering all commits meanwhile. */
+    debounceMs: number
+    /** Every budget is evaluated (projections, period rollover, other instances' budgets) this often. */
+    evaluateIntervalMs: number
+    /** No projected-overrun alert before this share of the period has passed (early rates are noise). */
+    projectionMinElapsedPercent: number
+  }
+  alerts: {
+    /** smtp(s)://user:pass@host:port; null: email channels are refused. */
+    smtpUrl: string | null
+    emailFrom: string | null
+    /** Default Telegram bot token for telegram channels that bring none. */
+    telegramBotToken: string | null
+    telegramApiRoot: string
+    webhookTimeoutMs: number
+    /** Attempts per delivery (all channels) before it is marked failed. */
+    maxAttempts: number
+    /** Backoff after the first failure; doubles with each further one. */
+    retryBaseMs: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -111,6 +142,18 @@ export function loadConfig(env: Env = process.env): Config {
 
   const retention = int('RETENTION_DAYS', 0, 0, 36500)
 
+  const budgetTimeZone = str('BUDGET_TIMEZONE') ?? 'UTC'
+  if (!isTimeZone(budgetTimeZone)) problems.push(`BUDGET_TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin (got "${budgetTimeZone}")`)
+  const smtpUrl = str('SMTP_URL') ?? null
+  // The URL may carry a password: never echo it.
+  if (smtpUrl !== null && !/^smtps?:\/\/[^/\s]+/.test(smtpUrl)) problems.push('SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465')
+  const emailFrom = str('ALERT_EMAIL_FROM') ?? null
+  if (smtpUrl !== null && emailFrom === null) problems.push('ALERT_EMAIL_FROM is required when SMTP_URL is set')
+  const telegramBotToken = str('ALERT_TELEGRAM_BOT_TOKEN') ?? null
+  if (telegramBotToken !== null && !/^\d+:[A-Za-z0-9_-]+$/.test(telegramBotToken)) problems.push('ALERT_TELEGRAM_BOT_TOKEN must look like 123456:ABC-DEF... (a Bot API token)')
+  const telegramApiRoot = (str('TELEGRAM_API_ROOT') ?? 'https://api.telegram.org').replace(/\/+$/, '')
+  if (!/^https?:\/\/[^/\s]+/.test(telegramApiRoot)) problems.push(`TELEGRAM_API_ROOT must be an http(s) URL (got "${telegramApiRoot}")`)
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: str('HOST') ?? '0.0.0.0',
@@ -138,9 +181,49 @@ export function loadConfig(env: Env = process.env): Config {
       groupMaxEvents: int('INGEST_GROUP_MAX_EVENTS', 500, 1, 10000),
       groupMaxWaitMs: int('INGEST_GROUP_MAX_WAIT_MS', 2, 0, 1000),
       maxQueuedEvents: int('INGEST_MAX_QUEUED_EVENTS', 20000, 1, 10_000_000),
+      maxQueueDelayMs: int('INGEST_MAX_QUEUE_DELAY_MS', 100, 1, 60_000),
+      maxConcurrentFlushes: int('INGEST_MAX_CONCURRENT_FLUSHES', 4, 1, 100),
     },
     retentionDays: retention === 0 ? null : retention,
+    retention: {
+      intervalMs: int('RETENTION_INTERVAL_MINUTES', 60, 1, 10080) * 60_000,
+      batchSize: int('RETENTION_BATCH_SIZE', 5000, 1, 1_000_000),
+    },
+    pressure: {
+      maxEventLoopDelayMs: int('MAX_EVENT_LOOP_DELAY_MS', 1000, 0, 60_000),
+      maxHeapUsedBytes: int('MAX_HEAP_USED_BYTES', 512 * 1024 * 1024, 0, 64 * 1024 ** 3),
+    },
+    budgets: {
+      timeZone: canonicalTimeZone(budgetTimeZone),
+      debounceMs: int('BUDGET_DEBOUNCE_MS', 1000, 0, 600_000),
+      evaluateIntervalMs: int('BUDGET_EVAL_INTERVAL_MS', 60_000, 10, 3_600_000),
+      projectionMinElapsedPercent: int('BUDGET_PROJECTION_MIN_ELAPSED_PERCENT', 10, 0, 100),
+    },
+    alerts: {
+      smtpUrl,
+      emailFrom,
+      telegramBotToken,
+      telegramApiRoot,
+      webhookTimeoutMs: int('ALERT_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+      maxAttempts: int('ALERT_MAX_ATTEMPTS', 5, 1, 20),
+      retryBaseMs: int('ALERT_RETRY_BASE_MS', 2000, 1, 3_600_000),
+    },
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
+}
+
+/** True for a time zone name the runtime knows (IANA names and UTC, any letter case). */
+export function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The runtime's spelling of a valid zone name ('europe/berlin' -> 'Europe/Berlin'). */
+export function canonicalTimeZone(name: string): string {
+  return isTimeZone(name) ? new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone : name
 }

@@ -17,6 +17,8 @@ export const Errors = {
   conflict: createError('CONFLICT', '%s', 409),
   rateLimited: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s seconds', 429),
   overloaded: createError('OVERLOADED', 'Service is overloaded: retry in %s seconds', 503),
+  underPressure: createError('OVERLOADED', 'Service is under pressure (event loop or memory): retry in a second', 503),
+  writeFailed: createError('WRITE_FAILED', 'Storing the events failed and nothing was stored: retry in %s seconds', 503),
   databaseUnavailable: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry later', 503),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
 } as const

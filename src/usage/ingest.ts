@@ -136,6 +136,11 @@ export interface WriteQueueOptions {
   maxEvents: number
   maxWaitMs: number
   maxQueuedEvents: number
+  /**
+   * Admission bound in time: no more events are queued than the measured commit rate can write
+   * within this many ms (at least one group), so accepted writes keep a bounded latency.
+   */
+  maxQueueDelayMs: number
   /** Flushes allowed in flight at once (connections the writer may hold). */
   maxConcurrentFlushes: number
   /**
@@ -143,6 +148,8 @@ export interface WriteQueueOptions {
    * Must be cheap and must not throw; it runs off the request's critical path.
    */
   onCommitted?: (created: UsageEvent[]) => void
+  /** Told about the cause whenever a flush fails (its callers get WRITE_FAILED). */
+  onFlushError?: (err: unknown) => void
 }
 
 export interface StoredResult {
@@ -178,10 +185,33 @@ export class WriteQueue {
     return this.pendingEvents
   }
 
+  /**
+   * Events per second the writer sustains, from how long recent flushes took (EWMA over
+   * flushes, scaled by the flushes allowed in flight). null until a flush has succeeded.
+   */
+  private capacity: number | null = null
+
+  private recordFlush(events: number, ms: number): void {
+    const sample = (events / Math.max(1, ms)) * 1000 * this.opts.maxConcurrentFlushes
+    this.capacity = this.capacity === null ? sample : 0.8 * this.capacity + 0.2 * sample
+  }
+
+  /**
+   * How many events may wait: what the writer gets through in maxQueueDelayMs, never less than
+   * one full round of flushes (so bursts after a quiet spell are not shed) and never more than
+   * maxQueuedEvents (also the bound before anything has been measured).
+   */
+  private admissionLimit(): number {
+    if (this.capacity === null) return this.opts.maxQueuedEvents
+    const floor = this.opts.maxEvents * this.opts.maxConcurrentFlushes
+    const byDelay = (this.capacity * this.opts.maxQueueDelayMs) / 1000
+    return Math.min(this.opts.maxQueuedEvents, Math.max(floor, byDelay))
+  }
+
   async write(events: NewUsageEvent[]): Promise<StoredResult[]> {
     if (this.closed) throw new Errors.overloaded(1)
     if (!this.opts.enabled) return this.committed(distribute(events, await this.insert(events)))
-    if (this.pendingEvents > 0 && this.pendingEvents + events.length > this.opts.maxQueuedEvents) {
+    if (this.pendingEvents > 0 && this.pendingEvents + events.length > this.admissionLimit()) {
       throw new Errors.overloaded(1)
     }
     return new Promise<StoredResult[]>((resolve, reject) => {
@@ -207,7 +237,14 @@ export class WriteQueue {
   }
 
   private async insert(events: NewUsageEvent[]): Promise<InsertOutcome> {
-    return insertEvents(this.database, events)
+    try {
+      return await insertEvents(this.database, events)
+    } catch (err) {
+      // The statement rolled back as a whole: nothing of this group is stored, so every caller
+      // in it (and only those) gets a retryable error; the cause goes to the log.
+      this.opts.onFlushError?.(err)
+      throw new Errors.writeFailed(1)
+    }
   }
 
   private schedule(): void {
@@ -240,8 +277,10 @@ export class WriteQueue {
     this.pendingEvents -= n
     this.inFlight++
     const events = group.flatMap((p) => p.events)
+    const started = Date.now()
     this.insert(events)
       .then((outcome) => {
+        this.recordFlush(events.length, Date.now() - started)
         const results = this.committed(distribute(events, outcome))
         let i = 0
         for (const p of group) {

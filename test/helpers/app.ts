@@ -10,7 +10,17 @@ export const ADMIN_KEY = 'usk_test_admin_key_0123456789abcdef'
 export const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'info', MIGRATE: 'false', DATA_DIR: 'memory://', ADMIN_API_KEY: ADMIN_KEY, ...env })
+  return loadConfig({
+    LOG_LEVEL: 'info',
+    MIGRATE: 'false',
+    DATA_DIR: 'memory://',
+    ADMIN_API_KEY: ADMIN_KEY,
+    // Load shedding reacts to the machine: parallel test files on 2 cores would trip it at random.
+    // test/usage/backpressure.test.ts turns it on where it is the subject.
+    MAX_EVENT_LOOP_DELAY_MS: '0',
+    MAX_HEAP_USED_BYTES: '0',
+    ...env,
+  })
 }
 
 export interface TestApp {

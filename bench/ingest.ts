@@ -1,0 +1,385 @@
+/**
+ * Ingest at the limit of the machine: the real server (a child process, `node --import tsx
+ * src/server.ts`, as `npm start` runs it) driven by autocannon from this process over loopback,
+ * no pipelining. Every figure comes from this run; ratios compare figures of this run only.
+ *
+ *   npm run bench:ingest                                   # Postgres at DATABASE_URL (default local test db)
+ *   npm run bench:ingest -- --engine pglite                # the embedded engine, a smaller run
+ *   npm run bench:ingest -- --duration 10 --connections 64
+ *
+ * Each scenario starts a fresh server on its own schema (or data dir), and afterwards checks that
+ * the number of stored events equals the number the server acknowledged; the process exits 1
+ * when they differ. Synchronous commit stays on: an acknowledged event is on disk.
+ */
+import autocannon from 'autocannon'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+
+const { values: args } = parseArgs({
+  options: {
+    engine: { type: 'string', default: 'postgres' },
+    duration: { type: 'string' },
+    connections: { type: 'string', default: '64' },
+    'batch-size': { type: 'string', default: '500' },
+  },
+})
+const engine = args.engine === 'pglite' ? 'pglite' : 'postgres'
+const duration = Number(args.duration ?? (engine === 'pglite' ? 5 : 10))
+const connections = Number(args.connections)
+const batchSize = Number(args['batch-size'])
+const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const ADMIN_KEY = `usk_bench_${randomBytes(16).toString('hex')}`
+const out = (line = ''): void => void process.stdout.write(`${line}\n`)
+
+const EVENT = {
+  botId: 'bench_bot',
+  model: 'claude-3-5-sonnet-20241022',
+  provider: 'anthropic',
+  inputTokens: 1200,
+  outputTokens: 300,
+  cacheReadTokens: 800,
+  latencyMs: 900,
+  requestType: 'message',
+  success: true,
+  metadata: { chatId: 1234 },
+}
+
+interface Server {
+  url: string
+  child: ChildProcess
+  schema: string
+  dataDir: string | null
+  stop(): Promise<void>
+  peakRssMb(): number
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const address = srv.address()
+  const port = typeof address === 'object' && address ? address.port : 0
+  srv.close()
+  await once(srv, 'close')
+  return port
+}
+
+async function startServer(env: Record<string, string> = {}): Promise<Server> {
+  const port = await freePort()
+  const schema = `bench_${randomBytes(4).toString('hex')}`
+  const dataDir = engine === 'pglite' ? mkdtempSync(path.join(tmpdir(), 'bench-ingest-')) : null
+  const child = spawn(process.execPath, ['--import=tsx', 'src/server.ts'], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      // Per-request info logs cost throughput; operators at this rate run with warn.
+      LOG_LEVEL: 'warn',
+      ADMIN_API_KEY: ADMIN_KEY,
+      // The per-key abuse limit would otherwise cap the benchmark itself.
+      RATE_LIMIT_MAX: '10000000',
+      DATABASE_URL: engine === 'postgres' ? databaseUrl : '',
+      DATABASE_SCHEMA: schema,
+      DATA_DIR: dataDir ?? '',
+      ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`)
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('server did not become ready in 60 s')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    url,
+    child,
+    schema,
+    dataDir,
+    peakRssMb: () => {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0)
+      return Math.round(kb / 1024)
+    },
+    stop: async () => {
+      child.kill('SIGTERM')
+      if (child.exitCode === null) await once(child, 'exit')
+    },
+  }
+}
+
+/** Stored events, read through the service itself (works for both engines). */
+async function storedEvents(server: Server): Promise<number> {
+  const res = await fetch(`${server.url}/api/usage?limit=1`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+  const body = (await res.json()) as { stats: { _count: { id: number } }[] }
+  return body.stats.reduce((n, s) => n + s._count.id, 0)
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  if (engine !== 'postgres') return
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  await client.end()
+}
+
+interface Load {
+  rps: number
+  ok: number
+  non2xx: number
+  statusCounts: Record<string, number>
+  errors: number
+  timeouts: number
+  p50: number
+  p99: number
+  p999: number
+  /** p99 of 2xx responses only (measured per response). */
+  okP99: number
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+}
+
+async function load(opts: autocannon.Options): Promise<Load> {
+  const okLatencies: number[] = []
+  const statusCounts: Record<string, number> = {}
+  // Without a callback the instance is an event emitter that is also a promise of the result.
+  const instance = autocannon({ timeout: 30, pipelining: 1, ...opts }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>
+  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+    statusCounts[statusCode] = (statusCounts[statusCode] ?? 0) + 1
+    if (statusCode >= 200 && statusCode < 300) okLatencies.push(responseTime)
+  })
+  const result = await instance
+  okLatencies.sort((a, b) => a - b)
+  const ok = Object.entries(statusCounts).reduce((n, [s, c]) => (Number(s) < 300 ? n + c : n), 0)
+  return {
+    rps: ok / result.duration,
+    ok,
+    non2xx: result.non2xx,
+    statusCounts,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    p999: result.latency.p99_9,
+    okP99: percentile(okLatencies, 99),
+  }
+}
+
+const post = (url: string, body: unknown): autocannon.Options => ({
+  url,
+  method: 'POST',
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
+  body: JSON.stringify(body),
+})
+
+/** Stored count once it stops moving (requests cut off by a timed run may still be committing). */
+async function settledStored(server: Server): Promise<number> {
+  let last = await storedEvents(server)
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 300))
+    const now = await storedEvents(server)
+    if (now === last) return now
+    last = now
+  }
+}
+
+let mismatches = 0
+
+/**
+ * A POST load whose every request is answered: a 2 s timed warm-up estimates the rate (unless
+ * given), then exactly rate x duration requests are sent and all their answers awaited, so the
+ * events stored by the measured part must equal the events it acknowledged.
+ */
+async function measuredPosts(
+  name: string,
+  server: Server,
+  opts: autocannon.Options,
+  eventsPerRequest: number,
+  notes: string[],
+  rate?: number,
+): Promise<Load> {
+  const target = rate ?? (await load({ ...opts, duration: 2 })).rps
+  const before = await settledStored(server)
+  const { duration: _unused, ...rest } = opts
+  const result = await load({ ...rest, amount: Math.max(100, Math.round(target * duration)) })
+  const stored = (await settledStored(server)) - before
+  const acknowledged = result.ok * eventsPerRequest
+  const status = JSON.stringify(result.statusCounts)
+  if (stored !== acknowledged) {
+    mismatches++
+    notes.push(`${name}: MISMATCH: stored ${stored}, acknowledged ${acknowledged} (statuses ${status}, errors ${result.errors}, timeouts ${result.timeouts})`)
+  } else {
+    notes.push(`${name}: stored = acknowledged = ${stored} (statuses ${status}, errors ${result.errors}, timeouts ${result.timeouts})`)
+  }
+  return result
+}
+
+async function scenario<T>(name: string, env: Record<string, string>, run: (s: Server) => Promise<T>): Promise<T> {
+  process.stderr.write(`... ${name}\n`)
+  const server = await startServer(env)
+  try {
+    return await run(server)
+  } finally {
+    await server.stop()
+    await dropSchema(server.schema)
+    if (server.dataDir) rmSync(server.dataDir, { recursive: true, force: true })
+  }
+}
+
+/** The database ceiling: the same rows COPYed into the same tables, rollup built in the same transaction. */
+async function copyCeiling(rows: number, dropIndex?: string): Promise<number> {
+  const server = await startServer() // creates and migrates a schema
+  await server.stop()
+  const client = new pg.Client({ connectionString: databaseUrl, options: `-c search_path=${server.schema}` })
+  await client.connect()
+  try {
+    if (dropIndex) await client.query(`DROP INDEX "${dropIndex}"`)
+    const createdAt = new Date().toISOString()
+    const started = performance.now()
+    await client.query('BEGIN')
+    await client.query('CREATE TEMP TABLE staged (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DROP')
+    const columns = 'id, bot_id, created_at, provider, model, request_type, success, input_tokens, output_tokens, total_tokens, cache_read_tokens, latency_ms, cost, priced, price_source, metadata'
+    let i = 0
+    const source = new Readable({
+      read() {
+        for (let n = 0; n < 5000 && i < rows; n++, i++) {
+          this.push(`${randomBytes(16).toString('hex')}\tbench_bot\t${createdAt}\tanthropic\tclaude-3-5-sonnet-20241022\tmessage\tt\t1200\t300\t1500\t800\t900\t0.00825\tt\tbench\t{"chatId": 1234}\n`)
+        }
+        if (i >= rows) this.push(null)
+      },
+    })
+    await pipeline(source, client.query(copyFrom(`COPY staged (${columns}) FROM STDIN`)))
+    await client.query(`
+      WITH ins AS (INSERT INTO usage_events (${columns}) SELECT ${columns} FROM staged RETURNING *)
+      INSERT INTO usage_hourly AS h (hour, bot_id, provider, model, request_type, success, calls, input_tokens, output_tokens, total_tokens, cost)
+      SELECT date_trunc('hour', created_at, 'UTC'), bot_id, provider, model, request_type, success, count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost)
+      FROM ins GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+      ON CONFLICT (hour, bot_id, provider, model, request_type, success) DO UPDATE SET calls = h.calls + excluded.calls`)
+    await client.query('COMMIT')
+    return rows / ((performance.now() - started) / 1000)
+  } finally {
+    await client.end()
+    await dropSchema(server.schema)
+  }
+}
+
+async function secondaryIndexes(): Promise<string[]> {
+  const server = await startServer()
+  await server.stop()
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  const res = await client.query<{ indexname: string }>(
+    `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'usage_events' AND indexname <> 'usage_events_pkey' ORDER BY 1`,
+    [server.schema],
+  )
+  await client.end()
+  await dropSchema(server.schema)
+  return res.rows.map((r) => r.indexname)
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a')
+
+async function main(): Promise<void> {
+  const rows: [string, string, string][] = []
+  const notes: string[] = []
+  let syncCommit = 'n/a'
+  if (engine === 'postgres') {
+    const c = new pg.Client({ connectionString: databaseUrl })
+    await c.connect()
+    syncCommit = (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0].synchronous_commit
+    await c.end()
+  }
+
+  const noop = await scenario('1 no-op route', {}, (s) => load({ url: `${s.url}/healthz`, connections, duration }))
+  rows.push(['1. no-op route (GET /healthz)', `${fmt(noop.rps)} req/s`, `p50 ${noop.p50} ms, p99 ${noop.p99} ms`])
+
+  let perRequest: Load | null = null
+  if (engine === 'postgres') {
+    perRequest = await scenario('2 single-event POST, group commit off', { INGEST_GROUP_COMMIT: 'false' }, (s) =>
+      measuredPosts('2', s, { ...post(`${s.url}/api/usage`, EVENT), connections }, 1, notes),
+    )
+    rows.push([`2. single-event POST, one transaction per request (${connections} conn)`, `${fmt(perRequest.rps)} req/s`, `p50 ${perRequest.p50} ms, p99 ${perRequest.p99} ms`])
+  }
+
+  const grouped = await scenario('3 single-event POST, group commit on', {}, (s) =>
+    measuredPosts('3', s, { ...post(`${s.url}/api/usage`, EVENT), connections }, 1, notes),
+  )
+  rows.push([`3. single-event POST, group commit (${connections} conn)`, `${fmt(grouped.rps)} req/s`, `p50 ${grouped.p50} ms, p99 ${grouped.p99} ms`])
+
+  const batchConnections = engine === 'pglite' ? 4 : 8
+  const batch = await scenario('4 batch POST', {}, (s) =>
+    measuredPosts('4', s, { ...post(`${s.url}/api/usage/batch`, { events: Array.from({ length: batchSize }, () => EVENT) }), connections: batchConnections }, batchSize, notes),
+  )
+  const batchEvents = batch.rps * batchSize
+  rows.push([`4. batch POST, ${batchSize} events per request (${batchConnections} conn)`, `${fmt(batchEvents)} events/s`, `p99 ${batch.p99} ms`])
+
+  let copyRate = NaN
+  if (engine === 'postgres') {
+    process.stderr.write('... 5 raw COPY\n')
+    const copyRows = Math.max(100_000, Math.round(batchEvents * 4))
+    copyRate = await copyCeiling(copyRows)
+    rows.push([`5. raw COPY of ${fmt(copyRows)} rows + rollup, no HTTP`, `${fmt(copyRate)} rows/s`, ''])
+
+    const open = await scenario('6 open loop 1000 req/s', {}, (s) =>
+      measuredPosts('6', s, { ...post(`${s.url}/api/usage`, EVENT), connections, overallRate: 1000 }, 1, notes, 1000),
+    )
+    rows.push(['6. open loop, 1,000 req/s', `${fmt(open.rps)} req/s served`, `p50 ${open.p50} ms, p99 ${open.p99} ms, p99.9 ${open.p999} ms`])
+
+    const target = Math.round(grouped.rps * 2)
+    const overload = await scenario('7 overload at 2x capacity', { INGEST_MAX_QUEUED_EVENTS: '2000' }, async (s) => {
+      const r = await measuredPosts('7', s, { ...post(`${s.url}/api/usage`, EVENT), connections: 512, overallRate: target }, 1, notes, target)
+      return { ...r, rss: s.peakRssMb() }
+    })
+    const total = Object.values(overload.statusCounts).reduce((a, b) => a + b, 0)
+    const shed = (overload.statusCounts['503'] ?? 0) / Math.max(1, total)
+    rows.push([
+      `7. overload, ${fmt(target)} req/s offered (2x of 3), 512 conn`,
+      `${fmt(shed * 100, 1)}% 503`,
+      `accepted p99 ${fmt(overload.okP99)} ms, peak RSS ${overload.rss} MB, accepted ${fmt(overload.rps)} req/s`,
+    ])
+
+    process.stderr.write('... index costs (COPY rate without each secondary index)\n')
+    for (const index of await secondaryIndexes()) {
+      const rate = await copyCeiling(200_000, index)
+      notes.push(`COPY without ${index}: ${fmt(rate)} rows/s (with all indexes: ${fmt(copyRate)})`)
+    }
+  }
+
+  out()
+  out(`Ingest benchmark, engine ${engine}${engine === 'postgres' ? ` (synchronous_commit=${syncCommit})` : ''}, ${duration} s per scenario, ${new Date().toISOString()}`)
+  out()
+  out('| scenario | throughput | latency |')
+  out('| --- | --- | --- |')
+  for (const [a, b, c] of rows) out(`| ${a} | ${b} | ${c} |`)
+  out()
+  out(`ratio 3/1 (group commit vs framework ceiling): ${fmt(grouped.rps / noop.rps, 2)}`)
+  if (perRequest) out(`ratio 3/2 (group commit vs one transaction per request): ${fmt(grouped.rps / perRequest.rps, 2)}`)
+  if (engine === 'postgres') out(`ratio 4/5 (batch ingest vs raw COPY): ${fmt(batchEvents / copyRate, 2)}`)
+  out()
+  for (const n of notes) out(`- ${n}`)
+  if (mismatches > 0) {
+    out(`\nFAILED: ${mismatches} scenario(s) stored a different number of events than acknowledged`)
+    process.exitCode = 1
+  }
+}
+
+await main()

@@ -1,0 +1,107 @@
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { buildTestApp } from '../helpers/app.js'
+import { createTestDatabase } from '../helpers/db.js'
+import { countEvents, postBatch, postUsage, rollupMismatches, SEED_EVENT } from '../helpers/usage.js'
+
+/** Holds the events table locked (and, on the embedded engine, its only connection) until released. */
+async function holdWrites(database: Awaited<ReturnType<typeof createTestDatabase>>): Promise<{ release: () => Promise<void> }> {
+  let release = () => {}
+  const held = new Promise<void>((r) => (release = r))
+  let locked = () => {}
+  const isLocked = new Promise<void>((r) => (locked = r))
+  const tx = database.db.transaction(async (tx) => {
+    await tx.execute(sql`LOCK TABLE usage_events IN EXCLUSIVE MODE`)
+    locked()
+    await held
+  })
+  await isLocked
+  return {
+    release: async () => {
+      release()
+      await tx
+    },
+  }
+}
+
+t.test('past the ingest queue bound: fast 503 with Retry-After, and every acknowledged event is stored', async (t) => {
+  const database = await createTestDatabase(t)
+  const { app } = await buildTestApp(t, database, { INGEST_MAX_QUEUED_EVENTS: '20' })
+  const lock = await holdWrites(database)
+  let settled = 0
+  const pending = Array.from({ length: 200 }, (_, i) =>
+    postUsage(app, { ...SEED_EVENT, id: `bp-${i}` }).finally(() => settled++),
+  )
+  // While writes are stuck, everything past the first flush and the 20 queued is shed at once.
+  const deadline = Date.now() + 10_000
+  while (settled < 150 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  t.ok(settled >= 150, `${settled} requests answered while the database was blocked`)
+  await lock.release()
+  const responses = await Promise.all(pending)
+  const created = responses.filter((r) => r.statusCode === 201)
+  const shed = responses.filter((r) => r.statusCode === 503)
+  t.equal(created.length + shed.length, 200, 'every request is either stored or shed')
+  t.ok(created.length >= 20 && created.length <= 21 + 20, `${created.length} stored: the group in flight plus the bounded queue`)
+  for (const r of shed) {
+    t.equal(r.headers['retry-after'], '1')
+    t.match(r.json(), { statusCode: 503, code: 'OVERLOADED' })
+  }
+  t.equal(await countEvents(database), created.length, 'stored == acknowledged')
+})
+
+t.test('a failed flush fails exactly the requests in it, retryably, and stores none of them', async (t) => {
+  const database = await createTestDatabase(t)
+  const testApp = await buildTestApp(t, database, { INGEST_GROUP_MAX_EVENTS: '10' })
+  const { app } = testApp
+  // A real database error for any group that contains a "poison" event.
+  await database.db.execute(sql`ALTER TABLE usage_events ADD CONSTRAINT no_poison CHECK (model <> 'poison')`)
+  const bodies = Array.from({ length: 120 }, (_, i) => ({ ...SEED_EVENT, id: `ff-${i}`, model: i % 40 === 7 ? 'poison' : 'claude-opus' }))
+  const responses = await Promise.all(bodies.map((b) => postUsage(app, b)))
+  const ok = responses.filter((r) => r.statusCode === 201)
+  const failed = responses.filter((r) => r.statusCode === 503)
+  t.equal(ok.length + failed.length, 120)
+  responses.forEach((r, i) => {
+    if (bodies[i].model === 'poison') t.equal(r.statusCode, 503, `poison ${i} failed`)
+  })
+  for (const r of failed) {
+    t.match(r.json(), { code: 'WRITE_FAILED', message: /nothing was stored/ })
+    t.equal(r.headers['retry-after'], '1')
+    t.notMatch(r.body, /no_poison|constraint|violates/, 'no SQL in the response')
+  }
+  t.ok(ok.length >= 120 - 3 * 10, `groups without poison were stored (${ok.length}); groups are at most 10 events`)
+  t.equal(await countEvents(database), ok.length, 'exactly the acknowledged events are stored')
+  t.same(await rollupMismatches(database), [], 'no rollup change from failed groups')
+  t.ok(testApp.logs.some((l) => l.msg === 'ingest flush failed; its requests were answered 503'), 'the cause is logged')
+
+  const batch = await postBatch(app, [{ ...SEED_EVENT, id: 'b1' }, { ...SEED_EVENT, id: 'b2', model: 'poison' }])
+  t.equal(batch.statusCode, 503, 'a batch is all or nothing')
+  t.equal(await countEvents(database), ok.length)
+  await database.db.execute(sql`ALTER TABLE usage_events DROP CONSTRAINT no_poison`)
+  const retried = await postBatch(app, [{ ...SEED_EVENT, id: 'b1' }, { ...SEED_EVENT, id: 'b2', model: 'poison' }])
+  t.match(retried.json(), { created: 2 }, `a retry after the failure stores both: ${retried.statusCode} ${retried.body}`)
+})
+
+t.test('group commit off: one transaction per request, same results', async (t) => {
+  const database = await createTestDatabase(t)
+  const { app } = await buildTestApp(t, database, { INGEST_GROUP_COMMIT: 'false' })
+  const responses = await Promise.all(Array.from({ length: 50 }, (_, i) => postUsage(app, { ...SEED_EVENT, id: `gc-${i % 40}` })))
+  t.equal(responses.filter((r) => r.statusCode === 201).length, 40)
+  t.equal(responses.filter((r) => r.statusCode === 200).length, 10)
+  t.equal(await countEvents(database), 40)
+  t.same(await rollupMismatches(database), [])
+})
+
+t.test('under pressure (heap over the limit): 503 with Retry-After instead of work', async (t) => {
+  const database = await createTestDatabase(t)
+  const { app } = await buildTestApp(t, database, { MAX_HEAP_USED_BYTES: '1' })
+  // under-pressure samples every few ms; the first sample sees the heap over 1 byte.
+  let res = await postUsage(app, SEED_EVENT)
+  const deadline = Date.now() + 5000
+  while (res.statusCode !== 503 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20))
+    res = await postUsage(app, SEED_EVENT)
+  }
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers['retry-after'], '1')
+  t.match(res.json(), { code: 'OVERLOADED', message: /under pressure/ })
+})
