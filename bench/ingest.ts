@@ -31,8 +31,16 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     connections: { type: 'string', default: '64' },
     'batch-size': { type: 'string', default: '500' },
+    // Comma-separated scenario numbers, for tuning one thing at a time (e.g. --only 3,4).
+    only: { type: 'string' },
+    // Extra server environment, repeatable: --env INGEST_MAX_CONCURRENT_FLUSHES=1
+    env: { type: 'string', multiple: true, default: [] },
   },
 })
+const only = args.only ? new Set(args.only.split(',').map(Number)) : null
+const wanted = (n: number) => only === null || only.has(n)
+const extraEnv = args.env ?? []
+const serverEnv = Object.fromEntries(extraEnv.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
 const engine = args.engine === 'pglite' ? 'pglite' : 'postgres'
 const duration = Number(args.duration ?? (engine === 'pglite' ? 5 : 10))
 const connections = Number(args.connections)
@@ -91,6 +99,7 @@ async function startServer(env: Record<string, string> = {}): Promise<Server> {
       DATABASE_URL: engine === 'postgres' ? databaseUrl : '',
       DATABASE_SCHEMA: schema,
       DATA_DIR: dataDir ?? '',
+      ...serverEnv,
       ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -308,45 +317,58 @@ async function main(): Promise<void> {
     syncCommit = (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0].synchronous_commit
     await c.end()
   }
+  const single = (s: Server) => post(`${s.url}/api/usage`, EVENT)
 
-  const noop = await scenario('1 no-op route', {}, (s) => load({ url: `${s.url}/healthz`, connections, duration }))
-  rows.push(['1. no-op route (GET /healthz)', `${fmt(noop.rps)} req/s`, `p50 ${noop.p50} ms, p99 ${noop.p99} ms`])
+  let noop: Load | null = null
+  if (wanted(1)) {
+    noop = await scenario('1 no-op route', {}, (s) => load({ url: `${s.url}/healthz`, connections, duration }))
+    rows.push(['1. no-op route (GET /healthz)', `${fmt(noop.rps)} req/s`, `p50 ${noop.p50} ms, p99 ${noop.p99} ms`])
+  }
 
   let perRequest: Load | null = null
-  if (engine === 'postgres') {
+  if (engine === 'postgres' && wanted(2)) {
     perRequest = await scenario('2 single-event POST, group commit off', { INGEST_GROUP_COMMIT: 'false' }, (s) =>
-      measuredPosts('2', s, { ...post(`${s.url}/api/usage`, EVENT), connections }, 1, notes),
+      measuredPosts('2', s, { ...single(s), connections }, 1, notes),
     )
     rows.push([`2. single-event POST, one transaction per request (${connections} conn)`, `${fmt(perRequest.rps)} req/s`, `p50 ${perRequest.p50} ms, p99 ${perRequest.p99} ms`])
   }
 
-  const grouped = await scenario('3 single-event POST, group commit on', {}, (s) =>
-    measuredPosts('3', s, { ...post(`${s.url}/api/usage`, EVENT), connections }, 1, notes),
-  )
-  rows.push([`3. single-event POST, group commit (${connections} conn)`, `${fmt(grouped.rps)} req/s`, `p50 ${grouped.p50} ms, p99 ${grouped.p99} ms`])
+  let grouped: Load | null = null
+  if (wanted(3) || wanted(7)) {
+    grouped = await scenario('3 single-event POST, group commit on', {}, (s) => measuredPosts('3', s, { ...single(s), connections }, 1, notes))
+    rows.push([`3. single-event POST, group commit (${connections} conn)`, `${fmt(grouped.rps)} req/s`, `p50 ${grouped.p50} ms, p99 ${grouped.p99} ms`])
+  }
 
-  const batchConnections = engine === 'pglite' ? 4 : 8
-  const batch = await scenario('4 batch POST', {}, (s) =>
-    measuredPosts('4', s, { ...post(`${s.url}/api/usage/batch`, { events: Array.from({ length: batchSize }, () => EVENT) }), connections: batchConnections }, batchSize, notes),
-  )
-  const batchEvents = batch.rps * batchSize
-  rows.push([`4. batch POST, ${batchSize} events per request (${batchConnections} conn)`, `${fmt(batchEvents)} events/s`, `p99 ${batch.p99} ms`])
+  let batchEvents = NaN
+  if (wanted(4) || wanted(5)) {
+    const batchConnections = engine === 'pglite' ? 4 : 8
+    const events = Array.from({ length: batchSize }, () => EVENT)
+    const batch = await scenario('4 batch POST', {}, (s) =>
+      measuredPosts('4', s, { ...post(`${s.url}/api/usage/batch`, { events }), connections: batchConnections }, batchSize, notes),
+    )
+    batchEvents = batch.rps * batchSize
+    rows.push([`4. batch POST, ${batchSize} events per request (${batchConnections} conn)`, `${fmt(batchEvents)} events/s`, `p99 ${batch.p99} ms`])
+  }
 
   let copyRate = NaN
-  if (engine === 'postgres') {
+  if (engine === 'postgres' && wanted(5)) {
     process.stderr.write('... 5 raw COPY\n')
     const copyRows = Math.max(100_000, Math.round(batchEvents * 4))
     copyRate = await copyCeiling(copyRows)
-    rows.push([`5. raw COPY of ${fmt(copyRows)} rows + rollup, no HTTP`, `${fmt(copyRate)} rows/s`, ''])
+    rows.push([`5. raw COPY of ${fmt(copyRows)} rows + rollups, no HTTP`, `${fmt(copyRate)} rows/s`, ''])
+  }
 
+  if (engine === 'postgres' && wanted(6)) {
     const open = await scenario('6 open loop 1000 req/s', {}, (s) =>
-      measuredPosts('6', s, { ...post(`${s.url}/api/usage`, EVENT), connections, overallRate: 1000 }, 1, notes, 1000),
+      measuredPosts('6', s, { ...single(s), connections, overallRate: 1000 }, 1, notes, 1000),
     )
     rows.push(['6. open loop, 1,000 req/s', `${fmt(open.rps)} req/s served`, `p50 ${open.p50} ms, p99 ${open.p99} ms, p99.9 ${open.p999} ms`])
+  }
 
+  if (engine === 'postgres' && wanted(7) && grouped) {
     const target = Math.round(grouped.rps * 2)
-    const overload = await scenario('7 overload at 2x capacity', { INGEST_MAX_QUEUED_EVENTS: '2000' }, async (s) => {
-      const r = await measuredPosts('7', s, { ...post(`${s.url}/api/usage`, EVENT), connections: 512, overallRate: target }, 1, notes, target)
+    const overload = await scenario('7 overload at 2x capacity', {}, async (s) => {
+      const r = await measuredPosts('7', s, { ...single(s), connections: 512, overallRate: target }, 1, notes, target)
       return { ...r, rss: s.peakRssMb() }
     })
     const total = Object.values(overload.statusCounts).reduce((a, b) => a + b, 0)
@@ -356,24 +378,28 @@ async function main(): Promise<void> {
       `${fmt(shed * 100, 1)}% 503`,
       `accepted p99 ${fmt(overload.okP99)} ms, peak RSS ${overload.rss} MB, accepted ${fmt(overload.rps)} req/s`,
     ])
+  }
 
-    process.stderr.write('... index costs (COPY rate without each secondary index)\n')
+  if (engine === 'postgres' && wanted(8)) {
+    process.stderr.write('... 8 index costs (COPY rate without each secondary index)\n')
+    const baseline = Number.isNaN(copyRate) ? await copyCeiling(200_000) : copyRate
     for (const index of await secondaryIndexes()) {
       const rate = await copyCeiling(200_000, index)
-      notes.push(`COPY without ${index}: ${fmt(rate)} rows/s (with all indexes: ${fmt(copyRate)})`)
+      notes.push(`COPY without ${index}: ${fmt(rate)} rows/s (with all indexes: ${fmt(baseline)})`)
     }
   }
 
   out()
   out(`Ingest benchmark, engine ${engine}${engine === 'postgres' ? ` (synchronous_commit=${syncCommit})` : ''}, ${duration} s per scenario, ${new Date().toISOString()}`)
+  if (extraEnv.length > 0) out(`server environment: ${extraEnv.join(' ')}`)
   out()
   out('| scenario | throughput | latency |')
   out('| --- | --- | --- |')
   for (const [a, b, c] of rows) out(`| ${a} | ${b} | ${c} |`)
   out()
-  out(`ratio 3/1 (group commit vs framework ceiling): ${fmt(grouped.rps / noop.rps, 2)}`)
-  if (perRequest) out(`ratio 3/2 (group commit vs one transaction per request): ${fmt(grouped.rps / perRequest.rps, 2)}`)
-  if (engine === 'postgres') out(`ratio 4/5 (batch ingest vs raw COPY): ${fmt(batchEvents / copyRate, 2)}`)
+  if (grouped && noop) out(`ratio 3/1 (group commit vs framework ceiling): ${fmt(grouped.rps / noop.rps, 2)}`)
+  if (grouped && perRequest) out(`ratio 3/2 (group commit vs one transaction per request): ${fmt(grouped.rps / perRequest.rps, 2)}`)
+  if (!Number.isNaN(batchEvents) && !Number.isNaN(copyRate)) out(`ratio 4/5 (batch ingest vs raw COPY): ${fmt(batchEvents / copyRate, 2)}`)
   out()
   for (const n of notes) out(`- ${n}`)
   if (mismatches > 0) {

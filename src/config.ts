@@ -182,7 +182,7 @@ export function loadConfig(env: Env = process.env): Config {
       groupMaxWaitMs: int('INGEST_GROUP_MAX_WAIT_MS', 2, 0, 1000),
       maxQueuedEvents: int('INGEST_MAX_QUEUED_EVENTS', 20000, 1, 10_000_000),
       maxQueueDelayMs: int('INGEST_MAX_QUEUE_DELAY_MS', 100, 1, 60_000),
-      maxConcurrentFlushes: int('INGEST_MAX_CONCURRENT_FLUSHES', 4, 1, 100),
+      maxConcurrentFlushes: int('INGEST_MAX_CONCURRENT_FLUSHES', 2, 1, 100),
     },
     retentionDays: retention === 0 ? null : retention,
     retention: {

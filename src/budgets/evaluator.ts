@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/connect.js'
-import type { UsageEvent } from '../usage/schemas.js'
+import type { CommittedEvent } from '../usage/ingest.js'
 import type { DeliveryWorker } from './delivery.js'
 import { periodWindow, type PeriodWindow } from './periods.js'
 import {
@@ -85,7 +85,7 @@ export class BudgetMonitor {
   }
 
   /** The WriteQueue's onCommitted hook: synchronous, no I/O. */
-  readonly onCommitted = (events: UsageEvent[]): void => {
+  readonly onCommitted = (events: CommittedEvent[]): void => {
     if (this.budgets.length === 0 || this.closed) return
     const now = this.clock().getTime()
     let marked = false
@@ -96,7 +96,7 @@ export class BudgetMonitor {
         if (b.scope.botId !== null && e.botId !== b.scope.botId) continue
         if (b.scope.provider !== null && e.provider !== b.scope.provider) continue
         if (b.scope.model !== null && e.model !== b.scope.model) continue
-        const at = Date.parse(e.createdAt)
+        const at = e.createdAt.getTime()
         if (at < w.startMs || at >= w.endMs) continue
         this.dirty.add(b.id)
         marked = true

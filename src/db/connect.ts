@@ -2,7 +2,7 @@ import { PGlite } from '@electric-sql/pglite'
 import type { SQL } from 'drizzle-orm'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { mkdirSync } from 'node:fs'
@@ -11,12 +11,20 @@ import * as schema from './schema.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
+const dialect = new PgDialect()
+
 export interface Database {
   db: Db
   engine: 'postgres' | 'pglite'
   schema: string
   /** Runs raw SQL and returns its rows; the one place that knows both drivers' result shapes. */
   rows<T>(query: SQL): Promise<T[]>
+  /**
+   * Like rows(), as a named prepared statement on Postgres: parsed and planned once per
+   * connection instead of per call. For hot statements whose text never changes (only their
+   * parameters do); the embedded engine runs it as a plain query.
+   */
+  preparedRows<T>(name: string, query: SQL): Promise<T[]>
   /** Applies the drizzle-kit migrations in `folder`; concurrent callers are serialized. */
   migrate(folder: string): Promise<void>
   /** Throws when the database cannot answer. */
@@ -59,6 +67,10 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       engine: 'postgres',
       schema: schemaName,
       rows: async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
+      preparedRows: async <T>(name: string, query: SQL) => {
+        const { sql: text, params } = dialect.sqlToQuery(query)
+        return (await pool.query({ name, text, values: params })).rows as T[]
+      },
       migrate: async (folder) => {
         // Several instances may start at once: a session advisory lock held on one connection
         // lets exactly one apply migrations while the others wait and then find nothing to do.
@@ -92,6 +104,7 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
     engine: 'pglite',
     schema: schemaName,
     rows: async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
+    preparedRows: async <T>(_name: string, query: SQL) => rowsOf<T>(await db.execute(query)),
     // One embedded engine has one connection: nothing runs concurrently with this.
     migrate: (folder) => migratePglite(db, { migrationsFolder: folder, migrationsSchema: schemaName }),
     ping: async () => {

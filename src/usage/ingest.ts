@@ -147,18 +147,24 @@ export interface WriteQueueOptions {
    * Called after each commit with the events it stored (not duplicates), e.g. for budget checks.
    * Must be cheap and must not throw; it runs off the request's critical path.
    */
-  onCommitted?: (created: UsageEvent[]) => void
+  onCommitted?: (created: CommittedEvent[]) => void
   /** Told about the cause whenever a flush fails (its callers get WRITE_FAILED). */
   onFlushError?: (err: unknown) => void
 }
 
 export interface StoredResult {
   status: 'created' | 'duplicate'
-  event: UsageEvent
+  id: string
+  /** The stored record; present when the writer asked for records. */
+  event?: UsageEvent
 }
+
+/** What listeners learn about each newly stored event. */
+export type CommittedEvent = Pick<NewUsageEvent, 'botId' | 'provider' | 'model' | 'createdAt'>
 
 interface Pending {
   events: NewUsageEvent[]
+  withRecords: boolean
   resolve: (r: StoredResult[]) => void
   reject: (e: Error) => void
 }
@@ -208,21 +214,25 @@ export class WriteQueue {
     return Math.min(this.opts.maxQueuedEvents, Math.max(floor, byDelay))
   }
 
-  async write(events: NewUsageEvent[]): Promise<StoredResult[]> {
+  /**
+   * Stores the events once each; resolves after commit. `withRecords: false` (batch ingest)
+   * answers with ids only, which saves sending whole rows back from the database.
+   */
+  async write(events: NewUsageEvent[], { withRecords = true }: { withRecords?: boolean } = {}): Promise<StoredResult[]> {
     if (this.closed) throw new Errors.overloaded(1)
-    if (!this.opts.enabled) return this.committed(distribute(events, await this.insert(events)))
+    if (!this.opts.enabled) return this.committed(events, distribute(events, await this.insert(events, withRecords), withRecords))
     if (this.pendingEvents > 0 && this.pendingEvents + events.length > this.admissionLimit()) {
       throw new Errors.overloaded(1)
     }
     return new Promise<StoredResult[]>((resolve, reject) => {
-      this.pending.push({ events, resolve, reject })
+      this.pending.push({ events, withRecords, resolve, reject })
       this.pendingEvents += events.length
       this.schedule()
     })
   }
 
-  private committed(results: StoredResult[]): StoredResult[] {
-    const created = results.filter((r) => r.status === 'created').map((r) => r.event)
+  private committed(events: NewUsageEvent[], results: StoredResult[]): StoredResult[] {
+    const created = events.filter((_, i) => results[i].status === 'created')
     if (created.length > 0 && this.opts.onCommitted) {
       const notify = this.opts.onCommitted
       queueMicrotask(() => {
@@ -236,9 +246,9 @@ export class WriteQueue {
     return results
   }
 
-  private async insert(events: NewUsageEvent[]): Promise<InsertOutcome> {
+  private async insert(events: NewUsageEvent[], withRecords: boolean): Promise<InsertOutcome> {
     try {
-      return await insertEvents(this.database, events)
+      return await insertEvents(this.database, events, withRecords)
     } catch (err) {
       // The statement rolled back as a whole: nothing of this group is stored, so every caller
       // in it (and only those) gets a retryable error; the cause goes to the log.
@@ -277,11 +287,12 @@ export class WriteQueue {
     this.pendingEvents -= n
     this.inFlight++
     const events = group.flatMap((p) => p.events)
+    const withRecords = group.some((p) => p.withRecords)
     const started = Date.now()
-    this.insert(events)
+    this.insert(events, withRecords)
       .then((outcome) => {
         this.recordFlush(events.length, Date.now() - started)
-        const results = this.committed(distribute(events, outcome))
+        const results = this.committed(events, distribute(events, outcome, withRecords))
         let i = 0
         for (const p of group) {
           p.resolve(results.slice(i, i + p.events.length))
@@ -313,18 +324,17 @@ export class WriteQueue {
  * key that the statement inserted is 'created'; any later occurrence (same id twice in one
  * group) and keys that already existed are 'duplicate' with the stored record.
  */
-function distribute(events: NewUsageEvent[], outcome: InsertOutcome): StoredResult[] {
+function distribute(events: NewUsageEvent[], outcome: InsertOutcome, withRecords: boolean): StoredResult[] {
   const claimed = new Set<string>()
   return events.map((e) => {
     const key = eventKey(e.botId, e.id)
     const created = outcome.created.get(key)
-    if (created && !claimed.has(key)) {
-      claimed.add(key)
-      return { status: 'created', event: toUsageEvent(created) }
-    }
+    const status = created && !claimed.has(key) ? 'created' : 'duplicate'
+    if (status === 'created') claimed.add(key)
+    if (!withRecords) return { status, id: e.id }
     const row = created ?? outcome.existing.get(key)
     if (!row) throw new Error(`event ${e.botId}/${e.id} was neither inserted nor found`)
-    return { status: 'duplicate', event: toUsageEvent(row) }
+    return { status, id: e.id, event: toUsageEvent(row) }
   })
 }
 

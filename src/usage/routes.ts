@@ -63,6 +63,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       }
       assertMayWrite(request, event.botId)
       const [result] = await writeQueue.write([event])
+      if (!result.event) throw new Errors.internal()
       return reply.code(result.status === 'created' ? 201 : 200).send(result.event)
     },
   )
@@ -98,10 +99,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       })
       // A key bound to one bot writing for another is refused as a whole, before anything is stored.
       for (const v of valid) assertMayWrite(request, v.event.botId)
-      const stored = valid.length > 0 ? await writeQueue.write(valid.map((v) => v.event)) : []
+      const stored = valid.length > 0 ? await writeQueue.write(valid.map((v) => v.event), { withRecords: false }) : []
       stored.forEach((r, i) => {
         const index = valid[i].index
-        results[index] = { index, status: r.status, id: r.event.id }
+        results[index] = { index, status: r.status, id: r.id }
       })
       return {
         results,
