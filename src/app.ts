@@ -116,7 +116,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       message = `Content-Type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/json`
     }
     if (status >= 500) {
-      request.log.error({ err: error }, 'request failed')
+      // Shedding load is expected under overload; logging every shed request would add to it.
+      if (code === 'OVERLOADED') request.log.debug({ code }, message)
+      else request.log.error({ err: error }, 'request failed')
       // Only our own declared 503s (overload, database down) keep their message; anything else
       // is an internal failure whose details stay in the log, never in the response.
       const body =

@@ -136,10 +136,7 @@ export interface WriteQueueOptions {
   maxEvents: number
   maxWaitMs: number
   maxQueuedEvents: number
-  /**
-   * Admission bound in time: no more events are queued than the measured commit rate can write
-   * within this many ms (at least one group), so accepted writes keep a bounded latency.
-   */
+  /** No new writes are queued while the oldest waiting one has waited this long (503 instead). */
   maxQueueDelayMs: number
   /** Flushes allowed in flight at once (connections the writer may hold). */
   maxConcurrentFlushes: number
@@ -165,6 +162,7 @@ export type CommittedEvent = Pick<NewUsageEvent, 'botId' | 'provider' | 'model' 
 interface Pending {
   events: NewUsageEvent[]
   withRecords: boolean
+  enqueuedAt: number
   resolve: (r: StoredResult[]) => void
   reject: (e: Error) => void
 }
@@ -172,7 +170,7 @@ interface Pending {
 /**
  * Group commit: concurrent writers' events are coalesced into one insert statement (flushed at
  * maxEvents or after maxWaitMs, or at once when a connection is free), and each caller is
- * answered only after its rows are committed. Past maxQueuedEvents callers get 503 at once
+ * answered only after its rows are committed. When the queue backs up, callers get 503 at once
  * instead of queueing without bound. A failed flush fails exactly the callers in it.
  */
 export class WriteQueue {
@@ -192,26 +190,16 @@ export class WriteQueue {
   }
 
   /**
-   * Events per second the writer sustains, from how long recent flushes took (EWMA over
-   * flushes, scaled by the flushes allowed in flight). null until a flush has succeeded.
+   * Admission. Never past maxQueuedEvents. Small writes (the ones group commit is for) are also
+   * refused while the oldest waiting write has waited maxQueueDelayMs: the writer is not keeping
+   * up, and queueing more would only grow everyone's latency. Large batches fill a group on their
+   * own and normally wait a few flushes behind each other, so only the event bound applies to them.
    */
-  private capacity: number | null = null
-
-  private recordFlush(events: number, ms: number): void {
-    const sample = (events / Math.max(1, ms)) * 1000 * this.opts.maxConcurrentFlushes
-    this.capacity = this.capacity === null ? sample : 0.8 * this.capacity + 0.2 * sample
-  }
-
-  /**
-   * How many events may wait: what the writer gets through in maxQueueDelayMs, never less than
-   * one full round of flushes (so bursts after a quiet spell are not shed) and never more than
-   * maxQueuedEvents (also the bound before anything has been measured).
-   */
-  private admissionLimit(): number {
-    if (this.capacity === null) return this.opts.maxQueuedEvents
-    const floor = this.opts.maxEvents * this.opts.maxConcurrentFlushes
-    const byDelay = (this.capacity * this.opts.maxQueueDelayMs) / 1000
-    return Math.min(this.opts.maxQueuedEvents, Math.max(floor, byDelay))
+  private admits(events: number): boolean {
+    if (this.pending.length === 0) return true
+    if (this.pendingEvents + events > this.opts.maxQueuedEvents) return false
+    if (events * 2 >= this.opts.maxEvents) return true
+    return Date.now() - this.pending[0].enqueuedAt < this.opts.maxQueueDelayMs
   }
 
   /**
@@ -221,11 +209,9 @@ export class WriteQueue {
   async write(events: NewUsageEvent[], { withRecords = true }: { withRecords?: boolean } = {}): Promise<StoredResult[]> {
     if (this.closed) throw new Errors.overloaded(1)
     if (!this.opts.enabled) return this.committed(events, distribute(events, await this.insert(events, withRecords), withRecords))
-    if (this.pendingEvents > 0 && this.pendingEvents + events.length > this.admissionLimit()) {
-      throw new Errors.overloaded(1)
-    }
+    if (!this.admits(events.length)) throw new Errors.overloaded(1)
     return new Promise<StoredResult[]>((resolve, reject) => {
-      this.pending.push({ events, withRecords, resolve, reject })
+      this.pending.push({ events, withRecords, enqueuedAt: Date.now(), resolve, reject })
       this.pendingEvents += events.length
       this.schedule()
     })
@@ -288,10 +274,8 @@ export class WriteQueue {
     this.inFlight++
     const events = group.flatMap((p) => p.events)
     const withRecords = group.some((p) => p.withRecords)
-    const started = Date.now()
     this.insert(events, withRecords)
       .then((outcome) => {
-        this.recordFlush(events.length, Date.now() - started)
         const results = this.committed(events, distribute(events, outcome, withRecords))
         let i = 0
         for (const p of group) {
