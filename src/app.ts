@@ -210,6 +210,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     maxQueueDelayMs: config.ingest.maxQueueDelayMs,
     // The embedded engine has one connection; on Postgres writes leave pooled connections for reads.
     maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.min(config.ingest.maxConcurrentFlushes, Math.max(1, config.pgPoolSize - 2)),
+    flushWhenIdle: database.engine === 'postgres',
     onCommitted: budgetMonitor.onCommitted,
     onFlushError: (err) => app.log.error({ err }, 'ingest flush failed; its requests were answered 503'),
   })

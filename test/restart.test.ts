@@ -1,29 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { ADMIN_KEY } from './helpers/app.js'
-import { TEST_DATABASE_URL } from './helpers/db.js'
+import { persistentStorageEnv } from './helpers/db.js'
 import { getJson, postBatch, SEED_EVENT } from './helpers/usage.js'
 
 t.test('data survives a restart of the service', async (t) => {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'usage-restart-'))
-  const schema = `restart_${randomBytes(4).toString('hex')}`
-  t.teardown(async () => {
-    rmSync(dataDir, { recursive: true, force: true })
-    if (TEST_DATABASE_URL) {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL })
-      await c.connect()
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-      await c.end()
-    }
-  })
+  const storage = persistentStorageEnv(t, 'restart')
   // Exactly what `npm start` does: configuration from the environment, migrations at start.
-  const env = { LOG_LEVEL: 'silent', ADMIN_API_KEY: ADMIN_KEY, DATA_DIR: dataDir, DATABASE_SCHEMA: schema, ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}) }
+  const env = { LOG_LEVEL: 'silent', ADMIN_API_KEY: ADMIN_KEY, ...storage }
 
   const first = await buildApp(loadConfig(env))
   const res = await postBatch(first, [

@@ -1,11 +1,6 @@
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import pg from 'pg'
 import t from 'tap'
-import { TEST_DATABASE_URL } from './helpers/db.js'
+import { persistentStorageEnv } from './helpers/db.js'
 import { SEED_EVENT } from './helpers/usage.js'
 
 interface Running {
@@ -47,18 +42,8 @@ function startServer(env: Record<string, string>): Running {
 }
 
 t.test('npm start: first start prints one admin key, which works; SIGTERM stops cleanly; the next start prints none', async (t) => {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'usage-server-'))
-  const schema = `srv_${randomBytes(4).toString('hex')}`
-  t.teardown(async () => {
-    rmSync(dataDir, { recursive: true, force: true })
-    if (TEST_DATABASE_URL) {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL })
-      await c.connect()
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-      await c.end()
-    }
-  })
-  const env = { DATA_DIR: dataDir, DATABASE_SCHEMA: schema, ADMIN_API_KEY: '', ...(TEST_DATABASE_URL ? { DATABASE_URL: TEST_DATABASE_URL } : {}) }
+  const storage = persistentStorageEnv(t, 'srv')
+  const env = { ...storage, ADMIN_API_KEY: '' }
 
   const first = startServer(env)
   const base = await first.url

@@ -141,6 +141,12 @@ export interface WriteQueueOptions {
   /** Flushes allowed in flight at once (connections the writer may hold). */
   maxConcurrentFlushes: number
   /**
+   * Flush at once when nothing is in flight (Postgres: waiting would only add latency). The
+   * embedded engine runs a statement synchronously on this thread, so nothing arrives while it
+   * is "in flight": there, writes always wait maxWaitMs for company.
+   */
+  flushWhenIdle: boolean
+  /**
    * Called after each commit with the events it stored (not duplicates), e.g. for budget checks.
    * Must be cheap and must not throw; it runs off the request's critical path.
    */
@@ -245,7 +251,7 @@ export class WriteQueue {
 
   private schedule(): void {
     if (this.pending.length === 0 || this.inFlight >= this.opts.maxConcurrentFlushes) return
-    if (this.pendingEvents >= this.opts.maxEvents || this.opts.maxWaitMs === 0 || this.inFlight === 0) {
+    if (this.pendingEvents >= this.opts.maxEvents || this.opts.maxWaitMs === 0 || (this.inFlight === 0 && this.opts.flushWhenIdle)) {
       // A free connection and nothing in flight: waiting would only add latency. Under load,
       // flushes are in flight and arrivals accumulate into the next group by themselves.
       this.flushNow()

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { sql } from 'drizzle-orm'
 import pg from 'pg'
 import { connectDatabase, type Database } from '../../src/db/connect.js'
@@ -50,4 +53,19 @@ export async function resetTables(database: Database): Promise<void> {
   )
   if (tables.length === 0) return
   await database.db.execute(sql.raw(`TRUNCATE ${tables.map((r) => `"${database.schema}"."${r.tablename}"`).join(', ')}`))
+}
+
+/**
+ * Storage for a test that starts the service the way operators do (configuration from the
+ * environment): a temporary data dir for the embedded engine, or a private schema on Postgres.
+ * Returns the environment variables that select it; both are removed when the test ends.
+ */
+export function persistentStorageEnv(t: Teardown, name: string): Record<string, string> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), `usage-${name}-`))
+  const schema = `${name}_${randomBytes(4).toString('hex')}`
+  t.teardown(async () => {
+    rmSync(dataDir, { recursive: true, force: true })
+    if (TEST_DATABASE_URL) await dropSchema(schema)
+  })
+  return { DATA_DIR: dataDir, DATABASE_SCHEMA: schema, DATABASE_URL: TEST_DATABASE_URL ?? '' }
 }

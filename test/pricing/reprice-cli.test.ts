@@ -1,30 +1,15 @@
 import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { promisify } from 'node:util'
-import pg from 'pg'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
-import { TEST_DATABASE_URL } from '../helpers/db.js'
+import { persistentStorageEnv } from '../helpers/db.js'
 import { getJson, postUsage, SEED_EVENT } from '../helpers/usage.js'
 
 t.test('npm run reprice prices events stored before their override existed', async (t) => {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'usage-reprice-'))
-  const schema = `reprice_${randomBytes(4).toString('hex')}`
-  t.teardown(async () => {
-    rmSync(dataDir, { recursive: true, force: true })
-    if (TEST_DATABASE_URL) {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL })
-      await c.connect()
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-      await c.end()
-    }
-  })
-  const env = { LOG_LEVEL: 'silent', ADMIN_API_KEY: ADMIN_KEY, DATA_DIR: dataDir, DATABASE_SCHEMA: schema, DATABASE_URL: TEST_DATABASE_URL ?? '' }
+  const storage = persistentStorageEnv(t, 'reprice')
+  const env = { LOG_LEVEL: 'silent', ADMIN_API_KEY: ADMIN_KEY, ...storage }
 
   let app = await buildApp(loadConfig(env))
   const stored = await postUsage(app, { ...SEED_EVENT, model: 'acme-private', provider: 'acme', estimatedCost: undefined, createdAt: '2025-01-10T00:00:00Z' })
