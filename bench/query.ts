@@ -37,11 +37,8 @@ const MODELS = 10
 const DAYS = 90
 const ADMIN_KEY = 'usk_bench_admin_key_0123456789abcdef'
 
-const databaseUrl = process.env.DATABASE_URL
-if (!databaseUrl) {
-  console.error('DATABASE_URL is required (a Postgres the benchmark may create and drop a schema in)')
-  process.exit(2)
-}
+// Like bench/ingest.ts: the machine's local PostgreSQL unless told otherwise.
+const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
 const schema = `bench_query_${process.pid}`
 
