@@ -173,6 +173,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       },
       tags: [
         { name: 'usage', description: 'Record model calls and read usage stats' },
+        { name: 'analytics', description: 'Time series, summaries, breakdowns, errors, events and exports' },
+        { name: 'reports', description: 'Monthly reports (JSON or CSV)' },
         { name: 'prices', description: 'Price catalog, overrides, quotes and repricing' },
         { name: 'keys', description: 'API keys (admin)' },
         { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history (admin)' },

@@ -191,10 +191,6 @@ export class WriteQueue {
     private readonly opts: WriteQueueOptions,
   ) {}
 
-  get queuedEvents(): number {
-    return this.pendingEvents
-  }
-
   /**
    * Admission. Never past maxQueuedEvents. Small writes (the ones group commit is for) are also
    * refused while the oldest waiting write has waited maxQueueDelayMs: the writer is not keeping
@@ -252,7 +248,7 @@ export class WriteQueue {
   private schedule(): void {
     if (this.pending.length === 0 || this.inFlight >= this.opts.maxConcurrentFlushes) return
     if (this.pendingEvents >= this.opts.maxEvents || this.opts.maxWaitMs === 0 || (this.inFlight === 0 && this.opts.flushWhenIdle)) {
-      // A free connection and nothing in flight: waiting would only add latency. Under load,
+      // A full group, or (Postgres) nothing in flight: waiting would only add latency. Under load,
       // flushes are in flight and arrivals accumulate into the next group by themselves.
       this.flushNow()
       return
