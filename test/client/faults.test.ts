@@ -155,6 +155,7 @@ t.test('no spool: events put back after a failed round are sent at the next prob
   // until the next track().
   await waitUntil(() => client.stats().retried >= 3, 'the probe after the failed round')
   await server.up()
-  await waitUntil(() => server.stored.length === 1, 'delivered at the next probe', 10_000)
+  // Stored by the server first, then acknowledged to the client: wait for both.
+  await waitUntil(() => server.stored.length === 1 && client.stats().sent === 1, 'delivered at the next probe', 10_000)
   t.match(client.stats(), { sent: 1, queued: 0 })
 })

@@ -46,13 +46,25 @@ async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-/** Empties every table, so each test starts from clean state. */
+/** Empties every table (but the migrations' bookkeeping), so each test starts from clean state. */
 export async function resetTables(database: Database): Promise<void> {
   const tables = await database.rows<{ tablename: string }>(
-    sql`SELECT tablename FROM pg_tables WHERE schemaname = ${database.schema}`,
+    sql`SELECT tablename FROM pg_tables WHERE schemaname = ${database.schema} AND tablename <> '__drizzle_migrations'`,
   )
   if (tables.length === 0) return
-  await database.db.execute(sql.raw(`TRUNCATE ${tables.map((r) => `"${database.schema}"."${r.tablename}"`).join(', ')}`))
+  const truncate = sql.raw(`TRUNCATE ${tables.map((r) => `"${database.schema}"."${r.tablename}"`).join(', ')}`)
+  // The app's background workers (budget evaluation, alert delivery) may be reading two of these
+  // tables right now; TRUNCATE's exclusive locks can then deadlock with them. Postgres picks one
+  // side to fail: when it is us, try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await database.db.execute(truncate)
+      return
+    } catch (err) {
+      const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code
+      if (code !== '40P01' || attempt >= 5) throw err
+    }
+  }
 }
 
 /**
