@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { UsageEvent, UsageFilters } from '../usage/schemas.js'
+import { TokenSums, UsageEvent, UsageFilters } from '../usage/schemas.js'
 
 /**
  * Wire schemas of the analytics and reports endpoints. Types used by the handlers come from
@@ -242,12 +242,7 @@ export type MonthlyQuery = Static<typeof MonthlyQuery>
 const ReportMeasures = {
   calls: Type.Integer(),
   failures: Type.Integer(),
-  inputTokens: Type.Integer(),
-  outputTokens: Type.Integer(),
-  totalTokens: Type.Integer(),
-  cacheReadTokens: Type.Integer(),
-  cacheWriteTokens: Type.Integer(),
-  reasoningTokens: Type.Integer(),
+  ...TokenSums,
   cost: Usd('Exact sum'),
   costExact: Type.String({ description: 'The same cost as an exact decimal string' }),
   unpricedCalls: Type.Integer(),

@@ -28,25 +28,10 @@ export interface TrackEvent {
   createdAt?: Date | string | number
 }
 
-/** The event exactly as it goes over the wire and into the spool. */
-export interface UsageEvent {
+/** The event exactly as it goes over the wire and into the spool: a TrackEvent with its id, bot and time fixed. */
+export interface UsageEvent extends Omit<TrackEvent, 'id' | 'createdAt'> {
   id: string
   botId: string
-  model: string
-  provider: string
-  inputTokens: number
-  outputTokens: number
-  totalTokens?: number
-  cacheReadTokens?: number
-  cacheWriteTokens?: number
-  cacheWrite1hTokens?: number
-  reasoningTokens?: number
-  estimatedCost?: number
-  requestType?: string
-  success?: boolean
-  errorMessage?: string
-  latencyMs?: number
-  metadata?: Metadata
   createdAt: string
 }
 

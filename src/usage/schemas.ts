@@ -138,7 +138,8 @@ export const StatsQuery = Type.Object(
 )
 export type StatsQuery = Static<typeof StatsQuery>
 
-const TokenSums = {
+/** Token totals by kind, as every aggregate reports them. */
+export const TokenSums = {
   inputTokens: Type.Integer(),
   outputTokens: Type.Integer(),
   totalTokens: Type.Integer(),
