@@ -145,15 +145,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return reply.code(404).send(body)
   })
 
-  // Shed load instead of queueing it when the process itself is the bottleneck.
-  await app.register(underPressure, {
-    maxEventLoopDelay: config.pressure.maxEventLoopDelayMs,
-    maxHeapUsedBytes: config.pressure.maxHeapUsedBytes,
-    retryAfter: 1,
-    customError: Errors.underPressure,
-    exposeStatusRoute: false,
-  })
-
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? true : config.corsOrigins.length > 0 ? config.corsOrigins : false,
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
@@ -256,6 +247,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await alertDelivery.stop()
     await auth.close()
     if (ownsDatabase) await database.close()
+  })
+
+  // Shed load instead of queueing it when the process itself is the bottleneck. Registered only
+  // now: booting the embedded engine and migrating hold the event loop for seconds, and measured
+  // from the start that delay made the first requests after a start fail with 503.
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.pressure.maxEventLoopDelayMs,
+    maxHeapUsedBytes: config.pressure.maxHeapUsedBytes,
+    retryAfter: 1,
+    customError: Errors.underPressure,
+    exposeStatusRoute: false,
   })
 
   await app.register(healthRoutes, { database })
