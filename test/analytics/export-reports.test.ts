@@ -72,6 +72,21 @@ t.test('CSV export quotes commas, quotes and line breaks and keeps costs exact',
   t.equal(data[1][column('metadata')], '', 'null is an empty field')
 })
 
+t.test('CSV export defuses spreadsheet formulas in text, not in numbers', async (t) => {
+  const formula = '=HYPERLINK("http://evil.example","click")'
+  const model = '+SUM(A1:A9)'
+  await seed(app, [ev('f1', '2024-06-05T10:00:00Z', { success: false, errorMessage: formula, model, estimatedCost: 0.5 })])
+  const res = await get(app, '/api/usage/export?startDate=2024-06-01&endDate=2024-06-30&format=csv')
+  const [header, row] = parseCsv(res.text)
+  t.equal(row[header.indexOf('errorMessage')], `'${formula}`, 'a formula is prefixed with an apostrophe')
+  t.equal(row[header.indexOf('model')], `'${model}`)
+  t.equal(row[header.indexOf('cost')], '0.5')
+  const report = parseCsv((await get(app, '/api/reports/monthly?month=2024-06&format=csv')).text)
+  t.equal(report[1][report[0].indexOf('model')], `'${model}`, 'the monthly report too')
+  const json = await get(app, '/api/usage/export?startDate=2024-06-01&endDate=2024-06-30&format=jsonl')
+  t.equal((JSON.parse(json.text) as { errorMessage: string }).errorMessage, formula, 'JSON exports keep the text as it was')
+})
+
 t.test('JSON lines export: one event per line, filters apply', async (t) => {
   const res = await get(app, '/api/usage/export?startDate=2024-03-01&endDate=2024-04-30&format=jsonl&botId=bot_b')
   t.match(String(res.headers['content-type']), /^application\/x-ndjson/)
