@@ -65,7 +65,7 @@ t.test('names a missing provider key and bad values, without printing secrets', 
 })
 
 t.test('a token Telegram refuses stops the bot with a clear message', async (t) => {
-  const telegram = await FakeTelegram.start({ token: '999:AnotherToken' })
+  const telegram = await FakeTelegram.start({ tokens: ['999:AnotherToken'] })
   t.teardown(() => telegram.close())
   const bot = spawnBot(t, {
     TELEGRAM_BOT_TOKEN: FAKE_BOT_TOKEN,

@@ -15,8 +15,8 @@ import {
   TestClock,
   type AlertView,
 } from '../helpers/budgets.js'
+import { FakeTelegram } from '../helpers/fake-telegram.js'
 import {
-  startFakeTelegramApi,
   startSmtpServer,
   startWebhookReceiver,
   waitFor,
@@ -205,7 +205,7 @@ t.test('a webhook answering 500 is retried with backoff, each attempt signed and
 t.test('email through a real SMTP server and Telegram through the Bot API', async (t) => {
   const smtp = await startSmtpServer()
   t.teardown(() => smtp.close())
-  const telegram = await startFakeTelegramApi()
+  const telegram = await FakeTelegram.start({ tokens: ['111:DefaultAlertBotToken_abc', '222:DedicatedToken_of_a_bot'] })
   t.teardown(() => telegram.close())
   const { app } = await buildBudgetApp(
     t,
@@ -214,7 +214,7 @@ t.test('email through a real SMTP server and Telegram through the Bot API', asyn
       SMTP_URL: smtp.url,
       ALERT_EMAIL_FROM: 'Budget alerts <alerts@example.com>',
       ALERT_TELEGRAM_BOT_TOKEN: '111:DefaultAlertBotToken_abc',
-      TELEGRAM_API_ROOT: telegram.url,
+      TELEGRAM_API_ROOT: telegram.apiRoot,
     },
     new TestClock(new Date(MARCH_20)),
   )
@@ -236,9 +236,9 @@ t.test('email through a real SMTP server and Telegram through the Bot API', asyn
   t.equal(mail.subject, 'Budget "Bot X monthly" reached 80%: $41.00 of $50.00 monthly')
   t.match(mail.raw, /Scope: bot bot_x/)
 
-  await waitFor('both Telegram messages', () => telegram.messages.length === 2)
-  const byToken = new Map(telegram.messages.map((m) => [m.token, m]))
-  t.match(byToken.get('111:DefaultAlertBotToken_abc'), { chatId: '-100123', text: /^Budget "Bot X monthly" reached 80%/ })
+  await waitFor('both Telegram messages', () => telegram.sent.length === 2)
+  const byToken = new Map(telegram.sent.map((m) => [m.token, m]))
+  t.match(byToken.get('111:DefaultAlertBotToken_abc'), { chatId: -100123, text: /^Budget "Bot X monthly" reached 80%/ })
   t.match(byToken.get('222:DedicatedToken_of_a_bot'), { chatId: '@acme_alerts', text: /^Budget "Model budget" reached 80%/ })
 })
 
@@ -248,12 +248,12 @@ t.test('a failing channel does not block the others', async (t) => {
   await once(closed, 'listening')
   const deadPort = (closed.address() as AddressInfo).port
   closed.close()
-  const telegram = await startFakeTelegramApi()
+  const telegram = await FakeTelegram.start({ tokens: ['333:SecretTokenThatMustNotLeak'] })
   t.teardown(() => telegram.close())
   const { app, rawLog } = await buildBudgetApp(
     t,
     database,
-    { SMTP_URL: `smtp://127.0.0.1:${deadPort}`, ALERT_EMAIL_FROM: 'alerts@example.com', TELEGRAM_API_ROOT: telegram.url, ALERT_MAX_ATTEMPTS: '2' },
+    { SMTP_URL: `smtp://127.0.0.1:${deadPort}`, ALERT_EMAIL_FROM: 'alerts@example.com', TELEGRAM_API_ROOT: telegram.apiRoot, ALERT_MAX_ATTEMPTS: '2' },
     new TestClock(new Date(MARCH_20)),
   )
   const b = await createBudget(app, {
@@ -263,7 +263,7 @@ t.test('a failing channel does not block the others', async (t) => {
     channels: { email: { to: ['ops@example.com'] }, webhook: { url: webhook.url }, telegram: { chatId: 5, botToken: '333:SecretTokenThatMustNotLeak' } },
   })
   await postEvents(app, [costEvent(6, { createdAt: '2025-03-20T10:00:00Z' })])
-  await waitFor('webhook and Telegram', () => webhook.received.length === 1 && telegram.messages.length === 1)
+  await waitFor('webhook and Telegram', () => webhook.received.length === 1 && telegram.sent.length === 1)
   await waitFor('email to give up', async () => (await alertsOf(app, b.id))[0]?.deliveries.find((d) => d.channel === 'email')?.status === 'failed')
   const [alert] = await alertsOf(app, b.id)
   t.match(alert.deliveries, [

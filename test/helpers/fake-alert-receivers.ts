@@ -4,8 +4,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import { SMTPServer } from 'smtp-server'
 
 /**
- * Receivers for budget alerts on 127.0.0.1: a webhook endpoint, the Telegram Bot API's
- * sendMessage, and a real SMTP server (the smtp-server package).
+ * Receivers for budget alerts on 127.0.0.1: a webhook endpoint and a real SMTP server (the
+ * smtp-server package). Telegram alerts go to the fake Bot API in fake-telegram.ts.
  */
 
 export interface ReceivedRequest {
@@ -77,25 +77,6 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     return { status, body: status === 200 ? { received: true } : { error: 'scripted failure' } }
   })
   return { ...fake, url: `${fake.url}/hooks/budget`, failNext: (...s) => script.push(...s) }
-}
-
-export interface FakeTelegramApi extends HttpFake {
-  /** sendMessage calls: token from the path, and the JSON body. */
-  readonly messages: Array<{ token: string; chatId: unknown; text: string }>
-}
-
-/** The Bot API's sendMessage with its real reply shape, `{ ok: true, result: Message }`. */
-export async function startFakeTelegramApi(): Promise<FakeTelegramApi> {
-  const messages: FakeTelegramApi['messages'] = []
-  let nextId = 1
-  const fake = await fakeHttp((r) => {
-    const m = /^\/bot([^/]+)\/sendMessage$/.exec(r.path)
-    if (!m) return { status: 404, body: { ok: false, error_code: 404, description: 'Not Found' } }
-    messages.push({ token: m[1], chatId: r.json.chat_id, text: String(r.json.text) })
-    const chat = { id: Number(r.json.chat_id), type: 'private' }
-    return { status: 200, body: { ok: true, result: { message_id: nextId++, date: Math.floor(Date.now() / 1000), chat, text: r.json.text } } }
-  })
-  return { ...fake, messages }
 }
 
 export interface ReceivedMail {

@@ -11,13 +11,18 @@ import type { Socket } from 'node:net'
  * "can't parse entities", text over 4096 characters after parsing is "message is too long"),
  * sendChatAction, setWebhook, deleteWebhook, getWebhookInfo, setMyCommands.
  * Tests play the users with `sendText()` and read what the bot sent in `sent`.
+ * Several bots may share one fake (`tokens`), as budget alerts with per-budget bot tokens do;
+ * every call and message records the token it came with.
  */
 
 export const FAKE_BOT_TOKEN = '123456789:AAFakeTelegramTokenForTests_0123456789'
 
 export interface SentMessage {
+  /** The bot token of the call, from the URL path. */
+  readonly token: string
   readonly messageId: number
-  readonly chatId: number
+  /** A chat id, or a public channel's `@username`. */
+  readonly chatId: number | string
   /** As sent, markup included. */
   readonly text: string
   readonly parseMode: string | undefined
@@ -27,6 +32,7 @@ export interface SentMessage {
 }
 
 export interface ApiCall {
+  readonly token: string
   readonly method: string
   readonly params: Record<string, unknown>
   readonly at: number
@@ -60,7 +66,9 @@ interface Poller {
 const maxMessageLength = 4096
 
 export class FakeTelegram {
+  /** The first of the accepted tokens, for a fake that plays one bot. */
   readonly token: string
+  readonly #tokens: ReadonlySet<string>
   readonly botUser = { id: 123456789, is_bot: true, first_name: 'Usage Test Bot', username: 'usage_test_bot' }
   readonly calls: ApiCall[] = []
   readonly sent: SentMessage[] = []
@@ -74,8 +82,9 @@ export class FakeTelegram {
   #nextMessageId = 1
   #port = 0
 
-  private constructor(token: string) {
-    this.token = token
+  private constructor(tokens: readonly string[]) {
+    this.token = tokens[0]
+    this.#tokens = new Set(tokens)
     this.#server = createServer((request, response) => {
       this.#handle(request, response).catch((error: unknown) => {
         if (!response.headersSent) reply(response, 500, { ok: false, error_code: 500, description: `Internal Server Error: ${String(error)}` })
@@ -87,8 +96,9 @@ export class FakeTelegram {
     })
   }
 
-  static async start(options: { token?: string } = {}): Promise<FakeTelegram> {
-    const fake = new FakeTelegram(options.token ?? FAKE_BOT_TOKEN)
+  /** Accepts `tokens` (default: FAKE_BOT_TOKEN); any other token gets the real 401. */
+  static async start(options: { tokens?: readonly string[] } = {}): Promise<FakeTelegram> {
+    const fake = new FakeTelegram(options.tokens ?? [FAKE_BOT_TOKEN])
     fake.#server.listen(0, '127.0.0.1')
     await once(fake.#server, 'listening')
     const address = fake.#server.address()
@@ -141,7 +151,7 @@ export class FakeTelegram {
     this.#failures.set(method, queue)
   }
 
-  messagesTo(chatId: number): SentMessage[] {
+  messagesTo(chatId: number | string): SentMessage[] {
     return this.sent.filter((message) => message.chatId === chatId)
   }
 
@@ -163,8 +173,8 @@ export class FakeTelegram {
     const params = { ...queryParams(request.url ?? ''), ...(await readParams(request)) }
     if (!match) return reply(response, 404, { ok: false, error_code: 404, description: 'Not Found' })
     const [, token, method] = match
-    this.calls.push({ method, params, at: Date.now() })
-    if (token !== this.token) return reply(response, 401, { ok: false, error_code: 401, description: 'Unauthorized' })
+    this.calls.push({ token, method, params, at: Date.now() })
+    if (!this.#tokens.has(token)) return reply(response, 401, { ok: false, error_code: 401, description: 'Unauthorized' })
     const failure = this.#failures.get(method)?.shift()
     if (failure) return reply(response, failure.error_code, { ok: false, ...failure })
     switch (method) {
@@ -173,7 +183,7 @@ export class FakeTelegram {
       case 'getUpdates':
         return this.#getUpdates(response, params)
       case 'sendMessage':
-        return this.#sendMessage(response, params)
+        return this.#sendMessage(response, token, params)
       case 'sendChatAction':
         if (params.chat_id === undefined || typeof params.action !== 'string') return badRequest(response, 'Bad Request: chat_id and action are required')
         return ok(response, true)
@@ -262,8 +272,8 @@ export class FakeTelegram {
     reply(poller.response, status, { ok: false, error_code: status, description })
   }
 
-  #sendMessage(response: ServerResponse, params: Record<string, unknown>): void {
-    const chatId = integerParam(params.chat_id)
+  #sendMessage(response: ServerResponse, token: string, params: Record<string, unknown>): void {
+    const chatId = integerParam(params.chat_id) ?? channelUsername(params.chat_id)
     if (chatId === undefined) return badRequest(response, 'Bad Request: chat not found')
     if (typeof params.text !== 'string' || params.text.trim() === '') return badRequest(response, 'Bad Request: message text is empty')
     const parseMode = typeof params.parse_mode === 'string' && params.parse_mode !== '' ? params.parse_mode : undefined
@@ -281,12 +291,15 @@ export class FakeTelegram {
       typeof replyParameters === 'object' && replyParameters !== null
         ? integerParam((replyParameters as Record<string, unknown>).message_id)
         : integerParam(params.reply_to_message_id)
-    const message: SentMessage = { messageId: this.#nextMessageId++, chatId, text: params.text, parseMode, visibleText, replyToMessageId }
+    const message: SentMessage = { token, messageId: this.#nextMessageId++, chatId, text: params.text, parseMode, visibleText, replyToMessageId }
     this.sent.push(message)
     ok(response, {
       message_id: message.messageId,
       from: this.botUser,
-      chat: { id: chatId, type: chatId < 0 ? 'group' : 'private' },
+      chat:
+        typeof chatId === 'string'
+          ? { id: -1_001_000_000_000, type: 'channel', username: chatId.slice(1) }
+          : { id: chatId, type: chatId < 0 ? 'group' : 'private' },
       date: Math.floor(Date.now() / 1000),
       text: visibleText,
     })
@@ -389,4 +402,9 @@ function queryParams(url: string): Record<string, unknown> {
 function integerParam(value: unknown): number | undefined {
   const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
   return typeof number === 'number' && Number.isInteger(number) ? number : undefined
+}
+
+/** `@channelusername`, which sendMessage accepts for public channels. */
+function channelUsername(value: unknown): string | undefined {
+  return typeof value === 'string' && /^@[A-Za-z][A-Za-z0-9_]{3,31}$/.test(value) ? value : undefined
 }
