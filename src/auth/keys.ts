@@ -14,14 +14,18 @@ export function generateKey(): string {
 }
 
 /** Keys carry 192 bits of entropy, so one fast hash is enough; no salt or KDF is needed. */
-export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex')
+export function keyDigest(key: string): Buffer {
+  return createHash('sha256').update(key).digest()
 }
 
-export function sameSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest()
-  const hb = createHash('sha256').update(b).digest()
-  return timingSafeEqual(ha, hb)
+/** The stored form of a key: its digest in hex. */
+export function hashKey(key: string): string {
+  return keyDigest(key).toString('hex')
+}
+
+/** Constant-time comparison of two key digests (equal length by construction). */
+export function sameDigest(a: Buffer, b: Buffer): boolean {
+  return timingSafeEqual(a, b)
 }
 
 export interface StoredKey {

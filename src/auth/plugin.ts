@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Database } from '../db/connect.js'
 import { Errors } from '../errors.js'
-import { findActiveKeyByHash, hashKey, recordLastUsed, sameSecret } from './keys.js'
+import { findActiveKeyByHash, keyDigest, recordLastUsed, sameDigest } from './keys.js'
 import type { Scope } from './schemas.js'
 
 export interface Principal {
@@ -47,11 +47,14 @@ export class Authenticator {
   private cache = new Map<string, CacheEntry>()
   private used = new Map<string, Date>()
   private timer: NodeJS.Timeout | null = null
+  /** Hashed once: each request then hashes only the key it presents. */
+  private readonly adminDigest: Buffer | null
 
   constructor(
     private readonly database: Database,
     private readonly opts: AuthOptions,
   ) {
+    this.adminDigest = opts.adminApiKey === null ? null : keyDigest(opts.adminApiKey)
     if (!opts.authDisabled) {
       this.timer = setInterval(() => void this.flushLastUsed().catch(() => undefined), opts.lastUsedFlushMs)
       this.timer.unref()
@@ -63,8 +66,9 @@ export class Authenticator {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')
     if (!match) return null
     const key = match[1]
-    if (this.opts.adminApiKey !== null && sameSecret(key, this.opts.adminApiKey)) return ADMIN
-    const hash = hashKey(key)
+    const digest = keyDigest(key)
+    if (this.adminDigest !== null && sameDigest(digest, this.adminDigest)) return ADMIN
+    const hash = digest.toString('hex')
     const now = Date.now()
     let entry = this.cache.get(hash)
     if (!entry || entry.expires < now) {

@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite'
-import type { SQL } from 'drizzle-orm'
+import { fillPlaceholders, type SQL } from 'drizzle-orm'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core'
@@ -20,11 +20,12 @@ export interface Database {
   /** Runs raw SQL and returns its rows; the one place that knows both drivers' result shapes. */
   rows<T>(query: SQL): Promise<T[]>
   /**
-   * Like rows(), as a named prepared statement on Postgres: parsed and planned once per
-   * connection instead of per call. For hot statements whose text never changes (only their
-   * parameters do); the embedded engine runs it as a plain query.
+   * Compiles a hot statement once: `query` takes its parameters as `sql.placeholder(name)`, and
+   * the returned function runs it with their values. On Postgres it is a named prepared
+   * statement, parsed and planned once per connection; the embedded engine runs the same text.
+   * Rows come back with the driver's own types (timestamps as Date, numeric as string).
    */
-  preparedRows<T>(name: string, query: SQL): Promise<T[]>
+  prepare<T>(name: string, query: SQL): (values: Record<string, unknown>) => Promise<T[]>
   /** Applies the drizzle-kit migrations in `folder`; concurrent callers are serialized. */
   migrate(folder: string): Promise<void>
   /** Throws when the database cannot answer. */
@@ -67,9 +68,9 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       engine: 'postgres',
       schema: schemaName,
       rows: async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
-      preparedRows: async <T>(name: string, query: SQL) => {
+      prepare: <T>(name: string, query: SQL) => {
         const { sql: text, params } = dialect.sqlToQuery(query)
-        return (await pool.query({ name, text, values: params })).rows as T[]
+        return async (values: Record<string, unknown>) => (await pool.query({ name, text, values: fillPlaceholders(params, values) })).rows as T[]
       },
       migrate: async (folder) => {
         // Several instances may start at once: a session advisory lock held on one connection
@@ -104,7 +105,10 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
     engine: 'pglite',
     schema: schemaName,
     rows: async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
-    preparedRows: async <T>(_name: string, query: SQL) => rowsOf<T>(await db.execute(query)),
+    prepare: <T>(_name: string, query: SQL) => {
+      const { sql: text, params } = dialect.sqlToQuery(query)
+      return async (values: Record<string, unknown>) => (await client.query<T>(text, fillPlaceholders(params, values))).rows
+    },
     // One embedded engine has one connection: nothing runs concurrently with this.
     migrate: (folder) => migratePglite(db, { migrationsFolder: folder, migrationsSchema: schemaName }),
     ping: async () => {

@@ -1,7 +1,13 @@
-import { randomBytes } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 
 let lastMs = 0
 let seq = 0
+
+// Random bytes drawn from the CSPRNG 4 KiB at a time: one call per id cost more than the rest of
+// building it, and ids are minted for every ingested event that comes without one.
+const POOL_IDS = 256
+const pool = Buffer.alloc(16 * POOL_IDS)
+let poolOffset = pool.length
 
 /**
  * RFC 9562 UUIDv7: 48-bit unix-ms timestamp, then random bits. Ids created in the same
@@ -21,7 +27,12 @@ export function uuidv7(now: number = Date.now()): string {
     }
   }
   const ms = lastMs
-  const b = randomBytes(16)
+  if (poolOffset === pool.length) {
+    randomFillSync(pool)
+    poolOffset = 0
+  }
+  const b = pool.subarray(poolOffset, poolOffset + 16)
+  poolOffset += 16
   b[0] = Math.floor(ms / 2 ** 40) & 0xff
   b[1] = Math.floor(ms / 2 ** 32) & 0xff
   b[2] = (ms >>> 24) & 0xff

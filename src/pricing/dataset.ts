@@ -139,9 +139,21 @@ function ownerOf(provider: Provider, model: ModelInfo): Provider {
   return provider
 }
 
+// The dataset is immutable: each price entry's exact decimal rates are worked out once.
+const ratesOfPrices = new WeakMap<ModelPrice, DatasetRates | null>()
+
+function cachedRates(prices: ModelPrice): DatasetRates | null {
+  let rates = ratesOfPrices.get(prices)
+  if (rates === undefined) {
+    rates = toRates(prices)
+    ratesOfPrices.set(prices, rates)
+  }
+  return rates
+}
+
 function priceOfModel({ provider, model }: DatasetModel, at: Date): DatasetPrice | null {
   const selected = selectConditionalPrice(model, at)
-  const rates = toRates(selected.prices)
+  const rates = cachedRates(selected.prices)
   if (rates === null) return null
   return {
     providerId: provider.id,

@@ -135,6 +135,36 @@ function toRecordJson(events: NewUsageEvent[]): string {
 }
 
 /**
+ * The insert statement's text is constant (only the JSON payload varies), so it is built and
+ * prepared once per database: parsing and planning its rollup upserts, and even composing their
+ * SQL, cost more than a small group's insert. Batch callers need only the keys back: sending
+ * whole rows back costs a quarter of a batch.
+ */
+const insertStatements = new WeakMap<Database, Map<boolean, (values: { payload: string }) => Promise<EventRow[]>>>()
+
+function insertStatement(database: Database, returnRecords: boolean): (values: { payload: string }) => Promise<EventRow[]> {
+  let statements = insertStatements.get(database)
+  if (!statements) insertStatements.set(database, (statements = new Map()))
+  let statement = statements.get(returnRecords)
+  if (!statement) {
+    statement = database.prepare<EventRow>(returnRecords ? 'usage.insert-events' : 'usage.insert-event-keys', sql`
+    WITH input AS (
+      SELECT * FROM json_to_recordset(${sql.placeholder('payload')}::json) AS t(${EVENT_RECORD})
+    ),
+    inserted AS (
+      INSERT INTO usage_events (${EVENT_COLUMNS})
+      SELECT ${EVENT_COLUMNS} FROM input ORDER BY ord
+      ON CONFLICT (bot_id, id) DO NOTHING
+      RETURNING *
+    ),
+    ${rollupUpsertCtes('inserted')}
+    SELECT ${returnRecords ? sql.raw('*') : sql.raw('bot_id, id')} FROM inserted`)
+    statements.set(returnRecords, statement)
+  }
+  return statement
+}
+
+/**
  * The write path: stores a batch of events (a single event is a batch of one) and folds the
  * rows actually inserted into every rollup (ROLLUP_TABLES), all in ONE statement, so the raw table and
  * the rollup can never disagree. Re-sent (botId, id) pairs insert nothing and count nothing.
@@ -148,21 +178,7 @@ export async function insertEvents(database: Database, events: NewUsageEvent[], 
   if (events.length === 0) return { created, existing }
   const payload = toRecordJson(events)
 
-  // The statement text is constant (only the JSON parameter varies), so it is prepared once per
-  // connection: parsing and planning its rollup upserts cost more than a small group's insert.
-  // Batch callers need only the keys back; sending whole rows back costs a quarter of a batch.
-  const inserted = await database.preparedRows<EventRow>(returnRecords ? 'usage.insert-events' : 'usage.insert-event-keys', sql`
-    WITH input AS (
-      SELECT * FROM json_to_recordset(${payload}::json) AS t(${EVENT_RECORD})
-    ),
-    inserted AS (
-      INSERT INTO usage_events (${EVENT_COLUMNS})
-      SELECT ${EVENT_COLUMNS} FROM input ORDER BY ord
-      ON CONFLICT (bot_id, id) DO NOTHING
-      RETURNING *
-    ),
-    ${rollupUpsertCtes('inserted')}
-    SELECT ${returnRecords ? sql.raw('*') : sql.raw('bot_id, id')} FROM inserted`)
+  const inserted = await insertStatement(database, returnRecords)({ payload })
   for (const r of inserted) created.set(eventKey(r.bot_id, r.id), r)
 
   const missing = events.filter((e) => !created.has(eventKey(e.botId, e.id)))
