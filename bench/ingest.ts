@@ -24,6 +24,7 @@ import { Readable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
+import { Pool } from 'undici'
 
 const { values: args } = parseArgs({
   options: {
@@ -69,7 +70,12 @@ interface Server {
   dataDir: string | null
   stop(): Promise<void>
   peakRssMb(): number
+  /** CPU time the server process has used so far (user + system), in ms. */
+  cpuMs(): number
 }
+
+// Linux reports process CPU time in clock ticks (USER_HZ), 100 per second on every common build.
+const TICKS_PER_SECOND = 100
 
 async function freePort(): Promise<number> {
   const srv = createServer()
@@ -126,6 +132,12 @@ async function startServer(env: Record<string, string> = {}): Promise<Server> {
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0)
       return Math.round(kb / 1024)
     },
+    cpuMs: () => {
+      // /proc/<pid>/stat: fields after the parenthesised command name; utime and stime are 14 and 15.
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
+    },
     stop: async () => {
       child.kill('SIGTERM')
       if (child.exitCode === null) await once(child, 'exit')
@@ -160,6 +172,8 @@ interface Load {
   p999: number
   /** p99 of 2xx responses only (measured per response). */
   okP99: number
+  /** Server CPU time per acknowledged request, µs (set by checkedLoad). */
+  cpuUsPerRequest?: number
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -193,6 +207,60 @@ async function load(opts: autocannon.Options): Promise<Load> {
   }
 }
 
+const sortedPercentiles = (values: number[]) => {
+  values.sort((a, b) => a - b)
+  return { p50: percentile(values, 50), p99: percentile(values, 99), p999: percentile(values, 99.9) }
+}
+
+/**
+ * A true open-loop load: request i is due at start + i/rate whatever happened to earlier ones,
+ * and its latency runs from that due time (so time spent waiting for a free connection, or for a
+ * late generator tick, counts: no coordinated omission). autocannon's `-R` is not that: each
+ * connection sends its per-second quota back to back and then pauses, so every second starts
+ * with a burst at full concurrency.
+ */
+async function paced(opts: { url: string; body: string; rate: number; amount: number; connections: number }): Promise<Load> {
+  const url = new URL(opts.url)
+  const pool = new Pool(url.origin, { connections: opts.connections, pipelining: 1 })
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` }
+  const all: number[] = []
+  const okLatencies: number[] = []
+  const statusCounts: Record<string, number> = {}
+  let errors = 0
+  let sent = 0
+  let answered = 0
+  const start = performance.now()
+  await new Promise<void>((allAnswered) => {
+    const settle = () => {
+      if (++answered === opts.amount) allAnswered()
+    }
+    const send = (dueAt: number) => {
+      pool
+        .request({ path: url.pathname, method: 'POST', headers, body: opts.body })
+        .then(async (res) => {
+          await res.body.dump()
+          const ms = performance.now() - dueAt
+          all.push(ms)
+          statusCounts[res.statusCode] = (statusCounts[res.statusCode] ?? 0) + 1
+          if (res.statusCode < 300) okLatencies.push(ms)
+        })
+        .catch(() => errors++)
+        .finally(settle)
+    }
+    const tick = () => {
+      const due = Math.min(opts.amount, Math.floor(((performance.now() - start) * opts.rate) / 1000) + 1)
+      for (; sent < due; sent++) send(start + (sent * 1000) / opts.rate)
+      if (sent < opts.amount) setTimeout(tick, 1)
+    }
+    tick()
+  })
+  const seconds = (performance.now() - start) / 1000
+  await pool.close()
+  const ok = okLatencies.length
+  const { p50, p99, p999 } = sortedPercentiles(all)
+  return { rps: ok / seconds, ok, non2xx: all.length - ok, statusCounts, errors, timeouts: 0, p50, p99, p999, okP99: sortedPercentiles(okLatencies).p99 }
+}
+
 const post = (url: string, body: unknown): autocannon.Options => ({
   url,
   method: 'POST',
@@ -214,8 +282,8 @@ async function settledStored(server: Server): Promise<number> {
 let mismatches = 0
 
 /**
- * A POST load whose every request is answered: a 2 s timed warm-up estimates the rate (unless
- * given), then exactly rate x duration requests are sent and all their answers awaited, so the
+ * A POST load whose every request is answered: a 2 s timed warm-up (at the given rate, if any)
+ * estimates the rate (unless given), then exactly rate x duration requests are sent and all their answers awaited, so the
  * events stored by the measured part must equal the events it acknowledged.
  */
 async function measuredPosts(
@@ -226,10 +294,27 @@ async function measuredPosts(
   notes: string[],
   rate?: number,
 ): Promise<Load> {
-  const target = rate ?? (await load({ ...opts, duration: 2 })).rps
-  const before = await settledStored(server)
+  // The warm-up also brings the server's JIT and connection pool to steady state: a cold start is
+  // not what an open-loop or overload figure is about.
+  const warmup = await load({ ...opts, duration: 2 })
+  const target = rate ?? warmup.rps
   const { duration: _unused, ...rest } = opts
-  const result = await load({ ...rest, amount: Math.max(100, Math.round(target * duration)) })
+  return checkedLoad(name, server, eventsPerRequest, notes, () => load({ ...rest, amount: Math.max(100, Math.round(target * duration)) }))
+}
+
+/** Single-event POSTs in true open loop at `rate` (see paced), after a 2 s warm-up at that rate. */
+async function measuredPaced(name: string, server: Server, rate: number, connections: number, notes: string[]): Promise<Load> {
+  const opts = { url: `${server.url}/api/usage`, body: JSON.stringify(EVENT), rate, connections }
+  await paced({ ...opts, amount: rate * 2 })
+  return checkedLoad(name, server, 1, notes, () => paced({ ...opts, amount: Math.round(rate * duration) }))
+}
+
+/** Runs a load whose every request is answered and checks stored events = acknowledged ones. */
+async function checkedLoad(name: string, server: Server, eventsPerRequest: number, notes: string[], run: () => Promise<Load>): Promise<Load> {
+  const before = await settledStored(server)
+  const cpuBefore = server.cpuMs()
+  const result = await run()
+  result.cpuUsPerRequest = ((server.cpuMs() - cpuBefore) * 1000) / Math.max(1, result.ok)
   const stored = (await settledStored(server)) - before
   const acknowledged = result.ok * eventsPerRequest
   const status = JSON.stringify(result.statusCounts)
@@ -308,7 +393,9 @@ async function secondaryIndexes(): Promise<string[]> {
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a')
 
 async function main(): Promise<void> {
-  const rows: [string, string, string][] = []
+  const rows: [string, string, string, string][] = []
+  // Server CPU per event: steadier than rates when the machine is shared, and what capacity costs.
+  const cpu = (l: Load, eventsPerRequest = 1) => (l.cpuUsPerRequest === undefined ? '' : `${fmt(l.cpuUsPerRequest / eventsPerRequest)} µs/event`)
   const notes: string[] = []
   let syncCommit = 'n/a'
   if (engine === 'postgres') {
@@ -321,8 +408,12 @@ async function main(): Promise<void> {
 
   let noop: Load | null = null
   if (wanted(1)) {
-    noop = await scenario('1 no-op route', {}, (s) => load({ url: `${s.url}/healthz`, connections, duration }))
-    rows.push(['1. no-op route (GET /healthz)', `${fmt(noop.rps)} req/s`, `p50 ${noop.p50} ms, p99 ${noop.p99} ms`])
+    noop = await scenario('1 no-op route', {}, async (s) => {
+      const before = s.cpuMs()
+      const l = await load({ url: `${s.url}/healthz`, connections, duration })
+      return { ...l, cpuUsPerRequest: ((s.cpuMs() - before) * 1000) / Math.max(1, l.ok) }
+    })
+    rows.push(['1. no-op route (GET /healthz)', `${fmt(noop.rps)} req/s`, `p50 ${noop.p50} ms, p99 ${noop.p99} ms`, cpu(noop).replace('event', 'request')])
   }
 
   let perRequest: Load | null = null
@@ -330,13 +421,13 @@ async function main(): Promise<void> {
     perRequest = await scenario('2 single-event POST, group commit off', { INGEST_GROUP_COMMIT: 'false' }, (s) =>
       measuredPosts('2', s, { ...single(s), connections }, 1, notes),
     )
-    rows.push([`2. single-event POST, one transaction per request (${connections} conn)`, `${fmt(perRequest.rps)} req/s`, `p50 ${perRequest.p50} ms, p99 ${perRequest.p99} ms`])
+    rows.push([`2. single-event POST, one transaction per request (${connections} conn)`, `${fmt(perRequest.rps)} req/s`, `p50 ${perRequest.p50} ms, p99 ${perRequest.p99} ms`, cpu(perRequest)])
   }
 
   let grouped: Load | null = null
   if (wanted(3) || wanted(7)) {
     grouped = await scenario('3 single-event POST, group commit on', {}, (s) => measuredPosts('3', s, { ...single(s), connections }, 1, notes))
-    rows.push([`3. single-event POST, group commit (${connections} conn)`, `${fmt(grouped.rps)} req/s`, `p50 ${grouped.p50} ms, p99 ${grouped.p99} ms`])
+    rows.push([`3. single-event POST, group commit (${connections} conn)`, `${fmt(grouped.rps)} req/s`, `p50 ${grouped.p50} ms, p99 ${grouped.p99} ms`, cpu(grouped)])
   }
 
   let batchEvents = NaN
@@ -347,7 +438,7 @@ async function main(): Promise<void> {
       measuredPosts('4', s, { ...post(`${s.url}/api/usage/batch`, { events }), connections: batchConnections }, batchSize, notes),
     )
     batchEvents = batch.rps * batchSize
-    rows.push([`4. batch POST, ${batchSize} events per request (${batchConnections} conn)`, `${fmt(batchEvents)} events/s`, `p99 ${batch.p99} ms`])
+    rows.push([`4. batch POST, ${batchSize} events per request (${batchConnections} conn)`, `${fmt(batchEvents)} events/s`, `p99 ${batch.p99} ms`, cpu(batch, batchSize)])
   }
 
   let copyRate = NaN
@@ -355,28 +446,34 @@ async function main(): Promise<void> {
     process.stderr.write('... 5 raw COPY\n')
     const copyRows = Math.max(100_000, Math.round(batchEvents * 4))
     copyRate = await copyCeiling(copyRows)
-    rows.push([`5. raw COPY of ${fmt(copyRows)} rows + rollups, no HTTP`, `${fmt(copyRate)} rows/s`, ''])
+    rows.push([`5. raw COPY of ${fmt(copyRows)} rows + rollups, no HTTP`, `${fmt(copyRate)} rows/s`, '', ''])
   }
 
   if (engine === 'postgres' && wanted(6)) {
-    const open = await scenario('6 open loop 1000 req/s', {}, (s) =>
-      measuredPosts('6', s, { ...single(s), connections, overallRate: 1000 }, 1, notes, 1000),
-    )
-    rows.push(['6. open loop, 1,000 req/s', `${fmt(open.rps)} req/s served`, `p50 ${open.p50} ms, p99 ${open.p99} ms, p99.9 ${open.p999} ms`])
+    const open = await scenario('6 open loop 1000 req/s', {}, (s) => measuredPaced('6', s, 1000, connections, notes))
+    rows.push([`6. open loop, 1,000 req/s evenly paced (${connections} conn)`, `${fmt(open.rps)} req/s served`, `p50 ${fmt(open.p50, 1)} ms, p99 ${fmt(open.p99, 1)} ms, p99.9 ${fmt(open.p999, 1)} ms`, cpu(open)])
+    const bursts = await scenario('6b autocannon -R 1000', {}, (s) => measuredPosts('6b', s, { ...single(s), connections, overallRate: 1000 }, 1, notes, 1000))
+    rows.push([
+      `6b. autocannon -R 1000 (${connections} conn; each sends its per-second quota back to back)`,
+      `${fmt(bursts.rps)} req/s served`,
+      `p50 ${bursts.p50} ms, p99 ${bursts.p99} ms, p99.9 ${bursts.p999} ms`,
+      cpu(bursts),
+    ])
   }
 
   if (engine === 'postgres' && wanted(7) && grouped) {
     const target = Math.round(grouped.rps * 2)
     const overload = await scenario('7 overload at 2x capacity', {}, async (s) => {
-      const r = await measuredPosts('7', s, { ...single(s), connections: 512, overallRate: target }, 1, notes, target)
+      const r = await measuredPaced('7', s, target, 512, notes)
       return { ...r, rss: s.peakRssMb() }
     })
     const total = Object.values(overload.statusCounts).reduce((a, b) => a + b, 0)
     const shed = (overload.statusCounts['503'] ?? 0) / Math.max(1, total)
     rows.push([
-      `7. overload, ${fmt(target)} req/s offered (2x of 3), 512 conn`,
+      `7. overload, ${fmt(target)} req/s offered evenly paced (2x of 3), 512 conn`,
       `${fmt(shed * 100, 1)}% 503`,
       `accepted p99 ${fmt(overload.okP99)} ms, peak RSS ${overload.rss} MB, accepted ${fmt(overload.rps)} req/s`,
+      cpu(overload),
     ])
   }
 
@@ -393,9 +490,9 @@ async function main(): Promise<void> {
   out(`Ingest benchmark, engine ${engine}${engine === 'postgres' ? ` (synchronous_commit=${syncCommit})` : ''}, ${duration} s per scenario, ${new Date().toISOString()}`)
   if (extraEnv.length > 0) out(`server environment: ${extraEnv.join(' ')}`)
   out()
-  out('| scenario | throughput | latency |')
-  out('| --- | --- | --- |')
-  for (const [a, b, c] of rows) out(`| ${a} | ${b} | ${c} |`)
+  out('| scenario | throughput | latency | server CPU |')
+  out('| --- | --- | --- | --- |')
+  for (const [a, b, c, d] of rows) out(`| ${a} | ${b} | ${c} | ${d} |`)
   out()
   if (grouped && noop) out(`ratio 3/1 (group commit vs framework ceiling): ${fmt(grouped.rps / noop.rps, 2)}`)
   if (grouped && perRequest) out(`ratio 3/2 (group commit vs one transaction per request): ${fmt(grouped.rps / perRequest.rps, 2)}`)
