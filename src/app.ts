@@ -1,6 +1,6 @@
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
-import underPressure from '@fastify/under-pressure'
+import underPressure, { TYPE_EVENT_LOOP_DELAY } from '@fastify/under-pressure'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -53,6 +53,9 @@ function printAdminKey(key: string): void {
     ].join('\n') + '\n',
   )
 }
+
+/** How often under-pressure samples event-loop delay and memory (its default). */
+const PRESSURE_SAMPLE_MS = 1000
 
 /** Paths pino must never print: keys, tokens and anything that looks like them. */
 export const REDACT_PATHS = [
@@ -143,6 +146,27 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.setNotFoundHandler((request, reply) => {
     const body = errorBody(404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
     return reply.code(404).send(body)
+  })
+
+  // Shed load instead of queueing it when the process itself is the bottleneck.
+  //
+  // Event-loop delay is sampled as the mean over each PRESSURE_SAMPLE_MS interval, so the
+  // samples taken just after start still hold the seconds spent booting the embedded engine,
+  // migrating and compiling every route's schemas: that is start-up, not load, and it used to
+  // shed the first requests with 503. Until two intervals after ready, delay alone sheds nothing.
+  let delayCountsFrom = Infinity
+  app.addHook('onReady', async () => {
+    delayCountsFrom = Date.now() + 2 * PRESSURE_SAMPLE_MS
+  })
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.pressure.maxEventLoopDelayMs,
+    maxHeapUsedBytes: config.pressure.maxHeapUsedBytes,
+    sampleInterval: PRESSURE_SAMPLE_MS,
+    exposeStatusRoute: false,
+    pressureHandler: async (_request, _reply, type) => {
+      if (type === TYPE_EVENT_LOOP_DELAY && Date.now() < delayCountsFrom) return
+      throw new Errors.underPressure()
+    },
   })
 
   await app.register(cors, {
@@ -247,17 +271,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await alertDelivery.stop()
     await auth.close()
     if (ownsDatabase) await database.close()
-  })
-
-  // Shed load instead of queueing it when the process itself is the bottleneck. Registered only
-  // now: booting the embedded engine and migrating hold the event loop for seconds, and measured
-  // from the start that delay made the first requests after a start fail with 503.
-  await app.register(underPressure, {
-    maxEventLoopDelay: config.pressure.maxEventLoopDelayMs,
-    maxHeapUsedBytes: config.pressure.maxHeapUsedBytes,
-    retryAfter: 1,
-    customError: Errors.underPressure,
-    exposeStatusRoute: false,
   })
 
   await app.register(healthRoutes, { database })

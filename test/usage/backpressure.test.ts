@@ -49,6 +49,30 @@ t.test('past the ingest queue bound: fast 503 with Retry-After, and every acknow
   t.equal(await countEvents(database), created.length, 'stored == acknowledged')
 })
 
+t.test('small writes are shed once the oldest queued one has waited INGEST_MAX_QUEUE_DELAY_MS', async (t) => {
+  const database = await createTestDatabase(t)
+  const { app } = await buildTestApp(t, database, { INGEST_MAX_QUEUE_DELAY_MS: '200', INGEST_MAX_CONCURRENT_FLUSHES: '1' })
+  const lock = await holdWrites(database)
+  // Should a write be wrongly admitted below, it would wait for the lock: release it in time to fail, not hang.
+  const safety = setTimeout(() => void lock.release(), 10_000)
+  t.teardown(() => clearTimeout(safety))
+  // The first write is flushed and stuck behind the lock (one flush at a time); later ones queue.
+  const inFlight = postUsage(app, { ...SEED_EVENT, id: 'delay-1' })
+  await new Promise((r) => setTimeout(r, 500))
+  const queued = postUsage(app, { ...SEED_EVENT, id: 'delay-2' })
+  await new Promise((r) => setTimeout(r, 50))
+  const young = postUsage(app, { ...SEED_EVENT, id: 'delay-3' })
+  await new Promise((r) => setTimeout(r, 300))
+  const started = Date.now()
+  const late = await postUsage(app, { ...SEED_EVENT, id: 'delay-4' })
+  t.equal(late.statusCode, 503, 'refused: the oldest queued write has waited longer than the bound')
+  t.match(late.json(), { code: 'OVERLOADED' })
+  t.ok(Date.now() - started < 1000, 'refused at once, not after waiting')
+  await lock.release()
+  t.same((await Promise.all([inFlight, queued, young])).map((r) => r.statusCode), [201, 201, 201], 'admitted writes are all stored')
+  t.equal(await countEvents(database), 3, 'the refused one is not')
+})
+
 t.test('a failed flush fails exactly the requests in it, retryably, and stores none of them', async (t) => {
   const database = await createTestDatabase(t)
   const testApp = await buildTestApp(t, database, { INGEST_GROUP_MAX_EVENTS: '10' })
