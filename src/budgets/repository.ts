@@ -274,19 +274,45 @@ async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** A delivery claimed for one attempt, with what the message needs. */
+/** What an alert says, as both the delivery worker and the alert history read it. */
+export interface AlertFigures {
+  kind: AlertKind
+  threshold: number
+  window: PeriodWindow
+  limit: bigint
+  spent: bigint
+  projected: bigint | null
+}
+
+/** The budget_alerts columns behind AlertFigures, as selected (money as text). */
+interface AlertFiguresRow {
+  kind: AlertKind
+  threshold: number
+  period_start: Date | string
+  period_end: Date | string
+  limit_usd: string
+  spent_usd: string
+  projected_usd: string | null
+}
+
+function alertFigures(r: AlertFiguresRow): AlertFigures {
+  return {
+    kind: r.kind,
+    threshold: r.threshold,
+    window: { start: toDate(r.period_start), end: toDate(r.period_end) },
+    limit: parseUsd(r.limit_usd),
+    spent: parseUsd(r.spent_usd),
+    projected: picoOrNull(r.projected_usd),
+  }
+}
+
 export interface ClaimedDelivery {
   id: string
   channel: ChannelName
   /** Including this one. */
   attempt: number
-  alert: {
+  alert: AlertFigures & {
     id: string
-    kind: AlertKind
-    threshold: number
-    window: PeriodWindow
-    limit: bigint
-    spent: bigint
-    projected: bigint | null
     /** Lower thresholds that fired in the same evaluation and are reported with this one. */
     alsoCrossed: number[]
     createdAt: Date
@@ -295,18 +321,11 @@ export interface ClaimedDelivery {
   budget: Pick<Budget, 'id' | 'name' | 'scope' | 'period' | 'timeZone' | 'channels'> | null
 }
 
-interface ClaimRow {
+interface ClaimRow extends AlertFiguresRow {
   id: string
   channel: ChannelName
   attempts: number
   alert_id: string
-  kind: AlertKind
-  threshold: number
-  period_start: Date | string
-  period_end: Date | string
-  limit_usd: string
-  spent_usd: string
-  projected_usd: string | null
   alert_created_at: Date | string
   also_crossed: number[]
   budget_id: string | null
@@ -350,12 +369,7 @@ export async function claimDueDeliveries(database: Database, limit: number, leas
     attempt: r.attempts,
     alert: {
       id: r.alert_id,
-      kind: r.kind,
-      threshold: r.threshold,
-      window: { start: toDate(r.period_start), end: toDate(r.period_end) },
-      limit: parseUsd(r.limit_usd),
-      spent: parseUsd(r.spent_usd),
-      projected: picoOrNull(r.projected_usd),
+      ...alertFigures(r),
       alsoCrossed: r.also_crossed,
       createdAt: toDate(r.alert_created_at),
     },
@@ -418,32 +432,19 @@ export interface StoredDelivery {
   deliveredAt: Date | null
 }
 
-export interface StoredAlert {
+export interface StoredAlert extends AlertFigures {
   id: string
   budgetId: string
   budgetName: string | null
-  kind: AlertKind
-  threshold: number
-  window: PeriodWindow
-  limit: bigint
-  spent: bigint
-  projected: bigint | null
   supersededBy: string | null
   createdAt: Date
   deliveries: StoredDelivery[]
 }
 
-interface AlertRow {
+interface AlertRow extends AlertFiguresRow {
   id: string
   budget_id: string
   budget_name: string | null
-  kind: AlertKind
-  threshold: number
-  period_start: Date | string
-  period_end: Date | string
-  limit_usd: string
-  spent_usd: string
-  projected_usd: string | null
   superseded_by: string | null
   created_at: Date | string
   deliveries: Array<{
@@ -492,12 +493,7 @@ export async function listAlerts(database: Database, f: AlertFilter): Promise<St
     id: r.id,
     budgetId: r.budget_id,
     budgetName: r.budget_name,
-    kind: r.kind,
-    threshold: r.threshold,
-    window: { start: toDate(r.period_start), end: toDate(r.period_end) },
-    limit: parseUsd(r.limit_usd),
-    spent: parseUsd(r.spent_usd),
-    projected: picoOrNull(r.projected_usd),
+    ...alertFigures(r),
     supersededBy: r.superseded_by,
     createdAt: toDate(r.created_at),
     deliveries: r.deliveries.map((d) => ({
