@@ -6,7 +6,7 @@
 import { canonicalProvider, DATASET_VERSION, DatasetIndex, normalizeModelName, type DatasetPrice } from './dataset.js'
 import { costForTokens, formatUsd } from './money.js'
 import { compileOverride, overrideProblems, pickOverride, type CompiledOverride } from './overrides.js'
-import type { BillableUsage, CostBreakdown, PriceOverride, PriceQuote, PriceTier, ResolvedPrice } from './types.js'
+import type { BillableUsage, CostBreakdown, PriceOverride, PriceQuote, PriceSchedule, PriceTier, ResolvedPrice } from './types.js'
 
 export type {
   BillableUsage,
@@ -14,6 +14,7 @@ export type {
   OverrideProblem,
   PriceOverride,
   PriceQuote,
+  PriceSchedule,
   PriceSource,
   PriceTier,
   ResolvedPrice,
@@ -21,12 +22,6 @@ export type {
 export { overrideProblems } from './overrides.js'
 
 export const DATASET_LABEL = 'genai-prices'
-
-/** The prices a cost is computed from. */
-export type PriceSchedule = Pick<
-  ResolvedPrice,
-  'input' | 'output' | 'cacheRead' | 'cacheWrite' | 'cacheWrite1h' | 'reasoning' | 'tiers'
->
 
 export interface UsageCost {
   cost: string

@@ -17,7 +17,7 @@ import {
   type Provider,
 } from '@pydantic/genai-prices'
 import { decimalFromNumber } from './money.js'
-import type { PriceTier } from './types.js'
+import type { PriceSchedule } from './types.js'
 
 export const DATASET_PACKAGE = '@pydantic/genai-prices'
 
@@ -47,15 +47,11 @@ export function normalizeModelName(model: string): string {
   return model.trim().toLowerCase().replace(/^models\//, '')
 }
 
-/** Token prices of one dataset entry in our shape; keys we do not bill (audio, searches) are dropped. */
-export interface DatasetRates {
-  input: string
-  output: string
-  cacheRead: string | null
-  cacheWrite: string | null
-  cacheWrite1h: string | null
-  tiers: PriceTier[]
-}
+/**
+ * Token prices of one dataset entry in our shape; keys we do not bill (audio, searches) are
+ * dropped. The dataset has no separate reasoning price.
+ */
+export type DatasetRates = Omit<PriceSchedule, 'reasoning'>
 
 export interface DatasetPrice {
   providerId: string

@@ -33,16 +33,8 @@ export interface PriceTier {
   cacheWrite1h?: string | null
 }
 
-/** An admin price, USD per million tokens as decimal strings. */
-export interface PriceOverride {
-  id: string
-  /** 'anthropic' | 'openai' | 'google' | any string; aliases such as 'gemini' count as 'google'. */
-  provider: string
-  /** An exact model name, or a glob where '*' matches any run of characters ('gpt-4o*'). */
-  modelPattern: string
-  effectiveFrom: Date
-  /** Exclusive; null means open-ended. */
-  effectiveTo: Date | null
+/** The prices a cost is computed from: USD per million tokens as decimal strings. */
+export interface PriceSchedule {
   input: string
   output: string
   /** null: billed at the input price. */
@@ -56,24 +48,29 @@ export interface PriceOverride {
   tiers: PriceTier[]
 }
 
+/** An admin price. */
+export interface PriceOverride extends PriceSchedule {
+  id: string
+  /** 'anthropic' | 'openai' | 'google' | any string; aliases such as 'gemini' count as 'google'. */
+  provider: string
+  /** An exact model name, or a glob where '*' matches any run of characters ('gpt-4o*'). */
+  modelPattern: string
+  effectiveFrom: Date
+  /** Exclusive; null means open-ended. */
+  effectiveTo: Date | null
+}
+
 export type PriceSource =
   | { kind: 'dataset'; version: string; providerId: string; modelId: string }
   | { kind: 'override'; overrideId: string }
 
-export interface ResolvedPrice {
+export interface ResolvedPrice extends PriceSchedule {
   source: PriceSource
   /** 'genai-prices@<version>:<provider>/<model>' or 'override:<id>', stored with each event. */
   sourceLabel: string
   /** The canonical provider and model id the price belongs to (for an override, its pattern). */
   provider: string
   model: string
-  input: string
-  output: string
-  cacheRead: string | null
-  cacheWrite: string | null
-  cacheWrite1h: string | null
-  reasoning: string | null
-  tiers: PriceTier[]
   effectiveFrom: Date | null
   effectiveTo: Date | null
 }
