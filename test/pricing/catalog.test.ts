@@ -1,21 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { calcPrice, findProvider } from '@pydantic/genai-prices'
 import t from 'tap'
-import { costOfUsage, PriceCatalog, type BillableUsage, type PriceOverride } from '../../src/pricing/catalog.js'
+import { usageOf } from '../helpers/pricing.js'
+import { costOfUsage, PriceCatalog, type PriceOverride } from '../../src/pricing/catalog.js'
 
 const march = new Date('2025-03-10T12:00:00Z')
-
-function usageOf(partial: Partial<BillableUsage>): BillableUsage {
-  return {
-    inputTokens: 0,
-    outputTokens: 0,
-    cacheReadTokens: 0,
-    cacheWriteTokens: 0,
-    cacheWrite1hTokens: 0,
-    reasoningTokens: 0,
-    ...partial,
-  }
-}
 
 function override(fields: Partial<PriceOverride> & Pick<PriceOverride, 'id' | 'provider' | 'modelPattern'>): PriceOverride {
   return {

@@ -2,6 +2,7 @@
 // @pydantic/genai-prices dataset (printed and checked when this table was written), compared as
 // exact decimal strings. Each row's comment is the computation.
 import t from 'tap'
+import { usageOf } from '../helpers/pricing.js'
 import { PriceCatalog, type BillableUsage, type CostBreakdown, type PriceOverride } from '../../src/pricing/catalog.js'
 import { parseUsd } from '../../src/pricing/money.js'
 
@@ -161,18 +162,6 @@ const rows: Row[] = [
 
 const catalog = new PriceCatalog({ overrides })
 const version = PriceCatalog.datasetVersion()
-
-function usageOf(partial: Partial<BillableUsage>): BillableUsage {
-  return {
-    inputTokens: 0,
-    outputTokens: 0,
-    cacheReadTokens: 0,
-    cacheWriteTokens: 0,
-    cacheWrite1hTokens: 0,
-    reasoningTokens: 0,
-    ...partial,
-  }
-}
 
 t.ok(rows.length >= 30, `${rows.length} cases`)
 t.ok(new Set(rows.map((row) => row.provider)).size >= 3)
