@@ -15,6 +15,7 @@ import { DeliveryWorker } from './budgets/delivery.js'
 import { BudgetMonitor } from './budgets/evaluator.js'
 import { budgetRoutes } from './budgets/routes.js'
 import type { Config } from './config.js'
+import { dashboardRoutes } from './dashboard/routes.js'
 import { connectDatabase, type Database } from './db/connect.js'
 import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
@@ -274,6 +275,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
 
   await app.register(healthRoutes, { database })
+  await app.register(dashboardRoutes)
 
   // Everything under /api needs a key with the route's scope, and is rate limited per key.
   await app.register(async (api) => {

@@ -106,7 +106,17 @@ export interface TimeseriesData {
 /** Bucketed totals, and per-group buckets for the `limit` groups with the highest cost. */
 export async function timeseries(
   database: Database,
-  spec: { filter: EventFilter; span: Span; unit: BucketUnit; tz: string; starts: number[]; groupBy: Dimension | null; limit: number },
+  spec: {
+    filter: EventFilter
+    span: Span
+    unit: BucketUnit
+    tz: string
+    starts: number[]
+    groupBy: Dimension | null
+    limit: number
+    /** Aggregate the latency histogram of the overall buckets (for percentiles per bucket). */
+    percentiles?: boolean
+  },
 ): Promise<TimeseriesData> {
   const base: AggregateSpec = {
     filter: spec.filter,
@@ -114,7 +124,7 @@ export async function timeseries(
     latency: 'average',
     bucket: { unit: spec.unit, tz: spec.tz, starts: spec.starts },
   }
-  const overall = database.rows<SqlRow>(aggregateSql(base))
+  const overall = database.rows<SqlRow>(aggregateSql(spec.percentiles ? { ...base, latency: 'histogram' } : base))
   let byGroup: Promise<SqlRow[]> = Promise.resolve([])
   if (spec.groupBy) {
     byGroup = database.rows<SqlRow>(sql`

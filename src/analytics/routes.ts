@@ -154,6 +154,15 @@ function zeroFilled(starts: number[], rows: BucketRow[]) {
   return starts.map((s) => ({ start: new Date(s).toISOString(), ...wireTotals(byStart.get(s) ?? ZERO) }))
 }
 
+/** Zero-filled buckets that also carry the latency percentiles of each bucket. */
+function zeroFilledWithLatency(starts: number[], rows: BucketRow[]) {
+  const byStart = new Map(rows.map((r) => [r.bucket, r.totals]))
+  return starts.map((s) => {
+    const totals = byStart.get(s) ?? ZERO
+    return { start: new Date(s).toISOString(), ...wireTotals(totals), latency: summarizeLatency(totals) }
+  })
+}
+
 const iso = (d: Date) => d.toISOString()
 
 /** Fastify pipes a stream as the body; the type provider only knows the schema's string. */
@@ -219,6 +228,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         starts,
         groupBy: groupBy === null ? null : parseDimension(groupBy, 'querystring.groupBy'),
         limit: q.limit ?? 10,
+        percentiles: q.percentiles ?? false,
       })
       const series = data.groups.map((group) => {
         const rows = data.byGroup.filter((r) => r.group === group)
@@ -234,7 +244,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         interval,
         tz,
         groupBy,
-        buckets: zeroFilled(starts, data.overall),
+        buckets: q.percentiles ? zeroFilledWithLatency(starts, data.overall) : zeroFilled(starts, data.overall),
         series,
         otherGroups: Math.max(0, data.groupCount - series.length),
       }

@@ -81,19 +81,26 @@ export const TimeseriesQuery = Type.Object(
     interval: Type.Optional(Type.Enum(INTERVALS, { default: 'day', description: 'Bucket size; weeks start on Monday' })),
     groupBy: Type.Optional(Type.Enum(TIMESERIES_GROUPS, { description: 'Also return one series per value of this dimension' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 50, default: 10, description: 'Series returned with groupBy: the highest-cost groups' })),
+    percentiles: Type.Optional(
+      Type.Boolean({ default: false, description: 'Also return latency percentiles (p50/p95/p99) for every bucket of `buckets`' }),
+    ),
   },
   { additionalProperties: false },
 )
 export type TimeseriesQuery = Static<typeof TimeseriesQuery>
 
 const Bucket = Type.Object({ start: Instant('Bucket start (local midnight etc. in tz)'), ...UsageTotals.properties })
+const BucketWithLatency = Type.Object({
+  ...Bucket.properties,
+  latency: Type.Optional(Type.Object({ ...Latency.properties }, { description: `With percentiles=true. ${LATENCY_DESCRIPTION}` })),
+})
 
 export const TimeseriesResponse = Type.Object({
   ...Window,
   interval: Type.Enum(INTERVALS),
   tz: Type.String(),
   groupBy: Type.Union([Type.Enum(TIMESERIES_GROUPS), Type.Null()]),
-  buckets: Type.Array(Bucket, { description: 'Every bucket of the range, empty ones with zeros' }),
+  buckets: Type.Array(BucketWithLatency, { description: 'Every bucket of the range, empty ones with zeros' }),
   series: Type.Array(
     Type.Object({ group: Type.String(), totals: UsageTotals, buckets: Type.Array(Bucket) }),
     { description: 'With groupBy: one zero-filled series per group, highest cost first' },

@@ -4,7 +4,7 @@ import type { Database } from '../db/connect.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { createKey, listKeys, revokeKey, toKeyInfo } from './keys.js'
 import type { Authenticator } from './plugin.js'
-import { ApiKeyInfo, CreatedKey, CreateKeyBody, KeyIdParams } from './schemas.js'
+import { ApiKeyInfo, CreatedKey, CreateKeyBody, KeyIdParams, KeySelf, SCOPES } from './schemas.js'
 
 const authErrors = { 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse }
 
@@ -60,6 +60,27 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ database: Database; auth: Au
       if (!revoked) throw new Errors.notFound(`No API key with id '${request.params.id}'`)
       auth.invalidate()
       return toKeyInfo(revoked)
+    },
+  )
+
+  app.get(
+    '/api/keys/self',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['keys'],
+        summary: "The calling key's scopes and bot binding (never its secret)",
+        description: 'Lets a client such as the dashboard say which bot a bound key is restricted to.',
+        response: { 200: KeySelf, ...authErrors },
+      },
+    },
+    async (request) => {
+      const principal = request.principal
+      return {
+        id: principal?.keyId ?? null,
+        scopes: SCOPES.filter((s) => principal?.scopes.has(s) ?? false),
+        botId: principal?.botId ?? null,
+      }
     },
   )
 }

@@ -32,3 +32,9 @@ export const CreatedKey = Type.Object({
 })
 
 export const KeyIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+
+export const KeySelf = Type.Object({
+  id: Type.Union([Type.String(), Type.Null()], { description: 'Key id; null for ADMIN_API_KEY and AUTH_DISABLED' }),
+  scopes: Type.Array(Type.Enum(SCOPES), { description: 'Effective scopes (admin implies read and ingest)' }),
+  botId: Type.Union([Type.String(), Type.Null()], { description: 'The one bot this key may read and write; null for all bots' }),
+})
