@@ -109,11 +109,11 @@ t.test('token, rate, latency and change formatting', async (t) => {
   t.equal(formatLatency(123.4), '123 ms')
   t.equal(formatLatency(1530), '1.53 s')
   t.equal(formatLatency(null), '–')
-  t.same(formatChange(0.123), { text: '+12%', direction: 'up' })
-  t.same(formatChange(-0.054), { text: '−5.4%', direction: 'down' })
+  t.same(formatChange(0.123), { text: '▲ +12%', direction: 'up' })
+  t.same(formatChange(-0.054), { text: '▼ −5.4%', direction: 'down' })
   t.same(formatChange(0), { text: '±0%', direction: 'flat' })
   t.same(formatChange(null), { text: 'no previous data', direction: 'none' })
-  t.same(formatPointChange(-0.021), { text: '−2.1 pp', direction: 'down' })
+  t.same(formatPointChange(-0.021), { text: '▼ −2.1 pp', direction: 'down' })
 })
 
 t.test('filters round-trip through the URL and resolve to API ranges in the chosen zone', async (t) => {

@@ -76,7 +76,7 @@ export function formatChange(change: number | null): ChangeText {
   const pct = change * 100
   if (Math.abs(pct) < 0.05) return { text: '±0%', direction: 'flat' }
   const digits = Math.abs(pct) >= 10 ? 0 : 1
-  return { text: `${pct > 0 ? '+' : '−'}${Math.abs(pct).toFixed(digits)}%`, direction: pct > 0 ? 'up' : 'down' }
+  return { text: `${pct > 0 ? '▲ +' : '▼ −'}${Math.abs(pct).toFixed(digits)}%`, direction: pct > 0 ? 'up' : 'down' }
 }
 
 /** A difference of two rates in percentage points (0.02 = +2.0 pp). */
@@ -84,7 +84,7 @@ export function formatPointChange(change: number | null): ChangeText {
   if (change === null || !Number.isFinite(change)) return { text: 'no previous data', direction: 'none' }
   const pp = change * 100
   if (Math.abs(pp) < 0.05) return { text: '±0 pp', direction: 'flat' }
-  return { text: `${pp > 0 ? '+' : '−'}${Math.abs(pp).toFixed(1)} pp`, direction: pp > 0 ? 'up' : 'down' }
+  return { text: `${pp > 0 ? '▲ +' : '▼ −'}${Math.abs(pp).toFixed(1)} pp`, direction: pp > 0 ? 'up' : 'down' }
 }
 
 export type Interval = 'hour' | 'day' | 'week' | 'month'

@@ -74,6 +74,9 @@ function showSignIn(message?: string): void {
   byId('dashboard').hidden = true
   byId('session-actions').hidden = true
   byId('bound').hidden = true
+  byId('live-status').textContent = ''
+  optionsKey = ''
+  filters = parseFilters(location.search, BROWSER_TZ)
   byId('signin').hidden = false
   const error = byId('signin-error')
   error.hidden = !message
@@ -117,9 +120,13 @@ function fillSelect(id: string, values: string[], current: string, allLabel: str
   clear(select, allLabel ? option('', allLabel, current === '') : null, ...all.map((v) => option(v, v, v === current)))
 }
 
+/** Current names that some ICU versions list only under their old spelling (Asia/Calcutta...). */
+const MODERN_ZONES = ['Asia/Kolkata', 'Asia/Kathmandu', 'Asia/Ho_Chi_Minh', 'Asia/Yangon', 'Europe/Kyiv', 'America/Nuuk', 'Pacific/Kanton', 'Atlantic/Faroe']
+
 function timeZones(): string[] {
   const supported = (Intl as unknown as { supportedValuesOf?: (k: string) => string[] }).supportedValuesOf?.('timeZone') ?? []
-  return [...new Set(['UTC', BROWSER_TZ, ...supported])]
+  const rest = [...new Set([filters.tz, ...MODERN_ZONES, ...supported])].filter((z) => z !== 'UTC' && z !== BROWSER_TZ).sort()
+  return ['UTC', ...(BROWSER_TZ === 'UTC' ? [] : [BROWSER_TZ]), ...rest]
 }
 
 let filtersReady = false
@@ -324,7 +331,7 @@ function renderCards(s: Summary, previous: Summary | null): void {
   const cmp = filters.compare
   const unpriced =
     t.unpricedCalls > 0
-      ? h('a', { class: 'card-link', href: '#events' }, 'Unpriced: cost is incomplete. See events')
+      ? h('a', { class: 'card-link', href: '#events' }, 'Cost is incomplete: see the events')
       : null
   const p95Now = s.latency.p95Ms
   const p95Before = previous?.latency.p95Ms ?? null
