@@ -152,6 +152,7 @@ t.test('signed in: the cards equal the API for the same filter', async (t) => {
   t.match(await page.locator('[data-metric="unpricedCalls"]').innerText(), /see the events/, 'unpriced events warn and link to the events')
   t.equal(await page.locator('#chart-cost canvas').count(), 1, 'the cost chart is drawn')
   await page.screenshot({ path: path.join(RESULTS, 'dashboard-desktop.png'), fullPage: true })
+  await page.screenshot({ path: path.join(RESULTS, 'dashboard-overview.png') })
 })
 
 t.test('range, bot and time zone change the charts and the URL', async (t) => {

@@ -251,31 +251,40 @@ async function refresh(): Promise<void> {
   const a = api
   byId('live-status').textContent = 'Loading…'
   try {
-    const summaryP = a.get<Summary>('/api/usage/summary', { ...q, limit: 10 })
-    // The previous period's latency (the summary's own previous block has totals only).
-    const previousP = filters.compare
-      ? summaryP.then((s) =>
-          a.get<Summary>('/api/usage/summary', { ...q, startDate: s.previous.from, endDate: new Date(Date.parse(s.previous.to) - 1).toISOString(), limit: 1 }),
-        )
-      : Promise.resolve(null)
-    const [summary, previous, series, breakdownData, errors] = await Promise.all([
-      summaryP,
-      previousP,
+    // What the first paint needs (cards and charts) is asked for first: on the embedded engine the
+    // queries run one after another, so everything else waits until these are drawn.
+    const [summary, series] = await Promise.all([
+      a.get<Summary>('/api/usage/summary', { ...q, limit: 10 }),
       a.get<Timeseries>('/api/usage/timeseries', { ...q, interval: range.interval, groupBy: filters.stack, limit: 8, percentiles: true }),
+    ])
+    if (run !== generation) return
+    showBanner(null)
+    renderCards(summary, undefined)
+    renderCharts(summary, series)
+    performance.mark('dashboard:meaningful-paint')
+    const [previous, breakdownData, errors] = await Promise.all([
+      // The previous period's latency (the summary's own previous block has totals only).
+      filters.compare
+        ? a.get<Summary>('/api/usage/summary', {
+            ...q,
+            startDate: summary.previous.from,
+            endDate: new Date(Date.parse(summary.previous.to) - 1).toISOString(),
+            limit: 1,
+          })
+        : null,
       a.get<Breakdown>('/api/usage/breakdown', { ...q, groupBy: filters.dim, limit: 200 }),
       a.get<ErrorsPage>('/api/usage/errors', { ...withoutSuccess(q), limit: 10, top: 10 }),
       loadOptions(a, q),
     ])
     if (run !== generation) return
-    showBanner(null)
-    renderCards(summary, previous)
-    renderCharts(summary, series)
+    if (previous) renderCards(summary, previous)
     lastBreakdown = breakdownData
     renderBreakdown()
     renderErrors(errors)
+    await Promise.all([loadEvents(a, 'reload'), loadBudgets(a)])
+    if (run !== generation) return
     lastRefresh = Date.now()
     byId('live-status').textContent = `Updated ${new Date().toLocaleTimeString()}`
-    await Promise.all([loadEvents(a, 'reload'), loadBudgets(a)])
   } catch (err) {
     if (run !== generation) return
     byId('live-status').textContent = ''
@@ -324,7 +333,8 @@ function card(metric: string, label: string, value: string, raw: number | null, 
   )
 }
 
-function renderCards(s: Summary, previous: Summary | null): void {
+/** `previous` undefined: the previous period's latency is still loading. */
+function renderCards(s: Summary, previous: Summary | null | undefined): void {
   const t = s.totals
   const p = s.previous.totals
   const rel = (cur: number, prev: number) => (filters.compare ? formatChange(prev === 0 ? null : (cur - prev) / prev) : null)
@@ -347,7 +357,7 @@ function renderCards(s: Summary, previous: Summary | null): void {
     card('cacheWriteTokens', 'Cache write', formatTokens(t.cacheWriteTokens), t.cacheWriteTokens, rel(t.cacheWriteTokens, p.cacheWriteTokens)),
     card('reasoningTokens', 'Reasoning', formatTokens(t.reasoningTokens), t.reasoningTokens, rel(t.reasoningTokens, p.reasoningTokens)),
     card('successRate', 'Success rate', formatRate(t.successRate), t.successRate, cmp ? formatPointChange(s.change.successRate) : null),
-    card('p95', 'p95 latency', formatLatency(s.latency.p95Ms), s.latency.p95Ms, cmp ? formatChange(p95Prev) : null),
+    card('p95', 'p95 latency', formatLatency(s.latency.p95Ms), s.latency.p95Ms, cmp && previous !== undefined ? formatChange(p95Prev) : null),
     card('unpricedCalls', 'Unpriced events', formatInteger(t.unpricedCalls), t.unpricedCalls, rel(t.unpricedCalls, p.unpricedCalls), unpriced ?? undefined),
   )
   byId('cards')
