@@ -78,7 +78,12 @@ async function main(): Promise<void> {
     })
     for (let run = 0; run <= RUNS; run++) {
       await page.goto(url)
-      await page.waitForFunction("document.getElementById('live-status')?.textContent?.startsWith('Updated')", null, { timeout: 60_000 })
+      await page
+        .waitForFunction("document.getElementById('live-status')?.textContent?.startsWith('Updated')", null, { timeout: 60_000 })
+        .catch(async (err: unknown) => {
+          const shown = await page.evaluate("[document.getElementById('banner')?.textContent, document.getElementById('signin-error')?.textContent]")
+          throw new Error(`the page did not finish loading (it shows ${JSON.stringify(shown)})`, { cause: err })
+        })
       const timing = (await page.evaluate(
         `({ meaningful: performance.getEntriesByName('dashboard:meaningful-paint')[0].startTime, complete: performance.now(),
             fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1 })`,

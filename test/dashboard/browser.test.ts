@@ -62,6 +62,13 @@ const created = await app.inject({
   payload: { name: 'beta reader', scopes: ['read'], botId: 'bot_beta' },
 })
 const BETA_KEY = (created.json() as { key: string }).key
+const budget = await app.inject({
+  method: 'POST',
+  url: '/api/budgets',
+  headers: bearer(ADMIN_KEY),
+  payload: { name: 'alpha monthly', scope: { botId: 'bot_alpha' }, period: 'month', limitUsd: 1000, thresholds: [50, 80] },
+})
+if (budget.statusCode !== 201) throw new Error(`budget: ${budget.statusCode} ${budget.body}`)
 
 await app.listen({ port: 0, host: '127.0.0.1' })
 const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
@@ -105,7 +112,11 @@ await context.route(`${base}/**`, async (route) => {
 const card = async (p: Page, metric: string) => p.locator(`[data-metric="${metric}"]`).getAttribute('data-value')
 const tableText = async (p: Page, chart: string) => {
   const panel = p.locator(`#${chart}`)
-  if ((await panel.locator('.table-toggle').getAttribute('aria-pressed')) !== 'true') await panel.locator('.table-toggle').click()
+  if ((await panel.locator('.table-toggle').getAttribute('aria-pressed')) !== 'true') {
+    // By keyboard: the table alternative must be reachable without a mouse.
+    await panel.locator('.table-toggle').focus()
+    await p.keyboard.press('Enter')
+  }
   return panel.locator('table').innerText()
 }
 const callsColumn = async (p: Page) => {
@@ -114,8 +125,8 @@ const callsColumn = async (p: Page) => {
 }
 /** Waits for the page to finish a load it started (the live status reads "Updated ..."). */
 const settled = async (p: Page) => {
+  // Filter changes set "Loading…" synchronously, so an old "Updated" is never mistaken for the new one.
   await p.waitForFunction("document.getElementById('live-status')?.textContent?.startsWith('Updated')")
-  await p.waitForLoadState('networkidle')
 }
 const qs = (f: Partial<Filters> & { range: Filters['range']; tz: string }, extra: Record<string, string> = {}) => {
   const r = resolveRange({ from: '', to: '', ...f }, new Date())
@@ -151,6 +162,8 @@ t.test('signed in: the cards equal the API for the same filter', async (t) => {
   t.equal(Number(await card(page, 'p95')), api.body.latency.p95Ms, 'p95')
   t.match(await page.locator('[data-metric="unpricedCalls"]').innerText(), /see the events/, 'unpriced events warn and link to the events')
   t.equal(await page.locator('#chart-cost canvas').count(), 1, 'the cost chart is drawn')
+  t.match(await page.locator('#budgets-body').innerText(), /alpha monthly[\s\S]*of \$1,000\.00/, 'the budget with its spend and limit')
+  t.equal(await page.locator('#budgets-body [role="progressbar"]').count(), 1)
   await page.screenshot({ path: path.join(RESULTS, 'dashboard-desktop.png'), fullPage: true })
   await page.screenshot({ path: path.join(RESULTS, 'dashboard-overview.png') })
 })
@@ -227,6 +240,10 @@ t.test('phone width and dark mode', async (t) => {
   await page.waitForTimeout(200)
   await page.screenshot({ path: path.join(RESULTS, 'dashboard-phone.png') })
   await page.screenshot({ path: path.join(RESULTS, 'dashboard-phone-full.png'), fullPage: true })
+  await page.locator('#chart-cost').scrollIntoViewIfNeeded()
+  await page.screenshot({ path: path.join(RESULTS, 'dashboard-phone-charts.png') })
+  await page.locator('#events').scrollIntoViewIfNeeded()
+  await page.screenshot({ path: path.join(RESULTS, 'dashboard-phone-events.png') })
   await page.setViewportSize({ width: 1400, height: 900 })
   await page.emulateMedia({ colorScheme: 'dark' })
   await page.waitForTimeout(200)

@@ -135,7 +135,7 @@ function setupFilters(): void {
   clear(range, ...RANGES.map((r) => option(r, RANGE_LABELS[r], r === filters.range)))
   const tz = byId<HTMLSelectElement>('f-tz')
   const zones = timeZones()
-  clear(tz, ...zones.map((z) => option(z, z === BROWSER_TZ ? `${z} (this browser)` : z, z === filters.tz)))
+  clear(tz, ...zones.map((z) => option(z, z === BROWSER_TZ ? `${z} (browser)` : z, z === filters.tz)))
   syncFilterInputs()
   if (filtersReady) return
   filtersReady = true
