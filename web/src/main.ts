@@ -644,6 +644,12 @@ function renderEvents(page: EventsPage): void {
   )
 }
 
+/** The period's first and last local day in the budget's own zone (periodEnd is exclusive). */
+function periodText(s: BudgetStatus): string {
+  const day = (ms: number) => formatTimestamp(new Date(ms).toISOString(), s.timeZone).slice(0, 10)
+  return `${day(Date.parse(s.periodStart))} – ${day(Date.parse(s.periodEnd) - 1)} (${s.timeZone})`
+}
+
 async function loadBudgets(a: Api): Promise<void> {
   const host = byId('budgets-body')
   if (!self?.scopes.includes('admin')) {
@@ -666,7 +672,7 @@ async function loadBudgets(a: Api): Promise<void> {
     return h(
       'div',
       { class: 'budget' },
-      h('div', { class: 'budget-head' }, h('strong', {}, s.name), h('span', { class: 'muted' }, ` ${s.period}, ${formatTimestamp(s.periodStart, filters.tz).slice(0, 10)} – ${formatTimestamp(s.periodEnd, filters.tz).slice(0, 10)}`)),
+      h('div', { class: 'budget-head' }, h('strong', {}, s.name), h('span', { class: 'muted' }, ` ${s.period}, ${periodText(s)}`)),
       h(
         'div',
         { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(s.percent), 'aria-label': `${s.name}: ${s.percent}% of the limit spent` },

@@ -107,6 +107,7 @@ export interface BudgetStatus {
   budgetId: string
   name: string
   period: string
+  timeZone: string
   periodStart: string
   periodEnd: string
   limitUsd: number
