@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import type { Database } from '../db/connect.js'
 import { assertMayWrite, boundBot, readableBots } from '../auth/plugin.js'
@@ -36,6 +37,11 @@ const errors = {
 
 const num = (v: string | number | null) => (v === null ? 0 : Number(v))
 
+/** One line per refused event: the cause and the route, never the SQL text or the values. */
+function logRefused(request: FastifyRequest, field: string, sqlState: string): void {
+  request.log.warn({ code: 'UNSTORABLE_EVENT', sqlState, route: request.routeOptions.url, field }, 'the database refused an event')
+}
+
 export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, opts) => {
   const { config, database, writeQueue, priceEvent } = opts
   const limits = { maxFutureSkewMs: config.maxFutureSkewMs }
@@ -50,7 +56,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
         description:
           'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total.',
         body: UsageEventInput,
-        response: { 201: UsageEvent, 200: UsageEvent, ...errors },
+        response: { 201: UsageEvent, 200: UsageEvent, ...errors, 422: ErrorResponse },
       },
     },
     async (request, reply) => {
@@ -63,6 +69,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       }
       assertMayWrite(request, event.botId)
       const [result] = await writeQueue.write([event])
+      if (result.status === 'refused') {
+        logRefused(request, 'body', result.sqlState)
+        throw new Errors.unstorableEvent('body', result.sqlState)
+      }
       if (!result.event) throw new Errors.internal()
       return reply.code(result.status === 'created' ? 201 : 200).send(result.event)
     },
@@ -102,14 +112,18 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       const stored = valid.length > 0 ? await writeQueue.write(valid.map((v) => v.event), { withRecords: false }) : []
       stored.forEach((r, i) => {
         const index = valid[i].index
-        results[index] = { index, status: r.status, id: r.id }
+        if (r.status === 'refused') {
+          const root = `body.events[${index}]`
+          logRefused(request, root, r.sqlState)
+          const error = new Errors.unstorableEvent(root, r.sqlState)
+          results[index] = { index, status: 'invalid', id: r.id, error: { code: error.code, message: error.message } }
+        } else {
+          results[index] = { index, status: r.status, id: r.id }
+        }
       })
-      return {
-        results,
-        created: stored.filter((r) => r.status === 'created').length,
-        duplicates: stored.filter((r) => r.status === 'duplicate').length,
-        invalid: results.length - stored.length,
-      }
+      const created = stored.filter((r) => r.status === 'created').length
+      const duplicates = stored.filter((r) => r.status === 'duplicate').length
+      return { results, created, duplicates, invalid: results.length - created - duplicates }
     },
   )
 
