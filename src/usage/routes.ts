@@ -54,7 +54,8 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
         tags: ['usage'],
         summary: 'Record one model call',
         description:
-          'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total.',
+          'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total. ' +
+          '422 UNSTORABLE_EVENT: the database refused the values (do not retry unchanged); 503: the infrastructure failed (retry).',
         body: UsageEventInput,
         response: { 201: UsageEvent, 200: UsageEvent, ...errors, 422: ErrorResponse },
       },
@@ -87,7 +88,8 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
         summary: 'Record up to MAX_BATCH_SIZE model calls in one request',
         description:
           'Each event is validated on its own: an invalid event rejects only itself (status "invalid" with the error), ' +
-          'all valid events are stored in one statement. Nothing is half-written: the batch commits as a whole or not at all.',
+          'all valid events are stored in one statement. Nothing is half-written: the batch commits as a whole or not at all. ' +
+          'An event the database still refuses is "invalid" with code UNSTORABLE_EVENT and the others are stored.',
         body: { ...BatchBody, properties: { events: { ...BatchBody.properties.events, maxItems: config.maxBatchSize } } },
         response: { 200: BatchResponse, ...errors },
       },
