@@ -247,6 +247,8 @@ t.test('a duplicate is a duplicate whatever raced it: overlapping single and bat
     const shuffled = [...ids].sort((a, b) => ((a * 7 + round) % 20) - ((b * 7 + round) % 20))
     requests.push(postBatch(app, shuffled.map((i) => event(i))).then((r) => ({ kind: 'batch' as const, r })))
     if (round % 2 === 0) requests.push(postBatch(app, ids.map((i) => event(i))).then((r) => ({ kind: 'batch' as const, r })))
+    // The same id twice in one batch, and in reverse order against the others.
+    else requests.push(postBatch(app, [...ids, ...ids].reverse().map((i) => event(i))).then((r) => ({ kind: 'batch' as const, r })))
   }
   const answers = await Promise.all(requests)
   const created = new Map<string, number>()
