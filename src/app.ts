@@ -17,6 +17,7 @@ import { budgetRoutes } from './budgets/routes.js'
 import type { Config } from './config.js'
 import { dashboardRoutes } from './dashboard/routes.js'
 import { connectDatabase, type Database } from './db/connect.js'
+import { databaseFailureForLog } from './db/errors.js'
 import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
@@ -230,7 +231,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.min(config.ingest.maxConcurrentFlushes, Math.max(1, config.pgPoolSize - 2)),
     flushWhenIdle: database.engine === 'postgres',
     onCommitted: budgetMonitor.onCommitted,
-    onFlushError: (err) => app.log.error({ err }, 'ingest flush failed; its requests were answered 503'),
+    onFlushError: (err) => app.log.error(databaseFailureForLog(err), 'ingest flush failed; its requests were answered 503'),
   })
 
   if (config.authDisabled) {

@@ -20,6 +20,11 @@ export const Errors = {
   underPressure: createError('OVERLOADED', 'Service is under pressure (event loop or memory): retry in a second', 503),
   writeFailed: createError('WRITE_FAILED', 'Storing the events failed and nothing was stored: retry in %s seconds', 503),
   databaseUnavailable: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry later', 503),
+  /**
+   * The database refused the event's values (SQLSTATE class 22, 23 or 54) although validation
+   * passed: sending it again cannot succeed, so it is not a 503. Its group's other events are stored.
+   */
+  unstorableEvent: createError('UNSTORABLE_EVENT', '%s could not be stored: the database refused its values (SQLSTATE %s); do not retry it unchanged', 422),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
 } as const
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { DATE_OR_TIMESTAMP_FORMAT, YEAR_MONTH_FORMAT } from '../lib/time.js'
 import { TokenSums, UsageEvent, UsageFilters } from '../usage/schemas.js'
 
 /**
@@ -20,10 +21,10 @@ const TimeZone = Type.String({
 const Filters = {
   ...UsageFilters.properties,
   startDate: Type.Optional(
-    Type.String({ maxLength: 40, description: 'Inclusive start: YYYY-MM-DD (local midnight in tz) or ISO 8601 timestamp; default endDate minus 30 days' }),
+    Type.String({ maxLength: 40, format: DATE_OR_TIMESTAMP_FORMAT, description: 'Inclusive start: YYYY-MM-DD (local midnight in tz) or ISO 8601 timestamp; default endDate minus 30 days' }),
   ),
   endDate: Type.Optional(
-    Type.String({ maxLength: 40, description: 'Inclusive end: YYYY-MM-DD (the whole local day in tz) or ISO 8601 timestamp; default now' }),
+    Type.String({ maxLength: 40, format: DATE_OR_TIMESTAMP_FORMAT, description: 'Inclusive end: YYYY-MM-DD (the whole local day in tz) or ISO 8601 timestamp; default now' }),
   ),
   tz: Type.Optional(TimeZone),
 }
@@ -229,7 +230,7 @@ export type ExportQuery = Static<typeof ExportQuery>
 
 export const MonthlyQuery = Type.Object(
   {
-    month: Type.Optional(Type.String({ pattern: '^\\d{4}-(0[1-9]|1[0-2])$', description: 'YYYY-MM; default the current month in tz' })),
+    month: Type.Optional(Type.String({ format: YEAR_MONTH_FORMAT, maxLength: 7, description: 'YYYY-MM; default the current month in tz' })),
     tz: Type.Optional(TimeZone),
     format: Type.Optional(Type.Enum(['json', 'csv'] as const, { default: 'json' })),
     botId: UsageFilters.properties.botId,

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
 import { Errors } from '../errors.js'
-import { parseInstant } from '../lib/time.js'
+import { parseInstant, SUPPORTED_DATES } from '../lib/time.js'
 import { DAY_MS, HOUR_MS, type BucketUnit } from './sources.js'
 
 const TIME_ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/
@@ -74,7 +74,7 @@ export async function resolveWindow(
   const root = opts.root ?? 'querystring'
   const parse = (field: 'startDate' | 'endDate', value: string) => {
     const p = parseInstant(value)
-    if (!p) throw new Errors.validation(`${root}.${field} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone`)
+    if (!p) throw new Errors.validation(`${root}.${field} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone, ${SUPPORTED_DATES}`)
     return p
   }
   let to = opts.now

@@ -49,7 +49,7 @@ const EmailChannelInput = Type.Object(
 
 const TelegramChannelInput = Type.Object(
   {
-    chatId: Type.Union([Type.Integer(), Type.String({ minLength: 1, maxLength: 64 })], {
+    chatId: Type.Union([Type.Integer({ minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }), Type.String({ minLength: 1, maxLength: 64 })], {
       description: 'Chat id (e.g. -1001234567890) or @channelusername',
     }),
     botToken: Type.Optional(

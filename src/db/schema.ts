@@ -42,7 +42,8 @@ export const usageEvents = pgTable(
     errorMessage: text('error_message'),
     inputTokens: integer('input_tokens').notNull(),
     outputTokens: integer('output_tokens').notNull(),
-    totalTokens: integer('total_tokens').notNull(),
+    /** inputTokens + outputTokens: each fits 32 bits (MAX_TOKENS), their sum may not. */
+    totalTokens: bigint('total_tokens', { mode: 'number' }).notNull(),
     cacheReadTokens: integer('cache_read_tokens').notNull().default(0),
     cacheWriteTokens: integer('cache_write_tokens').notNull().default(0),
     cacheWrite1hTokens: integer('cache_write_1h_tokens').notNull().default(0),

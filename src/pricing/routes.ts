@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { readableBots } from '../auth/plugin.js'
 import type { Database } from '../db/connect.js'
 import { ErrorResponse, Errors } from '../errors.js'
-import { parseInstant } from '../lib/time.js'
+import { parseInstant, SUPPORTED_DATES } from '../lib/time.js'
 import { uuidv7 } from '../lib/uuidv7.js'
 import { parseRange } from '../usage/query.js'
 import { repriceEvents } from '../usage/repository.js'
@@ -96,7 +96,7 @@ function overridePriceInfo(o: PriceOverride): PriceInfo {
 function parseAt(value: string | undefined, field: string): Date {
   if (value === undefined) return new Date()
   const p = parseInstant(value)
-  if (!p) throw new Errors.validation(`${field} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone`)
+  if (!p) throw new Errors.validation(`${field} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone, ${SUPPORTED_DATES}`)
   return p.date
 }
 

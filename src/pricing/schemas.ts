@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
-import { BotId, Model, Provider } from '../usage/schemas.js'
+import { DATE_OR_TIMESTAMP_FORMAT } from '../lib/time.js'
+import { BotId, MAX_TOKENS, Model, Provider } from '../usage/schemas.js'
 
 const PerMTok = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000, description: `${description}, USD per million tokens` })
 const NullablePerMTok = (description: string) => Type.Union([PerMTok(description), Type.Null()])
@@ -8,7 +9,7 @@ const Instant = (description: string) => Type.String({ format: 'date-time', desc
 
 export const PriceTierBody = Type.Object(
   {
-    aboveInputTokens: Type.Integer({ minimum: 0, description: 'The tier applies to the whole request when inputTokens exceeds this' }),
+    aboveInputTokens: Type.Integer({ minimum: 0, maximum: MAX_TOKENS, description: 'The tier applies to the whole request when inputTokens exceeds this' }),
     input: PerMTok('Input'),
     output: PerMTok('Output'),
     cacheRead: OptionalPrice('Cache read (null: the base cacheRead price)'),
@@ -80,7 +81,7 @@ export const PriceInfo = Type.Object({
 })
 export type PriceInfo = Static<typeof PriceInfo>
 
-const AtParam = Type.Optional(Type.String({ maxLength: 40, description: 'Instant the price applies at: YYYY-MM-DD or ISO 8601; default now' }))
+const AtParam = Type.Optional(Type.String({ maxLength: 40, format: DATE_OR_TIMESTAMP_FORMAT, description: 'Instant the price applies at: YYYY-MM-DD or ISO 8601; default now' }))
 
 export const PricesQuery = Type.Object(
   { provider: Type.Optional(Provider), model: Type.Optional(Model), at: AtParam },
@@ -104,7 +105,7 @@ export const ResolveResponse = Type.Object({
   price: Type.Union([PriceInfo, Type.Null()]),
 })
 
-const TokenCount = (d: string) => Type.Integer({ minimum: 0, maximum: 2_000_000_000, description: d })
+const TokenCount = (d: string) => Type.Integer({ minimum: 0, maximum: MAX_TOKENS, description: d })
 export const QuoteBody = Type.Object(
   {
     provider: Provider,
@@ -136,8 +137,8 @@ export const QuoteResponse = Type.Object({
 
 export const RepriceBody = Type.Object(
   {
-    startDate: Type.String({ maxLength: 40, description: 'Inclusive: YYYY-MM-DD or ISO 8601' }),
-    endDate: Type.String({ maxLength: 40, description: 'Inclusive; a date-only value covers the whole UTC day' }),
+    startDate: Type.String({ maxLength: 40, format: DATE_OR_TIMESTAMP_FORMAT, description: 'Inclusive: YYYY-MM-DD or ISO 8601' }),
+    endDate: Type.String({ maxLength: 40, format: DATE_OR_TIMESTAMP_FORMAT, description: 'Inclusive; a date-only value covers the whole UTC day' }),
     botId: Type.Optional(BotId),
     provider: Type.Optional(Provider),
     model: Type.Optional(Model),

@@ -5,6 +5,7 @@ import { compileBodyValidator, describeValidationError } from '../lib/validation
 import { eventKey, insertEvents, toUsageEvent, type InsertOutcome, type NewUsageEvent } from './repository.js'
 import { MAX_METADATA_BYTES, UsageEventInput, type BatchItemResult, type UsageEvent } from './schemas.js'
 import type { Database } from '../db/connect.js'
+import { isDataFault, isTransientConflict, sqlStateOf } from '../db/errors.js'
 
 /** What pricing needs to know about an event. */
 export type PriceableEvent = Pick<
@@ -121,7 +122,8 @@ export function normalizeEvent(
   return { ...event, ...ctx.price(event) }
 }
 
-const validateEventInput = compileBodyValidator(UsageEventInput)
+// A batch item sits two levels below the body's root (body, events).
+const validateEventInput = compileBodyValidator(UsageEventInput, 2)
 
 /** Validates one untrusted batch item against the same schema as POST /api/usage. */
 export function checkEventInput(item: unknown, root: string): UsageEventInput {
@@ -151,7 +153,7 @@ export interface WriteQueueOptions {
    * Must be cheap and must not throw; it runs off the request's critical path.
    */
   onCommitted?: (created: CommittedEvent[]) => void
-  /** Told about the cause whenever a flush fails (its callers get WRITE_FAILED). */
+  /** Told about the cause whenever a flush fails for the infrastructure (its callers get WRITE_FAILED). */
   onFlushError?: (err: unknown) => void
 }
 
@@ -162,6 +164,19 @@ export interface StoredResult {
   event?: UsageEvent
 }
 
+/** An event the database refused for its values; the rest of its group was stored. */
+export interface RefusedResult {
+  status: 'refused'
+  id: string
+  /** The SQLSTATE the database answered with (class 22, 23 or 54). */
+  sqlState: string
+}
+
+export type WriteResult = StoredResult | RefusedResult
+
+/** Runs of a statement that lost a deadlock or serialization conflict, before it counts as failed. */
+const CONFLICT_ATTEMPTS = 3
+
 /** What listeners learn about each newly stored event. */
 export type CommittedEvent = Pick<NewUsageEvent, 'botId' | 'provider' | 'model' | 'createdAt'>
 
@@ -169,7 +184,7 @@ interface Pending {
   events: NewUsageEvent[]
   withRecords: boolean
   enqueuedAt: number
-  resolve: (r: StoredResult[]) => void
+  resolve: (r: WriteResult[]) => void
   reject: (e: Error) => void
 }
 
@@ -177,7 +192,12 @@ interface Pending {
  * Group commit: concurrent writers' events are coalesced into one insert statement (flushed at
  * maxEvents or after maxWaitMs, or at once when a connection is free), and each caller is
  * answered only after its rows are committed. When the queue backs up, callers get 503 at once
- * instead of queueing without bound. A failed flush fails exactly the callers in it.
+ * instead of queueing without bound.
+ *
+ * A flush the database refuses for its data (an event validation could not catch) is retried
+ * in halves inside one transaction, each half under a savepoint, down to the offending events:
+ * they alone are answered 'refused', the rest of the group commits as usual. Only a failure of
+ * the infrastructure (connection, shutdown, timeout) fails the whole group, with a retryable error.
  */
 export class WriteQueue {
   private pending: Pending[] = []
@@ -208,18 +228,18 @@ export class WriteQueue {
    * Stores the events once each; resolves after commit. `withRecords: false` (batch ingest)
    * answers with ids only, which saves sending whole rows back from the database.
    */
-  async write(events: NewUsageEvent[], { withRecords = true }: { withRecords?: boolean } = {}): Promise<StoredResult[]> {
+  async write(events: NewUsageEvent[], { withRecords = true }: { withRecords?: boolean } = {}): Promise<WriteResult[]> {
     if (this.closed) throw new Errors.overloaded(1)
-    if (!this.opts.enabled) return this.committed(events, distribute(events, await this.insert(events, withRecords), withRecords))
+    if (!this.opts.enabled) return this.committed(events, await this.store(events, withRecords))
     if (!this.admits(events.length)) throw new Errors.overloaded(1)
-    return new Promise<StoredResult[]>((resolve, reject) => {
+    return new Promise<WriteResult[]>((resolve, reject) => {
       this.pending.push({ events, withRecords, enqueuedAt: Date.now(), resolve, reject })
       this.pendingEvents += events.length
       this.schedule()
     })
   }
 
-  private committed(events: NewUsageEvent[], results: StoredResult[]): StoredResult[] {
+  private committed(events: NewUsageEvent[], results: WriteResult[]): WriteResult[] {
     const created = events.filter((_, i) => results[i].status === 'created')
     if (created.length > 0 && this.opts.onCommitted) {
       const notify = this.opts.onCommitted
@@ -234,15 +254,63 @@ export class WriteQueue {
     return results
   }
 
-  private async insert(events: NewUsageEvent[], withRecords: boolean): Promise<InsertOutcome> {
-    try {
-      return await insertEvents(this.database, events, withRecords)
-    } catch (err) {
-      // The statement rolled back as a whole: nothing of this group is stored, so every caller
-      // in it (and only those) gets a retryable error; the cause goes to the log.
-      this.opts.onFlushError?.(err)
-      throw new Errors.writeFailed(1)
+  /** Stores one group: every event is stored (created or duplicate) or refused, or it throws WRITE_FAILED. */
+  private async store(events: NewUsageEvent[], withRecords: boolean): Promise<WriteResult[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return distribute(events, await insertEvents(this.database, events, withRecords), withRecords)
+      } catch (err) {
+        if (isTransientConflict(err) && attempt < CONFLICT_ATTEMPTS) continue
+        if (isDataFault(err)) return this.storeIsolatingRefused(events, withRecords, err)
+        return this.failed(err)
+      }
     }
+  }
+
+  /**
+   * The group failed for its data: find the offending events by bisection. Everything runs in
+   * one transaction, each attempt under a savepoint, so the group still commits as a whole
+   * (or, if the database fails meanwhile, not at all).
+   */
+  private async storeIsolatingRefused(events: NewUsageEvent[], withRecords: boolean, cause: unknown): Promise<WriteResult[]> {
+    const refused = new Map<number, string>()
+    const unknownState = (err: unknown) => sqlStateOf(err) ?? 'unknown'
+    if (events.length === 1) {
+      refused.set(0, unknownState(cause))
+      return distribute(events, { created: new Map(), existing: new Map() }, withRecords, refused)
+    }
+    try {
+      const outcome: InsertOutcome = { created: new Map(), existing: new Map() }
+      await this.database.db.transaction(async (tx) => {
+        const attempt = async (from: number, to: number): Promise<void> => {
+          try {
+            const part = await tx.transaction((savepoint) => insertEvents(this.database, events.slice(from, to), withRecords, savepoint))
+            for (const [k, v] of part.created) outcome.created.set(k, v)
+            for (const [k, v] of part.existing) outcome.existing.set(k, v)
+          } catch (err) {
+            if (!isDataFault(err)) throw err
+            if (to - from === 1) refused.set(from, unknownState(err))
+            else await split(from, to)
+          }
+        }
+        const split = async (from: number, to: number) => {
+          const middle = from + Math.floor((to - from) / 2)
+          await attempt(from, middle)
+          await attempt(middle, to)
+        }
+        await split(0, events.length)
+      })
+      return distribute(events, outcome, withRecords, refused)
+    } catch (err) {
+      return this.failed(err)
+    }
+  }
+
+  private failed(err: unknown): never {
+    // Nothing of this group is stored, so every caller in it (and only those) gets a retryable
+    // error; the cause goes to the log.
+    this.opts.onFlushError?.(err)
+    throw new Errors.writeFailed(1)
   }
 
   private schedule(): void {
@@ -276,9 +344,9 @@ export class WriteQueue {
     this.inFlight++
     const events = group.flatMap((p) => p.events)
     const withRecords = group.some((p) => p.withRecords)
-    this.insert(events, withRecords)
-      .then((outcome) => {
-        const results = this.committed(events, distribute(events, outcome, withRecords))
+    this.store(events, withRecords)
+      .then((stored) => {
+        const results = this.committed(events, stored)
         let i = 0
         for (const p of group) {
           p.resolve(results.slice(i, i + p.events.length))
@@ -310,9 +378,17 @@ export class WriteQueue {
  * key that the statement inserted is 'created'; any later occurrence (same id twice in one
  * group) and keys that already existed are 'duplicate' with the stored record.
  */
-function distribute(events: NewUsageEvent[], outcome: InsertOutcome, withRecords: boolean): StoredResult[] {
+function distribute(
+  events: NewUsageEvent[],
+  outcome: InsertOutcome,
+  withRecords: boolean,
+  /** Events the database refused, by index, with their SQLSTATE. */
+  refused = new Map<number, string>(),
+): WriteResult[] {
   const claimed = new Set<string>()
-  return events.map((e) => {
+  return events.map((e, i) => {
+    const sqlState = refused.get(i)
+    if (sqlState !== undefined) return { status: 'refused', id: e.id, sqlState }
     const key = eventKey(e.botId, e.id)
     const created = outcome.created.get(key)
     const status = created && !claimed.has(key) ? 'created' : 'duplicate'

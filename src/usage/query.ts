@@ -1,5 +1,5 @@
 import { Errors } from '../errors.js'
-import { DAY_MS, parseInstant } from '../lib/time.js'
+import { DAY_MS, parseInstant, SUPPORTED_DATES } from '../lib/time.js'
 import type { EventFilter } from './repository.js'
 import type { UsageFilters } from './schemas.js'
 
@@ -17,12 +17,12 @@ export function parseRange(q: { startDate?: string; endDate?: string }, maxDays?
   const range: TimeRange = {}
   if (q.startDate !== undefined) {
     const p = parseInstant(q.startDate)
-    if (!p) throw new Errors.validation(`${root}.startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone`)
+    if (!p) throw new Errors.validation(`${root}.startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone, ${SUPPORTED_DATES}`)
     range.from = p.date
   }
   if (q.endDate !== undefined) {
     const p = parseInstant(q.endDate)
-    if (!p) throw new Errors.validation(`${root}.endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone`)
+    if (!p) throw new Errors.validation(`${root}.endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with zone, ${SUPPORTED_DATES}`)
     range.to = new Date(p.date.getTime() + (p.dateOnly ? DAY_MS : 1))
   }
   if (range.from && range.to && range.from.getTime() >= range.to.getTime()) {

@@ -43,7 +43,8 @@ export interface EventRow {
   error_message: string | null
   input_tokens: number
   output_tokens: number
-  total_tokens: number
+  /** bigint: the drivers may return it as a string. */
+  total_tokens: number | string
   cache_read_tokens: number
   cache_write_tokens: number
   cache_write_1h_tokens: number
@@ -70,7 +71,7 @@ export function toUsageEvent(r: EventRow): UsageEvent {
     errorMessage: r.error_message,
     inputTokens: r.input_tokens,
     outputTokens: r.output_tokens,
-    totalTokens: r.total_tokens,
+    totalTokens: Number(r.total_tokens),
     cacheReadTokens: r.cache_read_tokens,
     cacheWriteTokens: r.cache_write_tokens,
     cacheWrite1hTokens: r.cache_write_1h_tokens,
@@ -97,7 +98,7 @@ export const eventKey = (botId: string, id: string) => `${botId}\u0000${id}`
 
 const EVENT_RECORD = sql.raw(`
   ord int, id text, bot_id text, created_at timestamptz, provider text, model text, request_type text,
-  success boolean, error_message text, input_tokens int, output_tokens int, total_tokens int,
+  success boolean, error_message text, input_tokens int, output_tokens int, total_tokens bigint,
   cache_read_tokens int, cache_write_tokens int, cache_write_1h_tokens int, reasoning_tokens int,
   latency_ms int, cost numeric, reported_cost numeric, priced boolean, price_source text, metadata jsonb`)
 
@@ -135,6 +136,26 @@ function toRecordJson(events: NewUsageEvent[]): string {
 }
 
 /**
+ * The whole write: insert the events (in key order: concurrent writers with overlapping keys
+ * then wait on each other's unique-index entries in the same order and cannot deadlock), fold
+ * the rows actually inserted into every rollup, return the inserted rows (or their keys).
+ */
+function insertEventsQuery(payload: unknown, returnRecords: boolean): SQL {
+  return sql`
+    WITH input AS (
+      SELECT * FROM json_to_recordset(${payload}::json) AS t(${EVENT_RECORD})
+    ),
+    inserted AS (
+      INSERT INTO usage_events (${EVENT_COLUMNS})
+      SELECT ${EVENT_COLUMNS} FROM input ORDER BY bot_id, id
+      ON CONFLICT (bot_id, id) DO NOTHING
+      RETURNING *
+    ),
+    ${rollupUpsertCtes('inserted')}
+    SELECT ${returnRecords ? sql.raw('*') : sql.raw('bot_id, id')} FROM inserted`
+}
+
+/**
  * The insert statement's text is constant (only the JSON payload varies), so it is built and
  * prepared once per database: parsing and planning its rollup upserts, and even composing their
  * SQL, cost more than a small group's insert. Batch callers need only the keys back: sending
@@ -147,18 +168,10 @@ function insertStatement(database: Database, returnRecords: boolean): (values: {
   if (!statements) insertStatements.set(database, (statements = new Map()))
   let statement = statements.get(returnRecords)
   if (!statement) {
-    statement = database.prepare<EventRow>(returnRecords ? 'usage.insert-events' : 'usage.insert-event-keys', sql`
-    WITH input AS (
-      SELECT * FROM json_to_recordset(${sql.placeholder('payload')}::json) AS t(${EVENT_RECORD})
-    ),
-    inserted AS (
-      INSERT INTO usage_events (${EVENT_COLUMNS})
-      SELECT ${EVENT_COLUMNS} FROM input ORDER BY ord
-      ON CONFLICT (bot_id, id) DO NOTHING
-      RETURNING *
-    ),
-    ${rollupUpsertCtes('inserted')}
-    SELECT ${returnRecords ? sql.raw('*') : sql.raw('bot_id, id')} FROM inserted`)
+    statement = database.prepare<EventRow>(
+      returnRecords ? 'usage.insert-events' : 'usage.insert-event-keys',
+      insertEventsQuery(sql.placeholder('payload'), returnRecords),
+    )
     statements.set(returnRecords, statement)
   }
   return statement
@@ -172,24 +185,38 @@ function insertStatement(database: Database, returnRecords: boolean): (values: {
  * Rollup upserts are ordered by key: concurrent batches then lock rollup rows in the same
  * order and cannot deadlock.
  */
-export async function insertEvents(database: Database, events: NewUsageEvent[], returnRecords = true): Promise<InsertOutcome> {
+export async function insertEvents(
+  database: Database,
+  events: NewUsageEvent[],
+  returnRecords = true,
+  /** Run inside this transaction (or savepoint) instead of as a prepared statement of its own. */
+  tx?: SqlExecutor,
+): Promise<InsertOutcome> {
   const created = new Map<string, EventRow>()
   const existing = new Map<string, EventRow>()
   if (events.length === 0) return { created, existing }
   const payload = toRecordJson(events)
+  const rows = async <T>(query: SQL) => (tx ? rowsOf<T>(await tx.execute(query)) : database.rows<T>(query))
 
-  const inserted = await insertStatement(database, returnRecords)({ payload })
+  const inserted = tx
+    ? await rows<EventRow>(insertEventsQuery(payload, returnRecords))
+    : await insertStatement(database, returnRecords)({ payload })
   for (const r of inserted) created.set(eventKey(r.bot_id, r.id), r)
 
   const missing = events.filter((e) => !created.has(eventKey(e.botId, e.id)))
   if (missing.length > 0 && returnRecords) {
     const keys = JSON.stringify(missing.map((e) => ({ bot_id: e.botId, id: e.id })))
-    const rows = await database.rows<EventRow>(sql`
+    const found = await rows<EventRow>(sql`
       SELECT e.* FROM usage_events e
       JOIN json_to_recordset(${keys}::json) AS k(bot_id text, id text) USING (bot_id, id)`)
-    for (const r of rows) existing.set(eventKey(r.bot_id, r.id), r)
+    for (const r of found) existing.set(eventKey(r.bot_id, r.id), r)
   }
   return { created, existing }
+}
+
+/** A transaction or savepoint handle: what insertEvents needs to run inside one. */
+export interface SqlExecutor {
+  execute(query: SQL): PromiseLike<unknown>
 }
 
 /** SQL conditions for the filters every read endpoint shares. */

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import type { Database } from '../db/connect.js'
 import { assertMayWrite, boundBot, readableBots } from '../auth/plugin.js'
@@ -36,6 +37,11 @@ const errors = {
 
 const num = (v: string | number | null) => (v === null ? 0 : Number(v))
 
+/** One line per refused event: the cause and the route, never the SQL text or the values. */
+function logRefused(request: FastifyRequest, field: string, sqlState: string): void {
+  request.log.warn({ code: 'UNSTORABLE_EVENT', sqlState, route: request.routeOptions.url, field }, 'the database refused an event')
+}
+
 export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, opts) => {
   const { config, database, writeQueue, priceEvent } = opts
   const limits = { maxFutureSkewMs: config.maxFutureSkewMs }
@@ -48,9 +54,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
         tags: ['usage'],
         summary: 'Record one model call',
         description:
-          'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total.',
+          'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total. ' +
+          '422 UNSTORABLE_EVENT: the database refused the values (do not retry unchanged); 503: the infrastructure failed (retry).',
         body: UsageEventInput,
-        response: { 201: UsageEvent, 200: UsageEvent, ...errors },
+        response: { 201: UsageEvent, 200: UsageEvent, ...errors, 422: ErrorResponse },
       },
     },
     async (request, reply) => {
@@ -63,6 +70,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       }
       assertMayWrite(request, event.botId)
       const [result] = await writeQueue.write([event])
+      if (result.status === 'refused') {
+        logRefused(request, 'body', result.sqlState)
+        throw new Errors.unstorableEvent('body', result.sqlState)
+      }
       if (!result.event) throw new Errors.internal()
       return reply.code(result.status === 'created' ? 201 : 200).send(result.event)
     },
@@ -77,7 +88,8 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
         summary: 'Record up to MAX_BATCH_SIZE model calls in one request',
         description:
           'Each event is validated on its own: an invalid event rejects only itself (status "invalid" with the error), ' +
-          'all valid events are stored in one statement. Nothing is half-written: the batch commits as a whole or not at all.',
+          'all valid events are stored in one statement. Nothing is half-written: the batch commits as a whole or not at all. ' +
+          'An event the database still refuses is "invalid" with code UNSTORABLE_EVENT and the others are stored.',
         body: { ...BatchBody, properties: { events: { ...BatchBody.properties.events, maxItems: config.maxBatchSize } } },
         response: { 200: BatchResponse, ...errors },
       },
@@ -102,14 +114,18 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       const stored = valid.length > 0 ? await writeQueue.write(valid.map((v) => v.event), { withRecords: false }) : []
       stored.forEach((r, i) => {
         const index = valid[i].index
-        results[index] = { index, status: r.status, id: r.id }
+        if (r.status === 'refused') {
+          const root = `body.events[${index}]`
+          logRefused(request, root, r.sqlState)
+          const error = new Errors.unstorableEvent(root, r.sqlState)
+          results[index] = { index, status: 'invalid', id: r.id, error: { code: error.code, message: error.message } }
+        } else {
+          results[index] = { index, status: r.status, id: r.id }
+        }
       })
-      return {
-        results,
-        created: stored.filter((r) => r.status === 'created').length,
-        duplicates: stored.filter((r) => r.status === 'duplicate').length,
-        invalid: results.length - stored.length,
-      }
+      const created = stored.filter((r) => r.status === 'created').length
+      const duplicates = stored.filter((r) => r.status === 'duplicate').length
+      return { results, created, duplicates, invalid: results.length - created - duplicates }
     },
   )
 

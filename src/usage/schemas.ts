@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { DATE_OR_TIMESTAMP_FORMAT, SUPPORTED_DATES } from '../lib/time.js'
 
 /**
  * Wire schemas of the usage resource. Types used by the handlers and the repository come from
@@ -11,7 +12,7 @@ export const MAX_TOKENS = 2_000_000_000
 export const MAX_METADATA_BYTES = 16 * 1024
 export const MAX_ERROR_MESSAGE = 4000
 
-const Tokens = (description: string) => Type.Integer({ minimum: 0, maximum: MAX_TOKENS, description })
+const Tokens = (description: string, maximum = MAX_TOKENS) => Type.Integer({ minimum: 0, maximum, description })
 
 export const BotId = Type.String({ minLength: 1, maxLength: 128, pattern: BOT_ID_PATTERN, description: 'Bot identifier, e.g. bot_123' })
 export const Model = Type.String({ minLength: 1, maxLength: 200, description: 'Model name as the provider spells it' })
@@ -33,7 +34,7 @@ export const UsageEventInput = Type.Object(
     provider: Provider,
     inputTokens: Tokens('All prompt tokens, including cache reads and cache writes'),
     outputTokens: Tokens('All generated tokens, including reasoning/thinking'),
-    totalTokens: Type.Optional(Tokens('inputTokens + outputTokens; computed when omitted, 400 when inconsistent')),
+    totalTokens: Type.Optional(Tokens('inputTokens + outputTokens; computed when omitted, 400 when inconsistent', 2 * MAX_TOKENS)),
     cacheReadTokens: Type.Optional(Tokens('Part of inputTokens read from the prompt cache')),
     cacheWriteTokens: Type.Optional(Tokens('Part of inputTokens written to the prompt cache (all TTLs)')),
     cacheWrite1hTokens: Type.Optional(Tokens('Part of cacheWriteTokens written with a 1-hour TTL (Anthropic)')),
@@ -115,7 +116,11 @@ export const BatchResponse = Type.Object({
 })
 
 const DateParam = (description: string) =>
-  Type.String({ maxLength: 40, description: `${description}: YYYY-MM-DD (UTC) or ISO 8601 timestamp` })
+  Type.String({
+    maxLength: 40,
+    format: DATE_OR_TIMESTAMP_FORMAT,
+    description: `${description}: YYYY-MM-DD (UTC) or ISO 8601 timestamp, ${SUPPORTED_DATES}`,
+  })
 
 /** Filters shared by every read endpoint. */
 export const UsageFilters = Type.Object({

@@ -140,7 +140,7 @@ t.test('bad export and report parameters get 400', async (t) => {
   const cases: [string, RegExp][] = [
     ['/api/usage/export?format=xml', /querystring\.format must be one of csv, jsonl/],
     ['/api/usage/export?startDate=2020-01-01&endDate=2022-01-01', /covers more than 400 days/],
-    ['/api/reports/monthly?month=2024-13', /querystring\.month has invalid characters/],
+    ['/api/reports/monthly?month=2024-13', /querystring\.month must be a month \(YYYY-MM\)/],
     ['/api/reports/monthly?format=pdf', /querystring\.format must be one of json, csv/],
     ['/api/reports/monthly?tz=Not/AZone', /querystring\.tz must be an IANA time zone name/],
     ['/api/reports/monthly?startDate=2024-01-01', /querystring has unknown field 'startDate'/],

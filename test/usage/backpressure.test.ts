@@ -73,12 +73,20 @@ t.test('small writes are shed once the oldest queued one has waited INGEST_MAX_Q
   t.equal(await countEvents(database), 3, 'the refused one is not')
 })
 
-t.test('a failed flush fails exactly the requests in it, retryably, and stores none of them', async (t) => {
+t.test('a flush the infrastructure fails fails exactly the requests in it, retryably, and stores none of them', async (t) => {
   const database = await createTestDatabase(t)
   const testApp = await buildTestApp(t, database, { INGEST_GROUP_MAX_EVENTS: '10' })
   const { app } = testApp
-  // A real database error for any group that contains a "poison" event.
-  await database.db.execute(sql`ALTER TABLE usage_events ADD CONSTRAINT no_poison CHECK (model <> 'poison')`)
+  // A real database error for any group that contains a "poison" event, of a class that is not
+  // the data's fault (57014: statement cancelled, as by a timeout). A data error (class 22/23)
+  // fails the offending event alone: test/usage/write-integrity.test.ts.
+  await database.db.execute(sql.raw(`
+    CREATE FUNCTION cancel_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.model = 'poison' THEN RAISE EXCEPTION 'cancelled for the test' USING ERRCODE = '57014'; END IF;
+      RETURN NEW;
+    END $$`))
+  await database.db.execute(sql`CREATE TRIGGER no_poison BEFORE INSERT ON usage_events FOR EACH ROW EXECUTE FUNCTION cancel_poison()`)
   const bodies = Array.from({ length: 120 }, (_, i) => ({ ...SEED_EVENT, id: `ff-${i}`, model: i % 40 === 7 ? 'poison' : 'claude-opus' }))
   const responses = await Promise.all(bodies.map((b) => postUsage(app, b)))
   const ok = responses.filter((r) => r.statusCode === 201)
@@ -95,12 +103,14 @@ t.test('a failed flush fails exactly the requests in it, retryably, and stores n
   t.ok(ok.length >= 120 - 3 * 10, `groups without poison were stored (${ok.length}); groups are at most 10 events`)
   t.equal(await countEvents(database), ok.length, 'exactly the acknowledged events are stored')
   t.same(await rollupMismatches(database), [], 'no rollup change from failed groups')
-  t.ok(testApp.logs.some((l) => l.msg === 'ingest flush failed; its requests were answered 503'), 'the cause is logged')
+  const causes = testApp.logs.filter((l) => l.msg === 'ingest flush failed; its requests were answered 503')
+  t.ok(causes.length > 0 && causes.every((l) => l.sqlState === '57014'), 'the cause is logged')
+  t.notMatch(testApp.rawLog(), /INSERT INTO|json_to_recordset/, 'never the SQL')
 
   const batch = await postBatch(app, [{ ...SEED_EVENT, id: 'b1' }, { ...SEED_EVENT, id: 'b2', model: 'poison' }])
   t.equal(batch.statusCode, 503, 'a batch is all or nothing')
   t.equal(await countEvents(database), ok.length)
-  await database.db.execute(sql`ALTER TABLE usage_events DROP CONSTRAINT no_poison`)
+  await database.db.execute(sql`DROP TRIGGER no_poison ON usage_events`)
   const retried = await postBatch(app, [{ ...SEED_EVENT, id: 'b1' }, { ...SEED_EVENT, id: 'b2', model: 'poison' }])
   t.match(retried.json(), { created: 2 }, `a retry after the failure stores both: ${retried.statusCode} ${retried.body}`)
 })

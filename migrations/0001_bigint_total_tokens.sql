@@ -1,0 +1,1 @@
+ALTER TABLE "usage_events" ALTER COLUMN "total_tokens" SET DATA TYPE bigint;
