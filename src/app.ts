@@ -307,6 +307,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         defaultTimeZone: config.budgets.timeZone,
         hasDefaultTelegramToken: config.alerts.telegramBotToken !== null,
         emailConfigured: config.alerts.smtpUrl !== null,
+        webhookAllowPrivate: config.alerts.webhookAllowPrivate,
       },
     })
   })
