@@ -21,6 +21,8 @@ export const Errors = {
   writeFailed: createError('WRITE_FAILED', 'Storing the events failed and nothing was stored: retry in %s seconds', 503),
   databaseUnavailable: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry later', 503),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
+  /** The last line of a JSON-lines export that failed after its first byte (CSV exports are aborted instead). */
+  exportIncomplete: createError('EXPORT_INCOMPLETE', 'The export failed after %s events and this file is incomplete: retry the export', 500),
 } as const
 
 /** The body of every error response. */
