@@ -90,12 +90,17 @@ const WEBHOOK_LOOKUP_TIMEOUT_MS = 2000
 export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = async (app, opts) => {
   const { database, monitor, definitions } = opts
 
-  /** A webhook to a private, loopback or link-local address is a 400 here, and refused again at delivery. */
-  async function checkWebhookDestination(channels: { webhook?: { url: string } | null } | undefined): Promise<void> {
-    const url = channels?.webhook?.url
-    if (url === undefined) return
-    const problem = await webhookDestinationProblem(url, { allowPrivate: definitions.webhookAllowPrivate, timeoutMs: WEBHOOK_LOOKUP_TIMEOUT_MS })
-    if (problem !== null) throw new Errors.validation(`body.channels.webhook.url is refused: ${problem}`)
+  /**
+   * Any channel that posts to a URL of the budget's (a webhook, or a channel added later with a
+   * `url`) is a 400 here when that URL is private, loopback or link-local; delivery refuses it again.
+   */
+  async function checkWebhookDestination(channels: object | undefined): Promise<void> {
+    for (const [name, channel] of Object.entries(channels ?? {})) {
+      const url: unknown = channel !== null && typeof channel === 'object' ? (channel as { url?: unknown }).url : undefined
+      if (typeof url !== 'string') continue
+      const problem = await webhookDestinationProblem(url, { allowPrivate: definitions.webhookAllowPrivate, timeoutMs: WEBHOOK_LOOKUP_TIMEOUT_MS })
+      if (problem !== null) throw new Errors.validation(`body.channels.${name}.url is refused: ${problem}`)
+    }
   }
 
   app.post(
