@@ -56,6 +56,9 @@ export function errorForLog(err: unknown): Record<string, unknown> {
     if (typeof pgError.code === 'string') out.sqlState = pgError.code
     for (const f of DB_FIELDS) if (typeof pgError[f] === 'string') out[f] = pgError[f]
     out.message = 'database error (its message and parameters are not logged: they may quote stored values)'
+    // A driver or network failure under the query (refused, terminated, pool timeout) quotes no values.
+    const root = chain[chain.length - 1]
+    if (root !== db && typeof root.severity !== 'string') out.cause = scrubSecrets(root.message)
     out.stack = frames(err.stack)
     return out
   }
