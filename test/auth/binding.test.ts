@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify'
+import { PassThrough } from 'node:stream'
 import t from 'tap'
+import { buildApp } from '../../src/app.js'
 import { createKey as storeKey } from '../../src/auth/keys.js'
-import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
+import { ADMIN_KEY, bearer, buildTestApp, testConfig } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { getJson, postBatch, SEED_EVENT } from '../helpers/usage.js'
 
@@ -194,4 +196,15 @@ t.test('a key bound to a bot cannot be created with admin', async (t) => {
   t.match(legacyRefusal.json(), { code: 'FORBIDDEN', message: `This key is bound to bot '${OWN}': admin routes need a key bound to no bot` })
   const unbound = await app.inject({ method: 'POST', url: '/api/keys', headers: admin, payload: { name: 'y', scopes: ['admin'] } })
   t.equal(unbound.statusCode, 201, 'an unbound admin key is still possible for an unbound admin')
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/keys/${(unbound.json() as { id: string }).id}`, headers: admin })).statusCode, 200)
+})
+
+t.test('a bound key stored with admin does not count as the admin key at first start', async (t) => {
+  // Only the legacy bound "admin" key is active now: a start without ADMIN_API_KEY must still create a real one.
+  const announced: string[] = []
+  const bootstrapped = await buildApp({ ...testConfig(), adminApiKey: null }, { database, announceAdminKey: (k) => announced.push(k), logDestination: new PassThrough() })
+  t.teardown(() => bootstrapped.close())
+  t.equal(announced.length, 1, 'an admin key was created')
+  const res = await bootstrapped.inject({ method: 'GET', url: '/api/keys', headers: bearer(announced[0]) })
+  t.equal(res.statusCode, 200, 'and it is an admin key')
 })
