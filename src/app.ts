@@ -4,7 +4,7 @@ import underPressure, { TYPE_EVENT_LOOP_DELAY } from '@fastify/under-pressure'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { createHash, randomUUID } from 'node:crypto'
 import pino from 'pino'
 import { analyticsRoutes } from './analytics/routes.js'
@@ -23,6 +23,7 @@ import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
+import { errorForLog, requestForLog, scrubSecrets } from './plugins/log-safety.js'
 import { PricingService } from './pricing/service.js'
 import { WriteQueue } from './usage/ingest.js'
 import { startRetention } from './usage/retention.js'
@@ -72,7 +73,12 @@ export const REDACT_PATHS = [
 ]
 
 export function createLogger(config: Config, destination?: NodeJS.WritableStream): pino.Logger {
-  const options: pino.LoggerOptions = { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
+  const options: pino.LoggerOptions = {
+    level: config.logLevel,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: { req: requestForLog, err: errorForLog },
+    hooks: { streamWrite: scrubSecrets },
+  }
   if (destination) return pino(options, destination)
   // Pretty output for a human at a terminal; JSON lines for everything else.
   if (process.stdout.isTTY) return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard' } } })
@@ -122,8 +128,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
     if (status >= 500) {
       // Shedding load is expected under overload; logging every shed request would add to it.
-      if (code === 'OVERLOADED') request.log.debug({ code }, message)
-      else request.log.error({ err: error }, 'request failed')
+      if (code === 'OVERLOADED') request.log.debug({ code, route: routeOf(request) }, message)
+      else request.log.error({ err: error, code, route: routeOf(request) }, 'request failed')
       // Only our own declared 503s (overload, database down) keep their message; anything else
       // is an internal failure whose details stay in the log, never in the response.
       const body =
@@ -136,7 +142,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       return reply.code(body.statusCode).send(body)
     }
     if (status === 429 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1')
-    request.log.info({ code, status }, message)
+    // A JSON parse error quotes the body it could not parse: its message stays out of the log.
+    request.log.info({ code, status, route: routeOf(request) }, code === 'INVALID_JSON' ? 'request body is not valid JSON' : message)
     return reply.code(status).send(errorBody(status, code, message))
   })
 
@@ -303,11 +310,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         defaultTimeZone: config.budgets.timeZone,
         hasDefaultTelegramToken: config.alerts.telegramBotToken !== null,
         emailConfigured: config.alerts.smtpUrl !== null,
+        webhookAllowPrivate: config.alerts.webhookAllowPrivate,
       },
     })
   })
 
   return app
+}
+
+/** "POST /api/budgets": the route pattern, never the URL (which may carry a query string). */
+function routeOf(request: FastifyRequest): string {
+  return `${request.method} ${request.routeOptions.url ?? '(no route)'}`
 }
 
 function isConnectionError(error: Error & { code?: string }): boolean {

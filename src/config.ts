@@ -69,6 +69,8 @@ export interface Config {
     telegramBotToken: string | null
     telegramApiRoot: string
     webhookTimeoutMs: number
+    /** Budget webhooks may reach private, loopback and link-local addresses (default: refused). */
+    webhookAllowPrivate: boolean
     /** Attempts per delivery (all channels) before it is marked failed. */
     maxAttempts: number
     /** Backoff after the first failure; doubles with each further one. */
@@ -205,6 +207,7 @@ export function loadConfig(env: Env = process.env): Config {
       telegramBotToken,
       telegramApiRoot,
       webhookTimeoutMs: int('ALERT_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+      webhookAllowPrivate: bool('ALERT_WEBHOOK_ALLOW_PRIVATE', false),
       maxAttempts: int('ALERT_MAX_ATTEMPTS', 5, 1, 20),
       retryBaseMs: int('ALERT_RETRY_BASE_MS', 2000, 1, 3_600_000),
     },

@@ -26,6 +26,8 @@ export const Errors = {
    */
   unstorableEvent: createError('UNSTORABLE_EVENT', '%s could not be stored: the database refused its values (SQLSTATE %s); do not retry it unchanged', 422),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
+  /** The last line of a JSON-lines export that failed after its first byte (CSV exports are aborted instead). */
+  exportIncomplete: createError('EXPORT_INCOMPLETE', 'The export failed after %s events and this file is incomplete: retry the export', 500),
 } as const
 
 /** The body of every error response. */

@@ -5,7 +5,7 @@ import { Type } from 'typebox'
 import { readableBots } from '../auth/plugin.js'
 import type { Config } from '../config.js'
 import type { Database } from '../db/connect.js'
-import { ErrorResponse, Errors } from '../errors.js'
+import { errorBody, ErrorResponse, Errors } from '../errors.js'
 import { formatUsd, parseUsd } from '../pricing/money.js'
 import type { EventFilter } from '../usage/repository.js'
 import { toUsageEvent } from '../usage/repository.js'
@@ -415,7 +415,10 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         description:
           `Oldest first, fetched ${EXPORT_BATCH_SIZE} events per query while the response streams, so an export of any size ` +
           'holds one batch in memory. CSV: RFC 4180 with a header row, exact decimal costs, metadata as JSON text. ' +
-          'JSON lines: one event per line, as in /api/usage/events.',
+          'JSON lines: one event per line, as in /api/usage/events. Everything is checked and the first batch read before the first ' +
+          'byte, so those failures are ordinary error answers. A failure after that cannot change the 200: a CSV export is then ' +
+          'aborted (the chunked response ends without its last chunk, so HTTP clients report an error and curl exits non-zero), and ' +
+          'a JSON-lines export ends with one line {"error": {statusCode, code: "EXPORT_INCOMPLETE", error, message}} instead of an event.',
         querystring: ExportQuery,
         response: {
           200: {
@@ -431,12 +434,19 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const format = q.format ?? 'csv'
       const { window, filter } = await scopeOf(request, q)
       const batches = exportEvents(database, filter, EXPORT_BATCH_SIZE)
-      const lines = format === 'csv' ? csvExport(batches) : jsonlExport(batches)
+      // Read before the first byte: a failure here is still an ordinary error answer.
+      const first = await batches.next()
+      const all = withFirst(first, batches)
+      const onFailure = (err: unknown) => request.log.error({ err, route: 'GET /api/usage/export', format }, 'export failed after its first byte')
+      const lines = format === 'csv' ? csvExport(all, onFailure) : jsonlExport(all, onFailure)
       const name = `usage-${iso(window.from).slice(0, 10)}-${iso(window.to).slice(0, 10)}.${format}`
-      return reply
-        .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
-        .header('content-disposition', `attachment; filename="${name}"`)
-        .send(asStreamedBody(Readable.from(lines)))
+      return (
+        reply
+          .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
+          .header('content-disposition', `attachment; filename="${name}"`)
+          // One batch read ahead at most (the default would buffer 16), so memory stays at a batch or two.
+          .send(asStreamedBody(Readable.from(lines, { highWaterMark: 1 })))
+      )
     },
   )
 
@@ -557,8 +567,24 @@ const EXPORT_COLUMNS = [
 
 const exactOrNull = (v: string | null) => (v === null ? null : exactUsd(v))
 
-async function* csvExport(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenerator<string> {
+async function* withFirst<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
+  if (first.done) return
+  yield first.value
+  yield* rest
+}
+
+/** A CSV export that fails mid-stream throws on: Fastify then destroys the response, so no final chunk is sent. */
+async function* csvExport(batches: AsyncGenerator<PagedEventRow[]>, onFailure: (err: unknown) => void): AsyncGenerator<string> {
   yield csvLine(EXPORT_COLUMNS)
+  try {
+    yield* csvRows(batches)
+  } catch (err) {
+    onFailure(err)
+    throw err
+  }
+}
+
+async function* csvRows(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenerator<string> {
   for await (const rows of batches) {
     let chunk = ''
     for (const r of rows) {
@@ -592,10 +618,19 @@ async function* csvExport(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenera
   }
 }
 
-async function* jsonlExport(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenerator<string> {
-  for await (const rows of batches) {
-    let chunk = ''
-    for (const r of rows) chunk += JSON.stringify(toUsageEvent(r)) + '\n'
-    yield chunk
+/** A JSON-lines export that fails mid-stream ends with an error line, which no event line can look like. */
+async function* jsonlExport(batches: AsyncGenerator<PagedEventRow[]>, onFailure: (err: unknown) => void): AsyncGenerator<string> {
+  let sent = 0
+  try {
+    for await (const rows of batches) {
+      let chunk = ''
+      for (const r of rows) chunk += JSON.stringify(toUsageEvent(r)) + '\n'
+      yield chunk
+      sent += rows.length
+    }
+  } catch (err) {
+    onFailure(err)
+    const e = new Errors.exportIncomplete(sent)
+    yield JSON.stringify({ error: errorBody(e.statusCode, e.code, e.message) }) + '\n'
   }
 }

@@ -116,7 +116,8 @@ export async function ensureAdminKey(database: Database): Promise<string | null>
     const existing = await tx
       .select({ id: apiKeys.id })
       .from(apiKeys)
-      .where(and(isNull(apiKeys.revokedAt), sql`'admin' = ANY(${apiKeys.scopes})`))
+      // A key bound to a bot is never an admin, whatever it was stored with.
+      .where(and(isNull(apiKeys.revokedAt), isNull(apiKeys.botId), sql`'admin' = ANY(${apiKeys.scopes})`))
       .limit(1)
     if (existing.length > 0) return null
     const key = generateKey()

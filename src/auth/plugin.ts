@@ -74,7 +74,7 @@ export class Authenticator {
     if (!entry || entry.expires < now) {
       const stored = await findActiveKeyByHash(this.database, hash)
       entry = {
-        principal: stored ? { keyId: stored.id, scopes: expandScopes(stored.scopes), botId: stored.botId } : null,
+        principal: stored ? { keyId: stored.id, scopes: expandScopes(stored.scopes, stored.botId), botId: stored.botId } : null,
         expires: now + this.opts.cacheTtlMs,
       }
       if (this.cache.size > 10_000) this.cache.clear()
@@ -102,9 +102,15 @@ export class Authenticator {
   }
 }
 
-/** admin implies read and ingest. */
-function expandScopes(scopes: Scope[]): ReadonlySet<Scope> {
-  return new Set(scopes.includes('admin') ? ['admin', 'read', 'ingest'] : scopes)
+/**
+ * admin implies read and ingest. A key bound to a bot never holds admin: admin routes act on
+ * every bot (keys, budgets, overrides), so a bound key that was stored with admin before that
+ * rule (POST /api/keys refuses it now) keeps only what admin implies, read and ingest, and those
+ * stay limited to its bot.
+ */
+function expandScopes(scopes: Scope[], botId: string | null): ReadonlySet<Scope> {
+  if (!scopes.includes('admin')) return new Set(scopes)
+  return new Set(botId === null ? ['admin', 'read', 'ingest'] : ['read', 'ingest'])
 }
 
 /**
@@ -128,6 +134,9 @@ export function guardRoutes(scope: FastifyInstance, auth: Authenticator): void {
     if (required === 'public' || required === undefined) return
     const principal = await auth.authenticate(request.headers.authorization)
     if (!principal) throw new Errors.unauthorized()
+    if (required === 'admin' && principal.botId !== null) {
+      throw new Errors.forbidden(`This key is bound to bot '${principal.botId}': admin routes need a key bound to no bot`)
+    }
     if (!principal.scopes.has(required)) throw new Errors.forbidden(`This key lacks the '${required}' scope`)
     request.principal = principal
   })
@@ -152,6 +161,18 @@ export function readableBots(request: FastifyRequest, requested: string | undefi
 /** The bot an event is written for: defaults to the key's bot; another bot is 403. */
 export function boundBot(request: FastifyRequest): string | undefined {
   return principalOf(request).botId ?? undefined
+}
+
+/**
+ * A key may only be created by a caller at least as broad as it: only an unbound admin can reach
+ * POST /api/keys (guardRoutes), and no key bound to a bot may hold admin.
+ */
+export function assertMayCreateKey(request: FastifyRequest, wanted: { scopes: readonly Scope[]; botId?: string | null }): void {
+  const caller = principalOf(request)
+  if (caller.botId !== null || !caller.scopes.has('admin')) throw new Errors.forbidden('Only an admin key bound to no bot may create keys')
+  if (wanted.botId != null && wanted.scopes.includes('admin')) {
+    throw new Errors.validation('body.scopes must not contain admin when body.botId is set: a key bound to a bot cannot hold the admin scope')
+  }
 }
 
 export function assertMayWrite(request: FastifyRequest, botId: string): void {

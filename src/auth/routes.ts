@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import type { Database } from '../db/connect.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { createKey, listKeys, revokeKey, toKeyInfo } from './keys.js'
-import type { Authenticator } from './plugin.js'
+import { assertMayCreateKey, type Authenticator } from './plugin.js'
 import { ApiKeyInfo, CreatedKey, CreateKeyBody, KeyIdParams, KeySelf, SCOPES } from './schemas.js'
 
 const authErrors = { 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse }
@@ -16,12 +16,15 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ database: Database; auth: Au
       schema: {
         tags: ['keys'],
         summary: 'Create an API key',
-        description: 'Scopes: ingest (write usage), read (query usage, prices, reports), admin (everything). A key bound to botId only writes and reads that bot. The secret is returned once.',
+        description:
+          'Scopes: ingest (write usage), read (query usage, prices, reports), admin (everything). A key bound to botId only writes and reads that bot, ' +
+          'and cannot hold admin (400). The secret is returned once.',
         body: CreateKeyBody,
         response: { 201: CreatedKey, 400: ErrorResponse, ...authErrors },
       },
     },
     async (request, reply) => {
+      assertMayCreateKey(request, request.body)
       const { key, record } = await createKey(database, request.body)
       auth.invalidate()
       return reply.code(201).send({ ...toKeyInfo(record), key })

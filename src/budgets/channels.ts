@@ -1,8 +1,10 @@
 import { createHmac } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
 import nodemailer, { type Transporter } from 'nodemailer'
 import { Agent, request } from 'undici'
 import { formatUsd, PICO_PER_USD, usdToNumber } from '../pricing/money.js'
 import { describeScope } from './definition.js'
+import { guardedAgent } from './outbound.js'
 import type { ClaimedDelivery } from './repository.js'
 
 /** Header names of signed webhooks (documented in docs/budgets.md). */
@@ -16,6 +18,8 @@ export interface ChannelSettings {
   telegramApiRoot: string
   /** Per request: connect, headers and body each (webhook, Telegram, SMTP). */
   timeoutMs: number
+  /** ALERT_WEBHOOK_ALLOW_PRIVATE: budget URLs may reach private, loopback and link-local addresses. */
+  webhookAllowPrivate: boolean
 }
 
 type DeliveredBudget = NonNullable<ClaimedDelivery['budget']>
@@ -92,13 +96,25 @@ export function signBody(body: string, secret: string): string {
 
 class DeliveryError extends Error {}
 
+/** "HTTP 500 Internal Server Error": what a failed delivery records, never the receiver's body. */
+function statusLine(status: number): string {
+  return `HTTP ${status}${STATUS_CODES[status] ? ` ${STATUS_CODES[status]}` : ''}`
+}
+
 /** The three ways out. Clients are created here and closed with `close()`. */
 export class AlertChannels {
+  /**
+   * Every request to a URL a budget supplies (webhook, and any channel that posts to a user's URL)
+   * goes through this dispatcher: it refuses non-public destinations at connect time (outbound.ts).
+   */
   private readonly agent: Agent
+  /** Only for TELEGRAM_API_ROOT, a host the operator configured (a local Bot API server is common). */
+  private readonly operatorAgent: Agent
   private mailer: Transporter | null = null
 
   constructor(private readonly settings: ChannelSettings) {
-    this.agent = new Agent({
+    this.agent = guardedAgent({ allowPrivate: settings.webhookAllowPrivate, timeoutMs: settings.timeoutMs })
+    this.operatorAgent = new Agent({
       connect: { timeout: settings.timeoutMs },
       headersTimeout: settings.timeoutMs,
       bodyTimeout: settings.timeoutMs,
@@ -122,10 +138,10 @@ export class AlertChannels {
       },
       body,
     })
-    const text = await res.body.text()
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      throw new DeliveryError(`webhook answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`)
-    }
+    // The receiver's body is never stored or logged: a webhook URL must not become a way to read
+    // what some internal service answers.
+    await res.body.dump()
+    if (res.statusCode < 200 || res.statusCode >= 300) throw new DeliveryError(`webhook answered ${statusLine(res.statusCode)}`)
   }
 
   async email(channel: { to: string[] }, message: AlertMessage): Promise<void> {
@@ -145,7 +161,7 @@ export class AlertChannels {
     if (token === null) throw new DeliveryError('no bot token: set botToken on the channel or ALERT_TELEGRAM_BOT_TOKEN')
     const res = await request(`${this.settings.telegramApiRoot}/bot${token}/sendMessage`, {
       method: 'POST',
-      dispatcher: this.agent,
+      dispatcher: this.operatorAgent,
       signal,
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ chat_id: channel.chatId, text: message.text, disable_web_page_preview: true }),
@@ -179,6 +195,6 @@ export class AlertChannels {
 
   async close(): Promise<void> {
     this.mailer?.close()
-    await this.agent.close()
+    await Promise.all([this.agent.close(), this.operatorAgent.close()])
   }
 }

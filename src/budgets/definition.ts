@@ -14,6 +14,8 @@ export interface DefinitionContext {
   hasDefaultTelegramToken: boolean
   /** SMTP_URL is set. */
   emailConfigured: boolean
+  /** ALERT_WEBHOOK_ALLOW_PRIVATE: webhook URLs may point at private, loopback and link-local addresses. */
+  webhookAllowPrivate: boolean
 }
 
 export interface DefinedBudget {

@@ -7,6 +7,7 @@ import { usdToNumber } from '../pricing/money.js'
 import { percentOf } from './channels.js'
 import { defineBudget, redefineBudget, type DefinitionContext } from './definition.js'
 import type { BudgetMonitor } from './evaluator.js'
+import { webhookDestinationProblem } from './outbound.js'
 import { deleteBudget, findBudget, insertBudget, listAlerts, listBudgets, updateBudget, type Budget, type StoredAlert } from './repository.js'
 import {
   AlertsQuery,
@@ -83,8 +84,24 @@ async function budgetOr404(database: Database, id: string): Promise<Budget> {
   return budget
 }
 
+/** How long creating a budget waits for DNS to check a webhook's host (unresolved names are checked at delivery). */
+const WEBHOOK_LOOKUP_TIMEOUT_MS = 2000
+
 export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = async (app, opts) => {
   const { database, monitor, definitions } = opts
+
+  /**
+   * Any channel that posts to a URL of the budget's (a webhook, or a channel added later with a
+   * `url`) is a 400 here when that URL is private, loopback or link-local; delivery refuses it again.
+   */
+  async function checkWebhookDestination(channels: object | undefined): Promise<void> {
+    for (const [name, channel] of Object.entries(channels ?? {})) {
+      const url: unknown = channel !== null && typeof channel === 'object' ? (channel as { url?: unknown }).url : undefined
+      if (typeof url !== 'string') continue
+      const problem = await webhookDestinationProblem(url, { allowPrivate: definitions.webhookAllowPrivate, timeoutMs: WEBHOOK_LOOKUP_TIMEOUT_MS })
+      if (problem !== null) throw new Errors.validation(`body.channels.${name}.url is refused: ${problem}`)
+    }
+  }
 
   app.post(
     '/api/budgets',
@@ -102,6 +119,7 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
+      await checkWebhookDestination(request.body.channels)
       const { budget, revealedSecret } = defineBudget(uuidv7(), request.body, definitions, new Date())
       await insertBudget(database, budget)
       monitor.budgetChanged(budget.id)
@@ -158,6 +176,7 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
     },
     async (request) => {
       const existing = await budgetOr404(database, request.params.id)
+      await checkWebhookDestination(request.body.channels)
       const { budget, revealedSecret } = redefineBudget(existing, request.body, definitions, new Date())
       if (!(await updateBudget(database, budget))) throw new Errors.notFound(`No budget with id '${request.params.id}'`)
       monitor.budgetChanged(budget.id)

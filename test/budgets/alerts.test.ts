@@ -283,7 +283,7 @@ t.test('a pending retry survives a restart and is sent by the next instance', as
   webhook.failNext(503)
   await postEvents(first.app, [costEvent(6, { createdAt: '2025-03-20T10:00:00Z' })])
   await waitFor('the failed first attempt to be recorded', async () => (await alertsOf(first.app, b.id))[0]?.deliveries[0]?.lastError != null)
-  t.match((await alertsOf(first.app, b.id))[0].deliveries[0], { status: 'pending', attempts: 1, lastError: 'webhook answered HTTP 503: {"error":"scripted failure"}' })
+  t.match((await alertsOf(first.app, b.id))[0].deliveries[0], { status: 'pending', attempts: 1, lastError: 'webhook answered HTTP 503 Service Unavailable' }, 'the status line only, never the receiver body')
   await first.app.close()
 
   const second = await buildBudgetApp(t, database, env, clock)

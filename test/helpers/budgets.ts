@@ -10,6 +10,8 @@ export const BUDGET_TEST_ENV = {
   ALERT_RETRY_BASE_MS: '40',
   ALERT_MAX_ATTEMPTS: '4',
   ALERT_WEBHOOK_TIMEOUT_MS: '2000',
+  // The fake receivers listen on 127.0.0.1, which alerts refuse unless the operator allows it.
+  ALERT_WEBHOOK_ALLOW_PRIVATE: 'true',
 }
 
 /** A clock the test moves; the app computes budget periods and projections with it. */
