@@ -127,6 +127,7 @@ const ROUTES: RouteCase[] = [
     ],
   },
   { route: 'GET /api/keys', scope: 'admin', own: [{ method: 'GET', url: '/api/keys' }], other: [] },
+  { route: 'GET /api/keys/self', scope: 'read', own: [{ method: 'GET', url: '/api/keys/self' }], other: [] },
   { route: 'DELETE /api/keys/{id}', scope: 'admin', own: [{ method: 'DELETE', url: `/api/keys/${bound.id}` }], other: [{ method: 'DELETE', url: `/api/keys/${otherKey.id}` }] },
   {
     route: 'POST /api/budgets',
