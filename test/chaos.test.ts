@@ -123,7 +123,7 @@ if (!TEST_DATABASE_URL) {
     await chaos(t, persistentStorageEnv(t, 'chaos'))
   })
 } else if (postgresBinDir() === null) {
-  t.test('PostgreSQL chaos', { skip: 'no server binaries under /usr/lib/postgresql to start a private cluster' }, () => undefined)
+  t.test('PostgreSQL chaos', { skip: 'a private cluster needs root (runuser) and server binaries under /usr/lib/postgresql' }, () => undefined)
 } else {
   t.test('PostgreSQL: kill -9 of the service and a crash of the database under load lose and double nothing', async (t) => {
     const postgres = await startPrivatePostgres(t)

@@ -18,10 +18,10 @@ export interface PrivatePostgres {
   stop(): Promise<void>
 }
 
-/** The newest installed server's bin directory, or null when there is none (or no runuser). */
+/** The newest installed server's bin directory, or null when there is none (or no root to runuser). */
 export function postgresBinDir(): string | null {
   const root = '/usr/lib/postgresql'
-  if (!existsSync(root) || !existsSync('/usr/sbin/runuser')) return null
+  if (process.getuid?.() !== 0 || !existsSync(root) || !existsSync('/usr/sbin/runuser')) return null
   const versions = readdirSync(root).filter((v) => existsSync(path.join(root, v, 'bin', 'pg_ctl'))).sort((a, b) => Number(b) - Number(a))
   return versions.length > 0 ? path.join(root, versions[0], 'bin') : null
 }
