@@ -58,9 +58,15 @@ export function lockDataDir(dataDir: string): DataDirLock {
   const me = ownIdentity()
   for (let attempt = 0; ; attempt++) {
     if (tryCreate(file, me)) break
+    if (attempt >= 40) throw new Error(`cannot take the lock ${file}: it keeps changing; is another process starting on ${dataDir}?`)
     const holder = readHolder(file)
     if (holder && isAlive(holder)) throw new DataDirLockedError(dataDir, holder)
-    if (attempt >= 5) throw new Error(`cannot take the lock ${file}: it keeps changing; is another process starting on ${dataDir}?`)
+    // An empty or unreadable lock is normally one being written right now (created, not yet
+    // filled): only a few seconds later is it a crash's leftover.
+    if (holder === null && ageMs(file) < 2000) {
+      sleepSync(50)
+      continue
+    }
     takeOverStale(file, holder)
   }
   held.add(file)
@@ -212,6 +218,14 @@ function startTicksOf(pid: number): string | null {
     return fields[19] ?? null
   } catch {
     return null
+  }
+}
+
+function ageMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs
+  } catch {
+    return Infinity
   }
 }
 

@@ -1,6 +1,8 @@
-import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { DataDirLockedError, LOCK_FILE, lockDataDir } from '../../src/db/data-dir-lock.js'
 import { ADMIN_KEY } from '../helpers/app.js'
@@ -114,5 +116,40 @@ if (TEST_DATABASE_URL) {
     writeFileSync(file, JSON.stringify({ pid: process.pid, startTicks: null, startedAt: 'then', command: 'earlier life' }))
     lockDataDir(dataDir).release()
     t.notOk(existsSync(file))
+  })
+
+  t.test('an empty lock left by a crash is taken over; racing takeovers of a stale lock leave one owner', async (t) => {
+    const { DATA_DIR: dataDir } = persistentStorageEnv(t, 'race')
+    const file = path.join(dataDir, LOCK_FILE)
+    writeFileSync(file, '')
+    const past = new Date(Date.now() - 60_000)
+    utimesSync(file, past, past)
+    lockDataDir(dataDir).release()
+
+    writeFileSync(file, JSON.stringify({ pid: deadPid(), startTicks: null, startedAt: 'then', command: 'crashed' }))
+    const racers = Array.from({ length: 5 }, () =>
+      spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./fixtures/take-lock.ts', import.meta.url)), dataDir], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      }),
+    )
+    const answers = await Promise.all(
+      racers.map(
+        (child) =>
+          new Promise<string>((resolve) => {
+            let out = ''
+            child.stdout.on('data', (d: Buffer) => {
+              out += d.toString()
+              if (out.includes('\n')) resolve(out.trim())
+            })
+            child.on('exit', () => resolve(out.trim()))
+          }),
+      ),
+    )
+    const winners = racers.filter((_, i) => answers[i] === 'acquired')
+    t.equal(winners.length, 1, `exactly one owner: ${answers.join(', ')}`)
+    for (const answer of answers.filter((a) => a !== 'acquired')) t.equal(answer, `refused ${winners[0]?.pid}`, 'the others name it')
+    for (const child of racers) child.stdin.end()
+    await Promise.all(racers.map((child) => (child.exitCode === null ? once(child, 'exit') : undefined)))
+    t.notOk(existsSync(file), 'released by its owner')
   })
 }
