@@ -142,7 +142,7 @@ export class UsageClient implements Tracker {
    */
   readonly #onBeforeExit = (): void => {
     if (this.#closing || this.stats().queued === 0) return
-    process.removeListener('beforeExit', this.#onBeforeExit)
+    closeOnExit.delete(this.#onBeforeExit)
     void this.close()
   }
 
@@ -183,7 +183,7 @@ export class UsageClient implements Tracker {
     this.#loop = this.#run().catch((error: unknown) => {
       this.#report(new InternalError('usage client send loop crashed', { cause: error }))
     })
-    if (options.flushOnExit ?? true) process.on('beforeExit', this.#onBeforeExit)
+    if (options.flushOnExit ?? true) watchExit(this.#onBeforeExit)
   }
 
   /** Queues one event. Never throws and never waits; problems go to `onError`. */
@@ -273,7 +273,7 @@ export class UsageClient implements Tracker {
 
   async #close(deadlineMs: number): Promise<void> {
     this.#closing = true
-    process.removeListener('beforeExit', this.#onBeforeExit)
+    closeOnExit.delete(this.#onBeforeExit)
     const started = Date.now()
     await this.flush({ timeoutMs: deadlineMs })
     this.#stopped = true
@@ -617,6 +617,21 @@ export class UsageClient implements Tracker {
     if (this.#logger) this.#logger.warn({ err: error, code: error.code, suppressed }, message)
     else console.warn(`[usage-client] ${error.code}: ${message}`)
   }
+}
+
+/**
+ * The exit hooks of open clients, behind one `beforeExit` listener: a program that opens more
+ * than ten clients gets no MaxListenersExceededWarning. Each client leaves the set at close().
+ */
+const closeOnExit = new Set<() => void>()
+
+function watchExit(hook: () => void): void {
+  if (closeOnExit.size === 0 && !process.listeners('beforeExit').includes(runExitHooks)) process.on('beforeExit', runExitHooks)
+  closeOnExit.add(hook)
+}
+
+function runExitHooks(): void {
+  for (const hook of [...closeOnExit]) hook()
 }
 
 function validateOptions(options: UsageClientOptions): string[] {

@@ -53,6 +53,13 @@ t.test('at exit with the service down and no spool, the exit flush is bounded by
   t.ok(report.errors.includes('USAGE_CLIENT_CLOSED'), 'the loss is reported')
 })
 
+t.test('many open clients share one beforeExit listener', async (t) => {
+  const server = await startUsageServer(t)
+  const before = process.listenerCount('beforeExit')
+  for (let i = 0; i < 12; i++) clientFor(t, server)
+  t.ok(process.listenerCount('beforeExit') <= before + 1, 'no listener per client (no MaxListenersExceededWarning)')
+})
+
 t.test('the retry decision: 408, 429 and 5xx can succeed later; other 4xx cannot', async (t) => {
   for (const status of [408, 429, 500, 502, 503, 504]) t.ok(isRetryableStatus(status), `${status} is retried`)
   for (const status of [400, 401, 403, 404, 409, 413, 415, 422]) t.notOk(isRetryableStatus(status), `${status} is not`)
