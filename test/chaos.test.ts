@@ -15,6 +15,10 @@ import { persistentStorageEnv, TEST_DATABASE_URL } from './helpers/db.js'
 import { postgresBinDir, startPrivatePostgres } from './helpers/private-postgres.js'
 import { startService, type ServiceProcess } from './helpers/service-process.js'
 
+// Two starts of the service and the load between them: 20-40 s on an idle 2-core machine, but a
+// busy shared one can stretch each start of the embedded engine past 20 s.
+t.setTimeout(240_000)
+
 const BOT = 'bot_chaos'
 const admin = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }
 

@@ -10,6 +10,10 @@ import { persistentStorageEnv, TEST_DATABASE_URL } from '../helpers/db.js'
 import { runScript, startService } from '../helpers/service-process.js'
 import { SEED_EVENT } from '../helpers/usage.js'
 
+// Each run starts the service (the embedded engine) a few times: 20-40 s on an idle 2-core
+// machine, but a busy shared one can stretch each start past 20 s.
+t.setTimeout(240_000)
+
 const auth = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }
 
 async function postBatch(base: string, ids: string[]): Promise<{ created: number }> {
@@ -60,23 +64,25 @@ if (TEST_DATABASE_URL) {
     t.equal(lock.pid, first.pid, 'the lock file holds the owner’s pid')
     t.equal(lock.url, base, 'and the URL it answers on')
 
+    // Every later process refuses (or delegates); they do not touch the data dir, so run them at once.
+    const range = ['--from', '2025-03-01', '--to', '2025-03-31']
     const second = startService(storage)
+    const migrate = runScript('scripts/migrate.ts', [], storage)
+    const told = runScript('scripts/reprice.ts', range, { ...storage, ADMIN_API_KEY: '', USAGE_API_KEY: '' })
+    const delegated = runScript('scripts/reprice.ts', range, { ...storage, ADMIN_API_KEY: '', USAGE_API_KEY: ADMIN_KEY })
+
     t.equal(await second.exited, 1, 'a second npm start refuses')
     t.match(second.output(), `The embedded database in ${dataDir} is in use by another process (pid ${first.pid}`)
 
-    const migrate = runScript('scripts/migrate.ts', [], storage)
     t.equal(await migrate.exited, 1, 'npm run db:migrate refuses')
     t.match(migrate.output(), `${dataDir} is in use by another process (pid ${first.pid}`)
     t.match(migrate.output(), `stop it (pid ${first.pid}) and run npm run db:migrate again`)
 
-    const range = ['--from', '2025-03-01', '--to', '2025-03-31']
-    const told = runScript('scripts/reprice.ts', range, { ...storage, ADMIN_API_KEY: '', USAGE_API_KEY: '' })
     t.equal(await told.exited, 1, 'npm run reprice without a key does nothing')
     t.match(told.output(), `The service (pid ${first.pid}) owns the embedded database in ${dataDir}`)
     t.match(told.output(), `curl -s -X POST ${base}/api/prices/reprice -H "authorization: Bearer $ADMIN"`)
     t.match(told.output(), '"startDate":"2025-03-01","endDate":"2025-03-31"')
 
-    const delegated = runScript('scripts/reprice.ts', range, { ...storage, ADMIN_API_KEY: '', USAGE_API_KEY: ADMIN_KEY })
     t.equal(await delegated.exited, 0, 'npm run reprice with a key goes through the running service')
     t.match(delegated.output(), `repricing through its API at ${base}`)
     t.match(delegated.output(), /"scanned":3/)
@@ -127,7 +133,7 @@ if (TEST_DATABASE_URL) {
     lockDataDir(dataDir).release()
 
     writeFileSync(file, JSON.stringify({ pid: deadPid(), startTicks: null, startedAt: 'then', command: 'crashed' }))
-    const racers = Array.from({ length: 5 }, () =>
+    const racers = Array.from({ length: 3 }, () =>
       spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./fixtures/take-lock.ts', import.meta.url)), dataDir], {
         stdio: ['pipe', 'pipe', 'inherit'],
       }),
