@@ -2,6 +2,7 @@
 // `npm run db:migrate`. The service also does this at start unless MIGRATE=false.
 import { ConfigError, loadConfig } from '../src/config.js'
 import { connectDatabase } from '../src/db/connect.js'
+import { DataDirLockedError } from '../src/db/data-dir-lock.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 
 try {
@@ -14,6 +15,11 @@ try {
     await database.close()
   }
 } catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err)
+  if (err instanceof DataDirLockedError) {
+    console.error(
+      `${err.message}\nThe running service applied the migrations it ships with at its start (unless MIGRATE=false); ` +
+        `to apply newer ones, stop it (pid ${err.holder.pid}) and run npm run db:migrate again, or just start the new version.`,
+    )
+  } else console.error(err instanceof ConfigError ? err.message : err)
   process.exit(1)
 }

@@ -224,6 +224,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       onPoolError: (err) => app.log.warn({ err }, 'idle database connection failed'),
     }))
   if (config.migrate && ownsDatabase) await migrateDatabase(database)
+  // Tell other processes on the embedded data dir where this one answers (`npm run reprice` calls it).
+  const dataDirLock = ownsDatabase ? database.dataDirLock : null
+  if (dataDirLock) {
+    app.addHook('onListen', async () => {
+      const address = app.addresses()[0]
+      if (!address || typeof address === 'string') return
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+      dataDirLock.record({ url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}` })
+    })
+  }
 
   const alertDelivery = new DeliveryWorker(database, { ...config.alerts, timeoutMs: config.alerts.webhookTimeoutMs, log: app.log })
   const budgetMonitor = new BudgetMonitor(database, alertDelivery, { ...config.budgets, log: app.log, clock: deps.budgetClock })

@@ -1,5 +1,6 @@
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { DataDirLockedError } from './db/data-dir-lock.js'
 
 let config
 try {
@@ -12,7 +13,14 @@ try {
   throw err
 }
 
-const app = await buildApp(config)
+const app = await buildApp(config).catch((err: unknown) => {
+  // Another process owns the embedded data dir: say who, and stop before touching it.
+  if (err instanceof DataDirLockedError) {
+    console.error(err.message)
+    process.exit(1)
+  }
+  throw err
+})
 
 let stopping = false
 async function shutdown(signal: string) {

@@ -107,8 +107,9 @@ export function prepareEvent(input: unknown, botId: string, extraMetadata?: Meta
     event.success = raw.success
   }
   if (raw.errorMessage !== undefined && raw.errorMessage !== null) {
+    // Often an SDK's error text, which may carry anything: never refuse it, make it storable.
     const message = typeof raw.errorMessage === 'string' ? raw.errorMessage : String(raw.errorMessage)
-    event.errorMessage = message.length > limits.errorMessageChars ? message.slice(0, limits.errorMessageChars) : message
+    event.errorMessage = storableText(truncateCodePoints(message, limits.errorMessageChars))
   }
   if (raw.latencyMs !== undefined) {
     if (typeof raw.latencyMs !== 'number' || !Number.isFinite(raw.latencyMs) || raw.latencyMs < 0) {
@@ -122,7 +123,7 @@ export function prepareEvent(input: unknown, botId: string, extraMetadata?: Meta
   const metadata = mergeMetadata(extraMetadata, raw.metadata)
   if (metadata !== undefined) {
     const checked = checkMetadata(metadata)
-    if (checked.ok) event.metadata = metadata as Metadata
+    if (checked.ok) event.metadata = checked.metadata
     else warning = checked.error
   }
   const json = JSON.stringify(event)
@@ -137,7 +138,7 @@ function mergeMetadata(context: Metadata | undefined, own: unknown): unknown {
   return { ...context, ...(own as Metadata) }
 }
 
-function checkMetadata(value: unknown): { ok: true } | { ok: false; error: MetadataDroppedError } {
+function checkMetadata(value: unknown): { ok: true; metadata: Metadata } | { ok: false; error: MetadataDroppedError } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, error: new MetadataDroppedError('metadata must be a plain JSON object; sent without it') }
   }
@@ -153,7 +154,33 @@ function checkMetadata(value: unknown): { ok: true } | { ok: false; error: Metad
       error: new MetadataDroppedError(`metadata is larger than ${limits.metadataBytes} bytes serialized; sent without it`),
     }
   }
-  return { ok: true }
+  // JSON.stringify writes a NUL or a lone surrogate as an escape (\u0000, \ud83d): only then copy
+  // the metadata with those replaced, as the service refuses them.
+  if (/\\u(0000|d[89a-f])/i.test(serialized)) return { ok: true, metadata: storableJson(JSON.parse(serialized)) as Metadata }
+  return { ok: true, metadata: value as Metadata }
+}
+
+/** Cuts `text` to at most `max` UTF-16 units without splitting a surrogate pair. */
+export function truncateCodePoints(text: string, max: number): string {
+  if (text.length <= max) return text
+  const last = text.charCodeAt(max - 1)
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max)
+}
+
+const unstorable = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/g
+
+/** Replaces what the service's database refuses (NUL, lone surrogates) with U+FFFD. */
+export function storableText(text: string): string {
+  return text.replace(unstorable, '\uFFFD')
+}
+
+function storableJson(value: unknown): unknown {
+  if (typeof value === 'string') return storableText(value)
+  if (Array.isArray(value)) return value.map(storableJson)
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [storableText(key), storableJson(inner)]))
+  }
+  return value
 }
 
 function text(raw: Record<string, unknown>, field: string, max: number): string {
@@ -161,6 +188,7 @@ function text(raw: Record<string, unknown>, field: string, max: number): string 
   if (typeof value !== 'string' || value.length === 0 || value.length > max) {
     throw new InvalidEventError(`${field} must be a string of 1..${max} characters`)
   }
+  if (storableText(value) !== value) throw new InvalidEventError(`${field} contains a NUL character or a lone surrogate`)
   return value
 }
 

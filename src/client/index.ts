@@ -3,7 +3,7 @@ export type { UsageClientOptions, UsageClientStats, UsageClientLogger } from './
 export { fromEnv, usageClientOptionsFromEnv } from './env.js'
 export type { Env } from './env.js'
 export type { TrackEvent, UsageEvent, Tracker, Metadata } from './event.js'
-export { defaultRetryPolicy, parseRetryAfter, retryDelayMs } from './retry-policy.js'
+export { defaultRetryPolicy, isRetryable, isRetryableStatus, parseRetryAfter, retryDelayMs } from './retry-policy.js'
 export type { RetryPolicy } from './retry-policy.js'
 export * from './errors.js'
 export { instrumentAnthropic, anthropicUsage } from './instrument/anthropic.js'

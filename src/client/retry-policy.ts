@@ -17,6 +17,15 @@ export const defaultRetryPolicy: RetryPolicy = {
   maxRetryAfterMs: 120_000,
 }
 
+/**
+ * Whether an HTTP status can succeed later: 408 (request timeout), 429 (rate limited) and 5xx.
+ * Any other 4xx says the request itself is wrong (bad key, wrong bot, malformed, unstorable):
+ * sending it again cannot help, so the events are dropped and reported, never spooled.
+ */
+export function isRetryableStatus(statusCode: number): boolean {
+  return statusCode === 408 || statusCode === 429 || statusCode >= 500
+}
+
 export function isRetryable(error: unknown): boolean {
   return (
     error instanceof NetworkError ||

@@ -6,8 +6,9 @@ import {
   RequestTimeoutError,
   RetryableHttpError,
 } from './errors.js'
-import { parseRetryAfter } from './retry-policy.js'
+import { isRetryableStatus, parseRetryAfter } from './retry-policy.js'
 
+/** `created` and `duplicate` are stored; any other status the service sends is a per-item failure. */
 export type ItemStatus = 'created' | 'duplicate' | 'invalid'
 
 export interface BatchItemResult {
@@ -122,7 +123,7 @@ function interpret(
   if (statusCode === 200) return parseBatchResponse(text, count)
   const { code, message } = parseErrorBody(text)
   const detail = `usage service answered ${statusCode}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`
-  if (statusCode === 429 || statusCode >= 500) {
+  if (isRetryableStatus(statusCode)) {
     throw new RetryableHttpError(statusCode, parseRetryAfter(retryAfter), detail)
   }
   throw new RequestRejectedError(statusCode, code, detail)
@@ -154,10 +155,10 @@ function parseBatchResponse(text: string, count: number): BatchResponse {
   for (const item of body.results as unknown[]) {
     if (typeof item !== 'object' || item === null) continue
     const record = item as Record<string, unknown>
-    const status = record.status
-    if (typeof record.index !== 'number' || (status !== 'created' && status !== 'duplicate' && status !== 'invalid')) {
-      continue
-    }
+    if (typeof record.index !== 'number' || typeof record.status !== 'string') continue
+    // A status this client does not know (a newer service's per-item failure) is not a stored
+    // event: report it as failed with its error instead of retrying the batch forever.
+    const status: ItemStatus = record.status === 'created' || record.status === 'duplicate' ? record.status : 'invalid'
     const error = record.error as { code?: unknown; message?: unknown } | undefined
     results.push({
       index: record.index,
@@ -166,7 +167,9 @@ function parseBatchResponse(text: string, count: number): BatchResponse {
       error:
         error && typeof error === 'object'
           ? { code: String(error.code ?? 'UNKNOWN'), message: String(error.message ?? '') }
-          : undefined,
+          : status === 'invalid'
+            ? { code: 'UNKNOWN', message: `the service answered status "${String(record.status)}" without an error` }
+            : undefined,
     })
   }
   if (results.length !== count) {

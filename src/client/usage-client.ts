@@ -47,6 +47,12 @@ export interface UsageClientOptions {
   logger?: UsageClientLogger
   /** Default deadline of `close()`. Default 5000. */
   closeDeadlineMs?: number
+  /**
+   * When the host's event loop empties (`beforeExit`: the script ended normally) with events still
+   * queued, close the client once, within `closeDeadlineMs`, so they are delivered (or spooled).
+   * Signals, `process.exit()` and crashes skip `beforeExit`: call `close()` there. Default true.
+   */
+  flushOnExit?: boolean
 }
 
 export interface UsageClientStats {
@@ -130,6 +136,15 @@ export class UsageClient implements Tracker {
   #stopped = false
   #closed: Promise<void> | null = null
   readonly #loop: Promise<void>
+  /**
+   * The client's timers are unref'd so it never holds a process open; without this, a script
+   * that tracked and then simply ended lost everything still queued.
+   */
+  readonly #onBeforeExit = (): void => {
+    if (this.#closing || this.stats().queued === 0) return
+    closeOnExit.delete(this.#onBeforeExit)
+    void this.close()
+  }
 
   constructor(options: UsageClientOptions) {
     const problems = validateOptions(options)
@@ -168,6 +183,7 @@ export class UsageClient implements Tracker {
     this.#loop = this.#run().catch((error: unknown) => {
       this.#report(new InternalError('usage client send loop crashed', { cause: error }))
     })
+    if (options.flushOnExit ?? true) watchExit(this.#onBeforeExit)
   }
 
   /** Queues one event. Never throws and never waits; problems go to `onError`. */
@@ -257,6 +273,7 @@ export class UsageClient implements Tracker {
 
   async #close(deadlineMs: number): Promise<void> {
     this.#closing = true
+    closeOnExit.delete(this.#onBeforeExit)
     const started = Date.now()
     await this.flush({ timeoutMs: deadlineMs })
     this.#stopped = true
@@ -600,6 +617,21 @@ export class UsageClient implements Tracker {
     if (this.#logger) this.#logger.warn({ err: error, code: error.code, suppressed }, message)
     else console.warn(`[usage-client] ${error.code}: ${message}`)
   }
+}
+
+/**
+ * The exit hooks of open clients, behind one `beforeExit` listener: a program that opens more
+ * than ten clients gets no MaxListenersExceededWarning. Each client leaves the set at close().
+ */
+const closeOnExit = new Set<() => void>()
+
+function watchExit(hook: () => void): void {
+  if (closeOnExit.size === 0 && !process.listeners('beforeExit').includes(runExitHooks)) process.on('beforeExit', runExitHooks)
+  closeOnExit.add(hook)
+}
+
+function runExitHooks(): void {
+  for (const hook of [...closeOnExit]) hook()
 }
 
 function validateOptions(options: UsageClientOptions): string[] {

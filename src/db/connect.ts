@@ -5,8 +5,8 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
-import { mkdirSync } from 'node:fs'
 import pg from 'pg'
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 import * as schema from './schema.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
@@ -31,6 +31,8 @@ export interface Database {
   /** Throws when the database cannot answer. */
   ping(): Promise<void>
   close(): Promise<void>
+  /** The embedded engine's exclusive lock on its data dir (null on Postgres and in memory). */
+  dataDirLock: DataDirLock | null
 }
 
 export interface ConnectOptions {
@@ -92,12 +94,20 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
         await pool.query('select 1')
       },
       close: () => pool.end(),
+      dataDirLock: null,
     }
   }
 
-  if (!opts.dataDir.startsWith('memory://')) mkdirSync(opts.dataDir, { recursive: true })
-  const client = await PGlite.create(opts.dataDir)
-  await client.exec(`SET TIME ZONE 'UTC'; CREATE SCHEMA IF NOT EXISTS "${schemaName}"; SET search_path TO "${schemaName}"`)
+  // Throws DataDirLockedError when another live process has the directory open.
+  const lock = opts.dataDir.startsWith('memory://') ? null : lockDataDir(opts.dataDir)
+  let client: PGlite
+  try {
+    client = await PGlite.create(opts.dataDir)
+    await client.exec(`SET TIME ZONE 'UTC'; CREATE SCHEMA IF NOT EXISTS "${schemaName}"; SET search_path TO "${schemaName}"`)
+  } catch (err) {
+    lock?.release()
+    throw err
+  }
   const db = drizzlePglite(client, { schema })
   let closed = false
   return {
@@ -118,7 +128,12 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
     close: async () => {
       if (closed) return
       closed = true
-      await client.close()
+      try {
+        await client.close()
+      } finally {
+        lock?.release()
+      }
     },
+    dataDirLock: lock,
   }
 }
