@@ -342,6 +342,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 }
 
 function isConnectionError(error: Error & { code?: string }): boolean {
+  // Drizzle wraps the driver's error (DrizzleQueryError); the connection failure is its cause.
+  if (error.cause instanceof Error && isConnectionError(error.cause)) return true
   const code = error.code ?? ''
   // ECONNREFUSED & co from the driver, or Postgres class 08 (connection exception) / 57P (shutdown).
   return /^(ECONN|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P)/.test(code) || /Connection terminated|database is closed/i.test(error.message)
