@@ -71,7 +71,9 @@ try {
   const rollupStarted = performance.now()
   await rebuildRollups(database)
   const rollupSeconds = (performance.now() - rollupStarted) / 1000
-  await admin.query(`VACUUM ANALYZE "${schema}".usage_events`)
+  for (const table of ['usage_events', 'usage_hourly', 'usage_daily', 'usage_daily_bots', 'usage_daily_models']) {
+    await admin.query(`VACUUM ANALYZE "${schema}"."${table}"`)
+  }
 
   const sizes = await admin.query<{ table: string; rows: string; heap: string; indexes: string; total: string }>(
     `SELECT c.relname AS table, c.reltuples::bigint AS rows, pg_relation_size(c.oid) AS heap,
