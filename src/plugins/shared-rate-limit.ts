@@ -111,6 +111,9 @@ export function sharedRateLimit(opts: { redisUrl: string; keyPrefix: string; log
         ([current, ttl]) => callback(null, { current, ttl }),
         (err: Error) => {
           degrade(err)
+          // A hung Redis (timed out, not refused) would make every request wait the timeout:
+          // drop the connection, so requests count locally at once until a reconnect is ready.
+          if (/timed out/i.test(err.message)) redis.disconnect(true)
           fallback()
         },
       )

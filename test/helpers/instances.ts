@@ -72,7 +72,9 @@ export function freePort(): Promise<number> {
 }
 
 /** A private redis-server on a free port (nothing saved to disk); killed when the test ends. */
-export async function startPrivateRedis(t: { teardown(fn: () => unknown): void }): Promise<{ url: string; kill: () => Promise<void> }> {
+export async function startPrivateRedis(
+  t: { teardown(fn: () => unknown): void },
+): Promise<{ url: string; kill: () => Promise<void>; signal: (signal: NodeJS.Signals) => void }> {
   const port = await freePort()
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -91,7 +93,7 @@ export async function startPrivateRedis(t: { teardown(fn: () => unknown): void }
     })
     child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}:\n${out}`)))
   })
-  return { url: `redis://127.0.0.1:${port}`, kill: () => stop(child, exited) }
+  return { url: `redis://127.0.0.1:${port}`, kill: () => stop(child, exited), signal: (signal) => void child.kill(signal) }
 }
 
 /** A key prefix no other test run uses, so tests sharing one Redis never see each other's counters. */

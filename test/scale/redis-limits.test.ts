@@ -54,6 +54,17 @@ t.test('an unreachable Redis at start: the app starts and limits per instance', 
   t.ok(built.logs.some((l) => l.level === 40 && /Redis is unreachable/.test(String(l.msg))), 'the degradation is logged as a warning')
 })
 
+t.test('a hung Redis (stopped with SIGSTOP): requests are served, each instance limits by itself', async (t) => {
+  const redis = await startPrivateRedis(t)
+  const built = await buildTestApp(t, database, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redisTestPrefix(), RATE_LIMIT_MAX: '4', RATE_LIMIT_WINDOW_MS: '600000' })
+  await built.app.ready()
+  const key = await readKey(built.app, 'hung')
+  redis.signal('SIGSTOP')
+  t.teardown(() => redis.signal('SIGCONT'))
+  t.same(await statuses(built.app, key, 6), [200, 200, 200, 200, 429, 429], 'served; the limit counted here')
+  t.ok(built.logs.some((l) => l.level === 40 && /Redis is unreachable/.test(String(l.msg))), 'the degradation is logged as a warning')
+})
+
 t.test('the counter lives in Redis under the configured prefix', async (t) => {
   const redis = await startPrivateRedis(t)
   const prefix = redisTestPrefix()
