@@ -278,7 +278,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   changes.on('prices', () => void pricing.reload().catch((err: unknown) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones')))
   changes.on('budgets', (id) => budgetMonitor.changedElsewhere(id))
   await changes.start()
-  const sharedLimits = config.redis === null ? null : sharedRateLimit({ redisUrl: config.redis.url, keyPrefix: config.redis.keyPrefix, log: app.log })
+  const { redis } = config
+  const sharedLimits =
+    redis === null ? null : sharedRateLimit({ redisUrl: redis.url, keyPrefix: redis.keyPrefix, commandTimeoutMs: redis.commandTimeoutMs, log: app.log })
   if (sharedLimits) app.addHook('onReady', async () => sharedLimits.connect())
 
   const retentionDays = config.retentionDays

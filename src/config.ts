@@ -77,7 +77,7 @@ export interface Config {
   /** A replica analytics and exports read from (seconds behind the primary); null: the primary. */
   databaseReadUrl: string | null
   /** Shared rate-limit counters; null: each instance counts for itself. */
-  redis: { url: string; keyPrefix: string } | null
+  redis: { url: string; keyPrefix: string; commandTimeoutMs: number } | null
 }
 
 export class ConfigError extends Error {
@@ -222,7 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
       retryBaseMs: int('ALERT_RETRY_BASE_MS', 2000, 1, 3_600_000),
     },
     databaseReadUrl,
-    redis: redisUrl === null ? null : { url: redisUrl, keyPrefix: redisKeyPrefix },
+    redis: redisUrl === null ? null : { url: redisUrl, keyPrefix: redisKeyPrefix, commandTimeoutMs: int('REDIS_COMMAND_TIMEOUT_MS', 1000, 10, 60_000) },
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config

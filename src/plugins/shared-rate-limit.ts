@@ -2,11 +2,6 @@ import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
 
-/**
- * A hung Redis (not a dead one: a dead one refuses at once) delays a request by at most this
- * much before the request is counted locally instead.
- */
-const REDIS_COMMAND_TIMEOUT_MS = 1000
 const REDIS_CONNECT_TIMEOUT_MS = 2000
 /** Local fallback counters kept at most; past this they are dropped (a burst of keys, not a leak). */
 const MAX_LOCAL_KEYS = 10_000
@@ -62,13 +57,19 @@ class LocalWindows {
  * this process instead, so the limit degrades to per-instance and no request fails or waits on it.
  * One warning is logged per outage, and one line when Redis is back.
  */
-export function sharedRateLimit(opts: { redisUrl: string; keyPrefix: string; log: FastifyBaseLogger }): SharedRateLimit {
+export function sharedRateLimit(opts: {
+  redisUrl: string
+  keyPrefix: string
+  /** A hung Redis (a dead one refuses at once) delays a request by at most this before it is counted locally. */
+  commandTimeoutMs: number
+  log: FastifyBaseLogger
+}): SharedRateLimit {
   const redis = new Redis(opts.redisUrl, {
     // A command issued while disconnected fails at once instead of queueing until Redis returns.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    commandTimeout: opts.commandTimeoutMs,
     // Connected once the app is ready: compiling routes at start blocks the event loop for
     // longer than a connect timeout, which would log a false outage.
     lazyConnect: true,

@@ -19,7 +19,8 @@ async function statuses(app: Awaited<ReturnType<typeof buildTestApp>>['app'], ke
 
 t.test('two apps share one counter through Redis; with Redis stopped each keeps serving under its own limit', async (t) => {
   const redis = await startPrivateRedis(t)
-  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redisTestPrefix(), RATE_LIMIT_MAX: '6', RATE_LIMIT_WINDOW_MS: '600000' }
+  // A stall of a loaded machine must not pass for a hung Redis here (see the SIGSTOP test for that).
+  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redisTestPrefix(), REDIS_COMMAND_TIMEOUT_MS: '10000', RATE_LIMIT_MAX: '6', RATE_LIMIT_WINDOW_MS: '600000' }
   const first = await buildTestApp(t, database, env)
   const second = await buildTestApp(t, database, env)
   await Promise.all([first.app.ready(), second.app.ready()])
