@@ -16,11 +16,13 @@ import { BudgetMonitor } from './budgets/evaluator.js'
 import { budgetRoutes } from './budgets/routes.js'
 import type { Config } from './config.js'
 import { dashboardRoutes } from './dashboard/routes.js'
+import { ChangeFeed } from './db/change-feed.js'
 import { connectDatabase, type Database } from './db/connect.js'
 import { databaseFailureForLog } from './db/errors.js'
 import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
+import { sharedRateLimit } from './plugins/shared-rate-limit.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { errorForLog, requestForLog, scrubSecrets } from './plugins/log-safety.js'
@@ -234,9 +236,28 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       dataDirLock.record({ url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}` })
     })
   }
+  // Analytics and exports (read-only, may lag by the replica's delay) read here; everything that
+  // must see its own writes (ingest, keys, prices, budgets, GET /api/usage) uses `database`.
+  const readDatabase =
+    config.databaseReadUrl === null
+      ? database
+      : await connectDatabase({
+          databaseUrl: config.databaseReadUrl,
+          dataDir: config.dataDir,
+          schema: database.schema,
+          poolSize: config.pgPoolSize,
+          onPoolError: (err) => app.log.warn({ err }, 'idle read-replica connection failed'),
+        })
+  // Key, price and budget changes reach the other instances at once (LISTEN/NOTIFY).
+  const changes = new ChangeFeed(database, { connectionString: config.databaseUrl, log: app.log })
 
   const alertDelivery = new DeliveryWorker(database, { ...config.alerts, timeoutMs: config.alerts.webhookTimeoutMs, log: app.log })
-  const budgetMonitor = new BudgetMonitor(database, alertDelivery, { ...config.budgets, log: app.log, clock: deps.budgetClock })
+  const budgetMonitor = new BudgetMonitor(database, alertDelivery, {
+    ...config.budgets,
+    log: app.log,
+    clock: deps.budgetClock,
+    announceChange: (id) => changes.publish('budgets', id),
+  })
 
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
@@ -262,14 +283,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     authDisabled: config.authDisabled,
     cacheTtlMs: config.authCacheTtlMs,
     lastUsedFlushMs: 60_000,
+    announceChange: () => changes.publish('keys'),
   })
 
   const pricing = new PricingService(database, {
     refreshMs: config.priceRefreshMs,
     onRefreshError: (err) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones'),
+    announceChange: () => changes.publish('prices'),
   })
   await pricing.start()
   await budgetMonitor.start()
+  changes.on('keys', () => auth.forget())
+  changes.on('prices', () => void pricing.reload().catch((err: unknown) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones')))
+  changes.on('budgets', (id) => budgetMonitor.changedElsewhere(id))
+  await changes.start()
+  const { redis } = config
+  const sharedLimits =
+    redis === null ? null : sharedRateLimit({ redisUrl: redis.url, keyPrefix: redis.keyPrefix, commandTimeoutMs: redis.commandTimeoutMs, log: app.log })
+  if (sharedLimits) app.addHook('onReady', async () => sharedLimits.connect())
 
   const retentionDays = config.retentionDays
   const stopRetention =
@@ -283,12 +314,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         })
 
   app.addHook('onClose', async () => {
+    await changes.close()
+    await sharedLimits?.close()
     await stopRetention?.()
     pricing.stop()
     await writeQueue.close()
     await budgetMonitor.stop()
     await alertDelivery.stop()
     await auth.close()
+    if (readDatabase !== database) await readDatabase.close()
     if (ownsDatabase) await database.close()
   })
 
@@ -300,6 +334,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await api.register(rateLimit, {
       max: config.rateLimit.max,
       timeWindow: config.rateLimit.windowMs,
+      // With REDIS_URL the counters are shared by every instance (per instance while Redis is away).
+      ...(sharedLimits ? { store: sharedLimits.store } : {}),
       // Per key (by a hash of the Authorization header, so even unknown keys are limited
       // before they reach the database), per IP for requests without one.
       keyGenerator: (request) => {
@@ -312,7 +348,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await api.register(keyRoutes, { database, auth })
     await api.register(usageRoutes, { config, database, writeQueue, priceEvent: pricing.priceEvent })
     await api.register(pricingRoutes, { database, pricing })
-    await api.register(analyticsRoutes, { config, database })
+    await api.register(analyticsRoutes, { config, database: readDatabase })
     await api.register(budgetRoutes, {
       database,
       monitor: budgetMonitor,
@@ -334,6 +370,8 @@ function routeOf(request: FastifyRequest): string {
 }
 
 function isConnectionError(error: Error & { code?: string }): boolean {
+  // Drizzle wraps the driver's error (DrizzleQueryError); the connection failure is its cause.
+  if (error.cause instanceof Error && isConnectionError(error.cause)) return true
   const code = error.code ?? ''
   // ECONNREFUSED & co from the driver, or Postgres class 08 (connection exception) / 57P (shutdown).
   return /^(ECONN|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P)/.test(code) || /Connection terminated|database is closed/i.test(error.message)

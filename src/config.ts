@@ -76,6 +76,10 @@ export interface Config {
     /** Backoff after the first failure; doubles with each further one. */
     retryBaseMs: number
   }
+  /** A replica analytics and exports read from (seconds behind the primary); null: the primary. */
+  databaseReadUrl: string | null
+  /** Shared rate-limit counters; null: each instance counts for itself. */
+  redis: { url: string; keyPrefix: string; commandTimeoutMs: number } | null
 }
 
 export class ConfigError extends Error {
@@ -156,6 +160,15 @@ export function loadConfig(env: Env = process.env): Config {
   const telegramApiRoot = (str('TELEGRAM_API_ROOT') ?? 'https://api.telegram.org').replace(/\/+$/, '')
   if (!/^https?:\/\/[^/\s]+/.test(telegramApiRoot)) problems.push(`TELEGRAM_API_ROOT must be an http(s) URL (got "${telegramApiRoot}")`)
 
+  const databaseReadUrl = str('DATABASE_READ_URL') ?? null
+  if (databaseReadUrl !== null) {
+    if (!/^postgres(ql)?:\/\//.test(databaseReadUrl)) problems.push('DATABASE_READ_URL must start with postgres:// or postgresql://')
+    else if (databaseUrl === null) problems.push('DATABASE_READ_URL needs DATABASE_URL (the embedded engine has no replicas)')
+  }
+  const redisUrl = str('REDIS_URL') ?? null
+  if (redisUrl !== null && !/^rediss?:\/\/[^/\s]*/.test(redisUrl)) problems.push('REDIS_URL must look like redis://host:6379 or rediss://user:pass@host:6380/0')
+  const redisKeyPrefix = str('REDIS_KEY_PREFIX') ?? 'llm-usage:rl:'
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: str('HOST') ?? '0.0.0.0',
@@ -211,6 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
       maxAttempts: int('ALERT_MAX_ATTEMPTS', 5, 1, 20),
       retryBaseMs: int('ALERT_RETRY_BASE_MS', 2000, 1, 3_600_000),
     },
+    databaseReadUrl,
+    redis: redisUrl === null ? null : { url: redisUrl, keyPrefix: redisKeyPrefix, commandTimeoutMs: int('REDIS_COMMAND_TIMEOUT_MS', 1000, 10, 60_000) },
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config

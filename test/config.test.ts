@@ -27,3 +27,13 @@ t.test('values are parsed', async (t) => {
   const c = loadConfig({ PORT: '8080', DATABASE_URL: 'postgres://u@h/db', MIGRATE: 'false', CORS_ORIGINS: 'https://a.example, https://b.example', LOG_LEVEL: 'debug' })
   t.match(c, { port: 8080, databaseUrl: 'postgres://u@h/db', migrate: false, corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug' })
 })
+
+t.test('scaling: REDIS_URL, REDIS_KEY_PREFIX and DATABASE_READ_URL', async (t) => {
+  t.match(loadConfig({}), { redis: null, databaseReadUrl: null }, 'both off by default')
+  const c = loadConfig({ DATABASE_URL: 'postgres://u@primary/db', DATABASE_READ_URL: 'postgres://u@replica/db', REDIS_URL: 'redis://cache:6379', REDIS_KEY_PREFIX: 'prod:' })
+  t.match(c, { databaseReadUrl: 'postgres://u@replica/db', redis: { url: 'redis://cache:6379', keyPrefix: 'prod:', commandTimeoutMs: 1000 } })
+  t.throws(() => loadConfig({ REDIS_URL: 'redis://cache:6379', REDIS_COMMAND_TIMEOUT_MS: '0' }), /REDIS_COMMAND_TIMEOUT_MS must be an integer between 10 and 60000/)
+  t.throws(() => loadConfig({ DATABASE_READ_URL: 'postgres://u@replica/db' }), /DATABASE_READ_URL needs DATABASE_URL/)
+  t.throws(() => loadConfig({ DATABASE_URL: 'postgres://u@p/db', DATABASE_READ_URL: 'mysql://x' }), /DATABASE_READ_URL must start with postgres/)
+  t.throws(() => loadConfig({ REDIS_URL: 'cache:6379' }), /REDIS_URL must look like redis:\/\/host:6379/)
+})

@@ -31,6 +31,8 @@ export interface AuthOptions {
   cacheTtlMs: number
   /** How often lastUsedAt is written (one UPDATE for all keys used meanwhile). */
   lastUsedFlushMs: number
+  /** Tells the other instances that keys changed (see ChangeFeed); they then call forget(). */
+  announceChange?: () => void
 }
 
 interface CacheEntry {
@@ -41,7 +43,8 @@ interface CacheEntry {
 /**
  * Resolves bearer keys to principals. Lookups are cached for cacheTtlMs (so the hot ingest path
  * does not query api_keys per request); revoking through this instance drops the cache at once,
- * other instances stop accepting the key within cacheTtlMs.
+ * other instances drop theirs when the change is announced to them, and within cacheTtlMs if
+ * the announcement is lost.
  */
 export class Authenticator {
   private cache = new Map<string, CacheEntry>()
@@ -84,8 +87,14 @@ export class Authenticator {
     return entry.principal
   }
 
-  /** Forget cached lookups (after a key is created or revoked). */
+  /** After a key is created or revoked through this instance: forget here, announce to the others. */
   invalidate(): void {
+    this.cache.clear()
+    this.opts.announceChange?.()
+  }
+
+  /** Forget cached lookups (keys changed on another instance). */
+  forget(): void {
     this.cache.clear()
   }
 

@@ -23,6 +23,8 @@ export interface BudgetMonitorOptions {
   log: FastifyBaseLogger
   /** Injectable for tests; the period and projection clock. */
   clock?: () => Date
+  /** Tells the other instances that a budget changed (see ChangeFeed); they then call changedElsewhere(). */
+  announceChange?: (id: string) => void
 }
 
 /** Where a budget stands in its current period. */
@@ -108,12 +110,22 @@ export class BudgetMonitor {
 
   /** After a budget was created, changed or deleted through this instance. */
   budgetChanged(id: string): void {
+    this.changedElsewhere(id)
+    if (!this.closed) this.opts.announceChange?.(id)
+  }
+
+  /** A budget (null: any budget) changed on another instance: reload and evaluate it here too. */
+  changedElsewhere(id: string | null): void {
     if (this.closed) return
-    this.windows.delete(id)
-    this.known.delete(id)
+    if (id === null) this.known.clear()
+    else {
+      this.windows.delete(id)
+      this.known.delete(id)
+    }
     const reload: Promise<void> = this.reload()
       .then(() => {
-        this.dirty.add(id)
+        if (id === null) this.allDirty = true
+        else this.dirty.add(id)
         this.schedule(0)
       })
       .catch((err: unknown) => this.opts.log.warn({ err }, 'reloading budgets failed'))

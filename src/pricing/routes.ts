@@ -276,7 +276,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
         assertValidOverride(override, await listOverrides(tx))
         await insertOverride(tx, override)
       })
-      await pricing.reload()
+      await pricing.changed()
       const stored = (await listOverrides(database.db)).find((o) => o.id === override.id)
       if (!stored) throw new Errors.internal()
       return reply.code(201).send(toOverrideInfo(stored))
@@ -304,7 +304,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
         return replaceOverride(tx, override)
       })
       if (!found) throw new Errors.notFound(`No price override with id '${request.params.id}'`)
-      await pricing.reload()
+      await pricing.changed()
       const stored = (await listOverrides(database.db)).find((o) => o.id === override.id)
       if (!stored) throw new Errors.internal()
       return toOverrideInfo(stored)
@@ -325,7 +325,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
     async (request) => {
       const deleted = await withOverridesLock(database, (tx) => deleteOverride(tx, request.params.id))
       if (!deleted) throw new Errors.notFound(`No price override with id '${request.params.id}'`)
-      await pricing.reload()
+      await pricing.changed()
       return { deleted: request.params.id }
     },
   )

@@ -6,8 +6,8 @@ import { listOverrides } from './repository.js'
 
 /**
  * The catalog the service prices with: the bundled dataset plus the overrides stored in the
- * database. Overrides are reloaded at once after a change through this instance, and every
- * refreshMs so that other instances pick up changes too.
+ * database. Overrides are reloaded at once after a change through this instance, by the other
+ * instances when it is announced to them, and every refreshMs in case an announcement was lost.
  */
 export class PricingService {
   readonly catalog = new PriceCatalog()
@@ -15,7 +15,12 @@ export class PricingService {
 
   constructor(
     private readonly database: Database,
-    private readonly opts: { refreshMs: number; onRefreshError: (err: unknown) => void },
+    private readonly opts: {
+      refreshMs: number
+      onRefreshError: (err: unknown) => void
+      /** Tells the other instances that overrides changed (see ChangeFeed); they then reload(). */
+      announceChange?: () => void
+    },
   ) {}
 
   async start(): Promise<void> {
@@ -28,6 +33,12 @@ export class PricingService {
 
   async reload(): Promise<void> {
     this.catalog.setOverrides(await listOverrides(this.database.db))
+  }
+
+  /** After overrides changed through this instance: reload here, announce to the others. */
+  async changed(): Promise<void> {
+    await this.reload()
+    this.opts.announceChange?.()
   }
 
   stop(): void {
