@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import pino from 'pino'
 import { analyticsRoutes } from './analytics/routes.js'
 import { ensureAdminKey } from './auth/keys.js'
@@ -19,9 +19,11 @@ import { connectDatabase, type Database } from './db/connect.js'
 import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
+import { requestIdOf } from './lib/request-id.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
+import { registerSecurityHeaders } from './security-headers.js'
 import { WriteQueue } from './usage/ingest.js'
 import { startRetention } from './usage/retention.js'
 import { usageRoutes } from './usage/routes.js'
@@ -82,8 +84,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const app = Fastify({
     loggerInstance: createLogger(config, deps.logDestination) as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's X-Request-Id only when short and safe (requestIdOf), else a new one.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // JSON only: a text/plain body would otherwise reach validation as a string.
@@ -147,6 +150,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const body = errorBody(404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
     return reply.code(404).send(body)
   })
+
+  // Before load shedding, so that its 503s carry the headers too.
+  await registerSecurityHeaders(app)
 
   // Shed load instead of queueing it when the process itself is the bottleneck.
   //
