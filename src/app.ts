@@ -22,6 +22,7 @@ import { healthRoutes } from './health/routes.js'
 import { requestIdOf } from './lib/request-id.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
+import { documentRoutes } from './openapi.js'
 import { PricingService } from './pricing/service.js'
 import { registerSecurityHeaders } from './security-headers.js'
 import { WriteQueue } from './usage/ingest.js'
@@ -209,6 +210,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
+  documentRoutes(app)
 
   const ownsDatabase = deps.database === undefined
   const database =

@@ -50,7 +50,11 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
         description:
           'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total.',
         body: UsageEventInput,
-        response: { 201: UsageEvent, 200: UsageEvent, ...errors },
+        response: {
+          201: { ...UsageEvent, description: 'Stored: the new record' },
+          200: { ...UsageEvent, description: 'Duplicate: (botId, id) was already stored; the stored record, nothing changed' },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
