@@ -39,6 +39,17 @@ function shellCommands(block: string): string[] {
     } else if (c === '#' && (current === '' || /\s$/.test(current))) {
       while (i + 1 < block.length && block[i + 1] !== '\n') i++
     } else if (c === '\n') {
+      // A here-document runs to its delimiter line; a trailing pipe or && continues the command.
+      const heredoc = /<<-?\s*['"]?(\w+)['"]?/.exec(current)
+      if (heredoc) {
+        const end = block.indexOf(`\n${heredoc[1]}\n`, i)
+        const stop = end === -1 ? block.length : end + heredoc[1].length + 1
+        current += block.slice(i, stop)
+        i = stop - 1
+      } else if (/(\|\||&&|\|)\s*$/.test(current)) {
+        current += '\n'
+        continue
+      }
       if (current.trim()) commands.push(current.trim())
       current = ''
     } else {
