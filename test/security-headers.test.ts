@@ -55,7 +55,7 @@ t.test('every response carries the security headers and exactly the agreed CSP',
     t.same(directives(String(res.headers['content-security-policy'])), directives(EXPECTED_CSP), `${c.name}: CSP`)
     t.equal(res.headers['x-content-type-options'], 'nosniff', `${c.name}: nosniff`)
     t.equal(res.headers['referrer-policy'], 'no-referrer', `${c.name}: referrer policy`)
-    t.equal(res.headers['x-frame-options'], 'SAMEORIGIN', `${c.name}: frame options`)
+    t.equal(res.headers['x-frame-options'], 'DENY', `${c.name}: frame options`)
     if (c.url.startsWith('/api/')) t.equal(res.headers['cache-control'], 'no-store', `${c.name}: no-store`)
     else t.not(res.headers['cache-control'], 'no-store', `${c.name}: static and public answers may be cached`)
   }
@@ -106,4 +106,21 @@ t.test('request ids: a short safe client id is kept; a long or odd one is replac
   const b = await app.inject({ method: 'GET', url: '/healthz' })
   t.match(String(a.headers['x-request-id']), UUID, 'generated without a header')
   t.not(a.headers['x-request-id'], b.headers['x-request-id'], 'unique')
+})
+
+t.test('rate-limited and oversized API requests are answered with the same headers', async (t) => {
+  const { app: strict } = await buildTestApp(t, database, { RATE_LIMIT_MAX: '1', BODY_LIMIT_BYTES: '1024' })
+  const big = await strict.inject({
+    method: 'POST',
+    url: '/api/usage',
+    headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json' },
+    payload: JSON.stringify({ padding: 'x'.repeat(4096) }),
+  })
+  const limited = await strict.inject({ method: 'GET', url: '/api/usage', headers: bearer(ADMIN_KEY) })
+  for (const [name, res, status] of [['oversized body', big, 413], ['rate limited', limited, 429]] as const) {
+    t.equal(res.statusCode, status, `${name}: status`)
+    t.equal(res.headers['cache-control'], 'no-store', `${name}: no-store`)
+    t.equal(res.headers['x-content-type-options'], 'nosniff', `${name}: nosniff`)
+    t.same(directives(String(res.headers['content-security-policy'])), directives(EXPECTED_CSP), `${name}: CSP`)
+  }
 })
