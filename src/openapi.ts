@@ -23,6 +23,7 @@ const STATUS_DESCRIPTIONS: Record<string, string> = {
   409: 'Conflicts with what is stored',
   413: 'Body larger than BODY_LIMIT_BYTES',
   415: 'Body is not JSON',
+  422: 'The database refused the values (UNSTORABLE_EVENT): do not retry them unchanged',
   429: 'Rate limit of this key exceeded: retry after Retry-After seconds',
   500: 'Internal error; the details are only in the service log',
   503: 'Temporarily unavailable (overloaded, or the database is down); nothing was stored: retry after Retry-After seconds',
