@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import pino from 'pino'
 import { analyticsRoutes } from './analytics/routes.js'
 import { ensureAdminKey } from './auth/keys.js'
@@ -23,10 +23,13 @@ import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
 import { sharedRateLimit } from './plugins/shared-rate-limit.js'
+import { requestIdOf } from './lib/request-id.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { errorForLog, requestForLog, scrubSecrets } from './plugins/log-safety.js'
+import { documentRoutes } from './openapi.js'
 import { PricingService } from './pricing/service.js'
+import { registerSecurityHeaders } from './security-headers.js'
 import { WriteQueue } from './usage/ingest.js'
 import { startRetention } from './usage/retention.js'
 import { usageRoutes } from './usage/routes.js'
@@ -92,8 +95,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const app = Fastify({
     loggerInstance: createLogger(config, deps.logDestination) as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's X-Request-Id only when short and safe (requestIdOf), else a new one.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // JSON only: a text/plain body would otherwise reach validation as a string.
@@ -159,6 +163,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return reply.code(404).send(body)
   })
 
+  // Before load shedding, so that its 503s carry the headers too.
+  await registerSecurityHeaders(app)
+
   // Shed load instead of queueing it when the process itself is the bottleneck.
   //
   // Event-loop delay is sampled as the mean over each PRESSURE_SAMPLE_MS interval, so the
@@ -214,6 +221,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
+  documentRoutes(app)
 
   const ownsDatabase = deps.database === undefined
   const database =

@@ -135,8 +135,11 @@ export function guardRoutes(scope: FastifyInstance, auth: Authenticator): void {
     if (required === 'public') return
     const schema = (route.schema ??= {}) as Record<string, unknown>
     schema.security = [{ bearerAuth: [] }]
-    const description = typeof schema.description === 'string' ? `${schema.description}\n\n` : ''
-    schema.description = `${description}Requires an API key with scope \`${required}\`${required === 'admin' ? '' : ' (or admin)'}.`
+    const sentence = `Requires an API key with scope \`${required}\`${required === 'admin' ? '' : ' (or admin)'}.`
+    const description = typeof schema.description === 'string' ? schema.description : ''
+    // A GET's implicit HEAD route shares the GET's schema object: say it once.
+    if (description.endsWith(sentence)) return
+    schema.description = description ? `${description}\n\n${sentence}` : sentence
   })
   scope.addHook('onRequest', async (request) => {
     const required = request.routeOptions.config.scope

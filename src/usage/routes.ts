@@ -57,7 +57,12 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
           'Stores one usage event and returns the stored record. Re-sending the same (botId, id) returns 200 with the stored record and changes no total. ' +
           '422 UNSTORABLE_EVENT: the database refused the values (do not retry unchanged); 503: the infrastructure failed (retry).',
         body: UsageEventInput,
-        response: { 201: UsageEvent, 200: UsageEvent, ...errors, 422: ErrorResponse },
+        response: {
+          201: { ...UsageEvent, description: 'Stored: the new record' },
+          200: { ...UsageEvent, description: 'Duplicate: (botId, id) was already stored; the stored record, nothing changed' },
+          ...errors,
+          422: ErrorResponse,
+        },
       },
     },
     async (request, reply) => {
