@@ -30,6 +30,16 @@ export interface Config {
   /** Longest date range an aggregate or export query may cover, days. */
   maxQueryRangeDays: number
   pgPoolSize: number
+  /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
+  pgReadPoolSize: number
+  /** How long a query waits for a free pooled connection before answering 503 DATABASE_BUSY, ms. */
+  pgConnectTimeoutMs: number
+  /** Statement timeout of the read pool (Postgres), ms; 0 = none. A cancelled read answers 503 QUERY_TIMEOUT. */
+  queryTimeoutMs: number
+  /** Heavy analytics (metadata breakdowns, raw scans, exports, reports) running at once, and waiting for a turn. */
+  heavyReads: { maxConcurrent: number; maxQueued: number; maxQueueWaitMs: number }
+  /** HTTP server limits (see README "Limits and timeouts"). */
+  http: { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number; maxConnections: number }
   /** How often price overrides are reloaded from the database (picks up other instances' changes). */
   priceRefreshMs: number
   ingest: {
@@ -154,6 +164,18 @@ export function loadConfig(env: Env = process.env): Config {
   const telegramApiRoot = (str('TELEGRAM_API_ROOT') ?? 'https://api.telegram.org').replace(/\/+$/, '')
   if (!/^https?:\/\/[^/\s]+/.test(telegramApiRoot)) problems.push(`TELEGRAM_API_ROOT must be an http(s) URL (got "${telegramApiRoot}")`)
 
+  const queryTimeoutMs = int('QUERY_TIMEOUT_MS', 30_000, 0, 3_600_000)
+  const maxQueueWaitMs = int('ANALYTICS_MAX_QUEUE_WAIT_MS', 10_000, 1, 600_000)
+  const headersTimeoutMs = int('HTTP_HEADERS_TIMEOUT_MS', 10_000, 1, 600_000)
+  const requestTimeoutMs = int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 1, 3_600_000)
+  const idleTimeoutMs = int('HTTP_IDLE_TIMEOUT_MS', 120_000, 0, 3_600_000)
+  // Node refuses a headers timeout longer than the whole-request timeout.
+  if (headersTimeoutMs > requestTimeoutMs) problems.push(`HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs})`)
+  // A socket is idle while its request waits for a turn and runs its query: it must outlast both.
+  if (idleTimeoutMs > 0 && queryTimeoutMs > 0 && idleTimeoutMs <= queryTimeoutMs + maxQueueWaitMs) {
+    problems.push(`HTTP_IDLE_TIMEOUT_MS (${idleTimeoutMs}) must exceed QUERY_TIMEOUT_MS + ANALYTICS_MAX_QUEUE_WAIT_MS (${queryTimeoutMs + maxQueueWaitMs}), or be 0`)
+  }
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: str('HOST') ?? '0.0.0.0',
@@ -175,6 +197,21 @@ export function loadConfig(env: Env = process.env): Config {
     authCacheTtlMs: int('AUTH_CACHE_TTL_MS', 5000, 0, 300_000),
     maxQueryRangeDays: int('MAX_QUERY_RANGE_DAYS', 400, 1, 36500),
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
+    pgReadPoolSize: int('PG_READ_POOL_SIZE', 4, 1, 200),
+    pgConnectTimeoutMs: int('PG_CONNECT_TIMEOUT_MS', 5000, 100, 120_000),
+    queryTimeoutMs,
+    heavyReads: {
+      maxConcurrent: int('ANALYTICS_MAX_CONCURRENT', 2, 1, 100),
+      maxQueued: int('ANALYTICS_MAX_QUEUED', 8, 0, 10_000),
+      maxQueueWaitMs,
+    },
+    http: {
+      headersTimeoutMs,
+      requestTimeoutMs,
+      keepAliveTimeoutMs: int('HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1, 3_600_000),
+      idleTimeoutMs,
+      maxConnections: int('HTTP_MAX_CONNECTIONS', 10_000, 0, 1_000_000),
+    },
     priceRefreshMs: int('PRICE_REFRESH_MS', 30_000, 0, 3_600_000),
     ingest: {
       groupCommit: bool('INGEST_GROUP_COMMIT', true),

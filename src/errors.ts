@@ -20,6 +20,13 @@ export const Errors = {
   underPressure: createError('OVERLOADED', 'Service is under pressure (event loop or memory): retry in a second', 503),
   writeFailed: createError('WRITE_FAILED', 'Storing the events failed and nothing was stored: retry in %s seconds', 503),
   databaseUnavailable: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry later', 503),
+  databaseBusy: createError('DATABASE_BUSY', 'No database connection became free within %s ms: retry in a second', 503),
+  queryTimeout: createError(
+    'QUERY_TIMEOUT',
+    'The query ran longer than %s ms (QUERY_TIMEOUT_MS) and was cancelled: narrow the date range or filters, or retry later',
+    503,
+  ),
+  analyticsBusy: createError('ANALYTICS_BUSY', 'Too many heavy analytics queries are running or waiting: retry in a second', 503),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
 } as const
 
