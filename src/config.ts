@@ -1,4 +1,5 @@
 import path from 'node:path'
+import { canonicalTimeZone, timeZoneProblem } from './lib/time-zone.js'
 
 /**
  * Every environment variable the service reads, validated once at start. A bad value stops
@@ -153,7 +154,8 @@ export function loadConfig(env: Env = process.env): Config {
   const retention = int('RETENTION_DAYS', 0, 0, 36500)
 
   const budgetTimeZone = str('BUDGET_TIMEZONE') ?? 'UTC'
-  if (!isTimeZone(budgetTimeZone)) problems.push(`BUDGET_TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin (got "${budgetTimeZone}")`)
+  const budgetZone = canonicalTimeZone(budgetTimeZone)
+  if (budgetZone === null) problems.push(timeZoneProblem('BUDGET_TIMEZONE', budgetTimeZone))
   const smtpUrl = str('SMTP_URL') ?? null
   // The URL may carry a password: never echo it.
   if (smtpUrl !== null && !/^smtps?:\/\/[^/\s]+/.test(smtpUrl)) problems.push('SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465')
@@ -231,7 +233,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxHeapUsedBytes: int('MAX_HEAP_USED_BYTES', 512 * 1024 * 1024, 0, 64 * 1024 ** 3),
     },
     budgets: {
-      timeZone: canonicalTimeZone(budgetTimeZone),
+      timeZone: budgetZone ?? 'UTC',
       debounceMs: int('BUDGET_DEBOUNCE_MS', 1000, 0, 600_000),
       evaluateIntervalMs: int('BUDGET_EVAL_INTERVAL_MS', 60_000, 10, 3_600_000),
       projectionMinElapsedPercent: int('BUDGET_PROJECTION_MIN_ELAPSED_PERCENT', 10, 0, 100),
@@ -248,19 +250,4 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
-}
-
-/** True for a time zone name the runtime knows (IANA names and UTC, any letter case). */
-export function isTimeZone(name: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: name })
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The runtime's spelling of a valid zone name ('europe/berlin' -> 'Europe/Berlin'). */
-export function canonicalTimeZone(name: string): string {
-  return isTimeZone(name) ? new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone : name
 }
