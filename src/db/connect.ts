@@ -180,8 +180,9 @@ export function databaseFailure(error: unknown): 'statement-timeout' | 'pool-bus
     const code = typeof raw === 'string' ? raw : ''
     // 57014 query_canceled: the statement_timeout (the service cancels nothing else).
     if (code === '57014') return 'statement-timeout'
-    // pg-pool's error when connectionTimeoutMillis passes with every connection in use.
-    if (e.message === 'timeout exceeded when trying to connect') return 'pool-busy'
+    // pg-pool's errors when connectionTimeoutMillis passes with every connection in use, or
+    // while a new one is being opened (a loaded server is slow to accept, not gone).
+    if (e.message === 'timeout exceeded when trying to connect' || e.message === 'Connection terminated due to connection timeout') return 'pool-busy'
     // ECONNREFUSED & co from the driver, or Postgres class 08 (connection exception) / 57P (shutdown).
     if (/^(ECONN|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P)/.test(code) || /Connection terminated|database is closed/i.test(e.message)) {
       return 'unavailable'
