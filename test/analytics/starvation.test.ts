@@ -152,3 +152,16 @@ t.test('postgres: a read past QUERY_TIMEOUT_MS is cancelled and answers 503 QUER
   const res = await app.inject({ method: 'GET', url: BREAKDOWN, headers: bearer(ADMIN_KEY) })
   t.equal(res.statusCode, 200, 'the next read answers')
 })
+
+t.test('exports and reports give their turn back when done, however many run one after another', async (t) => {
+  // 2 turns and 3 places in the queue: a turn kept after its answer would block the sixth.
+  for (let i = 0; i < 8; i++) {
+    const exported = await app.inject({ method: 'GET', url: `/api/usage/export?format=jsonl&startDate=${startDate}&endDate=${endDate}`, headers: bearer(ADMIN_KEY) })
+    t.equal(exported.statusCode, 200)
+    t.ok(exported.body.split('\n').length > SEEDED, 'the whole export')
+    const report = await app.inject({ method: 'GET', url: '/api/reports/monthly', headers: bearer(ADMIN_KEY) })
+    t.equal(report.statusCode, 200)
+  }
+  const res = await app.inject({ method: 'GET', url: BREAKDOWN, headers: bearer(ADMIN_KEY) })
+  t.equal(res.statusCode, 200)
+})
