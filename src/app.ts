@@ -17,7 +17,7 @@ import { budgetRoutes } from './budgets/routes.js'
 import type { Config } from './config.js'
 import { dashboardRoutes } from './dashboard/routes.js'
 import { ChangeFeed } from './db/change-feed.js'
-import { connectDatabase, type Database } from './db/connect.js'
+import { connectDatabase, databaseFailure, type Database } from './db/connect.js'
 import { databaseFailureForLog } from './db/errors.js'
 import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
@@ -98,7 +98,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A client's X-Request-Id only when short and safe (requestIdOf), else a new one.
     requestIdHeader: false,
     genReqId: requestIdOf,
+    // A client cannot hold a socket for free: headers, the whole request and idle sockets are timed.
+    requestTimeout: config.http.requestTimeoutMs,
+    connectionTimeout: config.http.idleTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.http.headersTimeoutMs,
+      // Node checks both timeouts on this interval (default 30 s, which would stretch them).
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.http.headersTimeoutMs / 4))),
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // Sockets past the cap are closed on accept instead of exhausting file descriptors.
+  if (config.http.maxConnections > 0) app.server.maxConnections = config.http.maxConnections
 
   // JSON only: a text/plain body would otherwise reach validation as a string.
   app.removeContentTypeParser('text/plain')
@@ -133,18 +144,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       message = `Content-Type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/json`
     }
     if (status >= 500) {
+      const failure = databaseFailure(error)
       // Shedding load is expected under overload; logging every shed request would add to it.
-      if (code === 'OVERLOADED') request.log.debug({ code, route: routeOf(request) }, message)
+      if (code === 'OVERLOADED' || code === 'ANALYTICS_BUSY') request.log.debug({ code, route: routeOf(request) }, message)
+      else if (failure === 'statement-timeout' || failure === 'pool-busy') request.log.warn({ failure, route: routeOf(request) }, 'database busy')
       else request.log.error({ err: error, code, route: routeOf(request) }, 'request failed')
-      // Only our own declared 503s (overload, database down) keep their message; anything else
-      // is an internal failure whose details stay in the log, never in the response.
+      // Only our own declared 503s (overload, database down or busy) keep their message; anything
+      // else is an internal failure whose details stay in the log, never in the response.
       const body =
-        status === 503 && (code === 'OVERLOADED' || code === 'DATABASE_UNAVAILABLE' || code === 'WRITE_FAILED')
+        status === 503 && DECLARED_503.has(code)
           ? errorBody(503, code, message)
-          : isConnectionError(error)
-            ? errorBody(503, 'DATABASE_UNAVAILABLE', 'Database is unavailable: retry later')
-            : errorBody(500, 'INTERNAL_ERROR', 'Internal server error')
-      if (body.statusCode === 503) reply.header('retry-after', '1')
+          : failure === 'statement-timeout'
+            ? errorBody(503, 'QUERY_TIMEOUT', new Errors.queryTimeout(config.queryTimeoutMs).message)
+            : failure === 'pool-busy'
+              ? errorBody(503, 'DATABASE_BUSY', new Errors.databaseBusy(config.pgConnectTimeoutMs).message)
+              : failure === 'unavailable'
+                ? errorBody(503, 'DATABASE_UNAVAILABLE', 'Database is unavailable: retry later')
+                : errorBody(500, 'INTERNAL_ERROR', 'Internal server error')
+      // A cancelled query would most likely be cancelled again at once: ask for a longer pause.
+      if (body.statusCode === 503) reply.header('retry-after', body.code === 'QUERY_TIMEOUT' ? '5' : '1')
       return reply.code(body.statusCode).send(body)
     }
     if (status === 429 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1')
@@ -231,6 +249,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       dataDir: config.dataDir,
       schema: config.databaseSchema,
       poolSize: config.pgPoolSize,
+      readPoolSize: config.pgReadPoolSize,
+      queryTimeoutMs: config.queryTimeoutMs,
+      connectTimeoutMs: config.pgConnectTimeoutMs,
       onPoolError: (err) => app.log.warn({ err }, 'idle database connection failed'),
     }))
   if (config.migrate && ownsDatabase) await migrateDatabase(database)
@@ -244,8 +265,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       dataDirLock.record({ url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}` })
     })
   }
-  // Analytics and exports (read-only, may lag by the replica's delay) read here; everything that
-  // must see its own writes (ingest, keys, prices, budgets, GET /api/usage) uses `database`.
+  // Analytics and exports (read-only, may lag by the replica's delay) read here, through its
+  // `reads` pool like any heavy read; everything that must see its own writes (ingest, keys,
+  // prices, budgets, GET /api/usage) uses `database`.
   const readDatabase =
     config.databaseReadUrl === null
       ? database
@@ -253,7 +275,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           databaseUrl: config.databaseReadUrl,
           dataDir: config.dataDir,
           schema: database.schema,
-          poolSize: config.pgPoolSize,
+          // Only the read pool is used on a replica: the primary-side pool stays at one idle slot.
+          poolSize: 1,
+          readPoolSize: config.pgReadPoolSize,
+          queryTimeoutMs: config.queryTimeoutMs,
+          connectTimeoutMs: config.pgConnectTimeoutMs,
           onPoolError: (err) => app.log.warn({ err }, 'idle read-replica connection failed'),
         })
   // Key, price and budget changes reach the other instances at once (LISTEN/NOTIFY).
@@ -377,10 +403,5 @@ function routeOf(request: FastifyRequest): string {
   return `${request.method} ${request.routeOptions.url ?? '(no route)'}`
 }
 
-function isConnectionError(error: Error & { code?: string }): boolean {
-  // Drizzle wraps the driver's error (DrizzleQueryError); the connection failure is its cause.
-  if (error.cause instanceof Error && isConnectionError(error.cause)) return true
-  const code = error.code ?? ''
-  // ECONNREFUSED & co from the driver, or Postgres class 08 (connection exception) / 57P (shutdown).
-  return /^(ECONN|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P)/.test(code) || /Connection terminated|database is closed/i.test(error.message)
-}
+/** Our own 503s, whose messages tell the client what to do. */
+const DECLARED_503 = new Set(['OVERLOADED', 'DATABASE_UNAVAILABLE', 'WRITE_FAILED', 'DATABASE_BUSY', 'QUERY_TIMEOUT', 'ANALYTICS_BUSY'])

@@ -1,4 +1,5 @@
 import path from 'node:path'
+import { canonicalTimeZone, timeZoneProblem } from './lib/time-zone.js'
 
 /**
  * Every environment variable the service reads, validated once at start. A bad value stops
@@ -30,6 +31,16 @@ export interface Config {
   /** Longest date range an aggregate or export query may cover, days. */
   maxQueryRangeDays: number
   pgPoolSize: number
+  /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
+  pgReadPoolSize: number
+  /** How long a query waits for a free pooled connection before answering 503 DATABASE_BUSY, ms. */
+  pgConnectTimeoutMs: number
+  /** Statement timeout of the read pool (Postgres), ms; 0 = none. A cancelled read answers 503 QUERY_TIMEOUT. */
+  queryTimeoutMs: number
+  /** Heavy analytics (metadata breakdowns, raw scans, exports, reports) running at once, and waiting for a turn. */
+  heavyReads: { maxConcurrent: number; maxQueued: number; maxQueueWaitMs: number }
+  /** HTTP server limits (see README "Limits and timeouts"). */
+  http: { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number; maxConnections: number }
   /** How often price overrides are reloaded from the database (picks up other instances' changes). */
   priceRefreshMs: number
   ingest: {
@@ -149,7 +160,8 @@ export function loadConfig(env: Env = process.env): Config {
   const retention = int('RETENTION_DAYS', 0, 0, 36500)
 
   const budgetTimeZone = str('BUDGET_TIMEZONE') ?? 'UTC'
-  if (!isTimeZone(budgetTimeZone)) problems.push(`BUDGET_TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin (got "${budgetTimeZone}")`)
+  const budgetZone = canonicalTimeZone(budgetTimeZone)
+  if (budgetZone === null) problems.push(timeZoneProblem('BUDGET_TIMEZONE', budgetTimeZone))
   const smtpUrl = str('SMTP_URL') ?? null
   // The URL may carry a password: never echo it.
   if (smtpUrl !== null && !/^smtps?:\/\/[^/\s]+/.test(smtpUrl)) problems.push('SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465')
@@ -168,6 +180,17 @@ export function loadConfig(env: Env = process.env): Config {
   const redisUrl = str('REDIS_URL') ?? null
   if (redisUrl !== null && !/^rediss?:\/\/[^/\s]*/.test(redisUrl)) problems.push('REDIS_URL must look like redis://host:6379 or rediss://user:pass@host:6380/0')
   const redisKeyPrefix = str('REDIS_KEY_PREFIX') ?? 'llm-usage:rl:'
+  const queryTimeoutMs = int('QUERY_TIMEOUT_MS', 30_000, 0, 3_600_000)
+  const maxQueueWaitMs = int('ANALYTICS_MAX_QUEUE_WAIT_MS', 10_000, 1, 600_000)
+  const headersTimeoutMs = int('HTTP_HEADERS_TIMEOUT_MS', 10_000, 1, 600_000)
+  const requestTimeoutMs = int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 1, 3_600_000)
+  const idleTimeoutMs = int('HTTP_IDLE_TIMEOUT_MS', 120_000, 0, 3_600_000)
+  // Node refuses a headers timeout longer than the whole-request timeout.
+  if (headersTimeoutMs > requestTimeoutMs) problems.push(`HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs})`)
+  // A socket is idle while its request waits for a turn and runs its query: it must outlast both.
+  if (idleTimeoutMs > 0 && queryTimeoutMs > 0 && idleTimeoutMs <= queryTimeoutMs + maxQueueWaitMs) {
+    problems.push(`HTTP_IDLE_TIMEOUT_MS (${idleTimeoutMs}) must exceed QUERY_TIMEOUT_MS + ANALYTICS_MAX_QUEUE_WAIT_MS (${queryTimeoutMs + maxQueueWaitMs}), or be 0`)
+  }
 
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
@@ -190,6 +213,21 @@ export function loadConfig(env: Env = process.env): Config {
     authCacheTtlMs: int('AUTH_CACHE_TTL_MS', 5000, 0, 300_000),
     maxQueryRangeDays: int('MAX_QUERY_RANGE_DAYS', 400, 1, 36500),
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
+    pgReadPoolSize: int('PG_READ_POOL_SIZE', 4, 1, 200),
+    pgConnectTimeoutMs: int('PG_CONNECT_TIMEOUT_MS', 5000, 100, 120_000),
+    queryTimeoutMs,
+    heavyReads: {
+      maxConcurrent: int('ANALYTICS_MAX_CONCURRENT', 2, 1, 100),
+      maxQueued: int('ANALYTICS_MAX_QUEUED', 8, 0, 10_000),
+      maxQueueWaitMs,
+    },
+    http: {
+      headersTimeoutMs,
+      requestTimeoutMs,
+      keepAliveTimeoutMs: int('HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1, 3_600_000),
+      idleTimeoutMs,
+      maxConnections: int('HTTP_MAX_CONNECTIONS', 10_000, 0, 1_000_000),
+    },
     priceRefreshMs: int('PRICE_REFRESH_MS', 30_000, 0, 3_600_000),
     ingest: {
       groupCommit: bool('INGEST_GROUP_COMMIT', true),
@@ -209,7 +247,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxHeapUsedBytes: int('MAX_HEAP_USED_BYTES', 512 * 1024 * 1024, 0, 64 * 1024 ** 3),
     },
     budgets: {
-      timeZone: canonicalTimeZone(budgetTimeZone),
+      timeZone: budgetZone ?? 'UTC',
       debounceMs: int('BUDGET_DEBOUNCE_MS', 1000, 0, 600_000),
       evaluateIntervalMs: int('BUDGET_EVAL_INTERVAL_MS', 60_000, 10, 3_600_000),
       projectionMinElapsedPercent: int('BUDGET_PROJECTION_MIN_ELAPSED_PERCENT', 10, 0, 100),
@@ -229,19 +267,4 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
-}
-
-/** True for a time zone name the runtime knows (IANA names and UTC, any letter case). */
-export function isTimeZone(name: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: name })
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The runtime's spelling of a valid zone name ('europe/berlin' -> 'Europe/Berlin'). */
-export function canonicalTimeZone(name: string): string {
-  return isTimeZone(name) ? new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone : name
 }

@@ -25,6 +25,13 @@ export const Errors = {
    * passed: sending it again cannot succeed, so it is not a 503. Its group's other events are stored.
    */
   unstorableEvent: createError('UNSTORABLE_EVENT', '%s could not be stored: the database refused its values (SQLSTATE %s); do not retry it unchanged', 422),
+  databaseBusy: createError('DATABASE_BUSY', 'No database connection became free within %s ms: retry in a second', 503),
+  queryTimeout: createError(
+    'QUERY_TIMEOUT',
+    'The query ran longer than %s ms (QUERY_TIMEOUT_MS) and was cancelled: narrow the date range or filters, or retry later',
+    503,
+  ),
+  analyticsBusy: createError('ANALYTICS_BUSY', 'Too many heavy analytics queries are running or waiting: retry in a second', 503),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
   /** The last line of a JSON-lines export that failed after its first byte (CSV exports are aborted instead). */
   exportIncomplete: createError('EXPORT_INCOMPLETE', 'The export failed after %s events and this file is incomplete: retry the export', 500),

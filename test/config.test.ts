@@ -37,3 +37,21 @@ t.test('scaling: REDIS_URL, REDIS_KEY_PREFIX and DATABASE_READ_URL', async (t) =
   t.throws(() => loadConfig({ DATABASE_URL: 'postgres://u@p/db', DATABASE_READ_URL: 'mysql://x' }), /DATABASE_READ_URL must start with postgres/)
   t.throws(() => loadConfig({ REDIS_URL: 'cache:6379' }), /REDIS_URL must look like redis:\/\/host:6379/)
 })
+
+t.test('read pool, heavy-read turns and HTTP limits: defaults, and combinations that cannot work are refused', async (t) => {
+  const c = loadConfig({})
+  t.match(c, {
+    pgReadPoolSize: 4,
+    pgConnectTimeoutMs: 5000,
+    queryTimeoutMs: 30_000,
+    heavyReads: { maxConcurrent: 2, maxQueued: 8, maxQueueWaitMs: 10_000 },
+    http: { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 72_000, idleTimeoutMs: 120_000, maxConnections: 10_000 },
+  })
+  t.throws(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }), {
+    message: /HTTP_HEADERS_TIMEOUT_MS \(20000\) must not exceed HTTP_REQUEST_TIMEOUT_MS \(10000\)/,
+  })
+  t.throws(() => loadConfig({ QUERY_TIMEOUT_MS: '120000' }), { message: /HTTP_IDLE_TIMEOUT_MS \(120000\) must exceed QUERY_TIMEOUT_MS \+ ANALYTICS_MAX_QUEUE_WAIT_MS \(130000\)/ })
+  t.doesNotThrow(() => loadConfig({ QUERY_TIMEOUT_MS: '120000', HTTP_IDLE_TIMEOUT_MS: '0' }), 'no idle timeout, no conflict')
+  t.throws(() => loadConfig({ ANALYTICS_MAX_CONCURRENT: '0', PG_READ_POOL_SIZE: 'x' }), { message: /PG_READ_POOL_SIZE must be an integer/ })
+  t.throws(() => loadConfig({ ANALYTICS_MAX_CONCURRENT: '0' }), { message: /ANALYTICS_MAX_CONCURRENT must be an integer between 1 and 100/ })
+})

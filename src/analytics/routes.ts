@@ -6,6 +6,7 @@ import { readableBots } from '../auth/plugin.js'
 import type { Config } from '../config.js'
 import type { Database } from '../db/connect.js'
 import { errorBody, ErrorResponse, Errors } from '../errors.js'
+import { ConcurrencyLimit } from '../lib/concurrency-limit.js'
 import { formatUsd, parseUsd } from '../pricing/money.js'
 import type { EventFilter } from '../usage/repository.js'
 import { toUsageEvent } from '../usage/repository.js'
@@ -59,7 +60,7 @@ export const MAX_REPORT_ROWS = 10_000
 /** Events fetched per query while exporting: bounds the memory an export holds at once. */
 const EXPORT_BATCH_SIZE = 2000
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse }
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
 
 const DIMENSION_COLUMNS: Record<string, ColumnDimension> = {
   model: 'model',
@@ -169,8 +170,19 @@ const iso = (d: Date) => d.toISOString()
 const asStreamedBody = (stream: Readable) => stream as unknown as string
 
 export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> = async (app, opts) => {
-  const { config, database } = opts
+  const { config } = opts
+  // Every read here runs on the read pool: it can time out or run short of connections, never
+  // take the ones ingest needs.
+  const database = opts.database.reads
   const zones = new TimeZones(database)
+  /**
+   * Turns for the reads whose cost grows with the raw events in the range (metadata breakdowns,
+   * error scans, exports, monthly reports): a few at once, a short queue, then 503.
+   */
+  const heavy = new ConcurrencyLimit({
+    ...config.heavyReads,
+    refuse: () => new Errors.analyticsBusy(),
+  })
 
   /** The caller's readable bots, the validated zone and window, and the filter they make. */
   async function scopeOf(request: FastifyRequest, q: UsageFilters & { tz?: string }) {
@@ -315,14 +327,17 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       if (names.length === 2 && names[0] === names[1]) throw new Errors.validation(`querystring.groupBy names '${names[0]}' twice`)
       const dimensions = names.map((n) => parseDimension(n, 'querystring.groupBy'))
       const { window, filter, span } = await scopeOf(request, q)
-      const data = await breakdown(database, {
-        filter,
-        span,
-        dimensions,
-        sort: q.sort ?? 'cost',
-        order: q.order ?? 'desc',
-        limit: q.limit ?? 50,
-      })
+      const query = () =>
+        breakdown(database, {
+          filter,
+          span,
+          dimensions,
+          sort: q.sort ?? 'cost',
+          order: q.order ?? 'desc',
+          limit: q.limit ?? 50,
+        })
+      // Metadata dimensions read raw events; the others read rollups.
+      const data = dimensions.some((d) => 'metadataKey' in d) ? await heavy.run(query) : await query()
       return {
         from: iso(window.from),
         to: iso(window.to),
@@ -364,11 +379,9 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const { window, filter, span } = await scopeOf(request, q)
       const failed: EventFilter = { ...filter, success: false }
       const limit = q.limit ?? 50
-      const [rows, top, totals] = await Promise.all([
-        eventPage(database, failed, position, limit),
-        topErrorMessages(database, failed, q.top ?? 10),
-        totalsOver(database, failed, span),
-      ])
+      const [rows, top, totals] = await heavy.run(() =>
+        Promise.all([eventPage(database, failed, position, limit), topErrorMessages(database, failed, q.top ?? 10), totalsOver(database, failed, span)]),
+      )
       const { events, nextCursor } = page(rows, limit)
       return {
         from: iso(window.from),
@@ -433,20 +446,29 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const q = request.query
       const format = q.format ?? 'csv'
       const { window, filter } = await scopeOf(request, q)
+      // The turn lasts as long as the stream: released when it ends, fails or the client leaves.
+      const release = await heavy.acquire()
       const batches = exportEvents(database, filter, EXPORT_BATCH_SIZE)
       // Read before the first byte: a failure here is still an ordinary error answer.
-      const first = await batches.next()
+      let first: Awaited<ReturnType<typeof batches.next>>
+      try {
+        first = await batches.next()
+      } catch (err) {
+        release()
+        throw err
+      }
       const all = withFirst(first, batches)
       const onFailure = (err: unknown) => request.log.error({ err, route: 'GET /api/usage/export', format }, 'export failed after its first byte')
       const lines = format === 'csv' ? csvExport(all, onFailure) : jsonlExport(all, onFailure)
       const name = `usage-${iso(window.from).slice(0, 10)}-${iso(window.to).slice(0, 10)}.${format}`
-      return (
-        reply
-          .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
-          .header('content-disposition', `attachment; filename="${name}"`)
-          // One batch read ahead at most (the default would buffer 16), so memory stays at a batch or two.
-          .send(asStreamedBody(Readable.from(lines, { highWaterMark: 1 })))
-      )
+      // One batch read ahead at most (the default would buffer 16), so memory stays at a batch or two.
+      const body = Readable.from(lines, { highWaterMark: 1 })
+      body.once('close', release)
+      reply.raw.once('close', release)
+      return reply
+        .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${name}"`)
+        .send(asStreamedBody(body))
     },
   )
 
@@ -475,7 +497,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const month = q.month ?? (await currentMonth(database, tz, new Date()))
       const window: Window = await monthWindow(database, month, tz)
       const filter: EventFilter = { botIds, provider: q.provider, model: q.model, requestType: q.requestType }
-      const report = await monthlyReport(database, filter, { from: window.from.getTime(), to: window.to.getTime() }, MAX_REPORT_ROWS)
+      const report = await heavy.run(() => monthlyReport(database, filter, { from: window.from.getTime(), to: window.to.getTime() }, MAX_REPORT_ROWS))
       if (report.rowCount > MAX_REPORT_ROWS) {
         throw new Errors.validation(
           `The report for ${month} has ${report.rowCount} rows, more than ${MAX_REPORT_ROWS}: filter with querystring.botId, provider or model`,

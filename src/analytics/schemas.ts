@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { DATE_OR_TIMESTAMP_FORMAT, YEAR_MONTH_FORMAT } from '../lib/time.js'
+import { TimeZoneName } from '../lib/time-zone.js'
 import { TokenSums, UsageEvent, UsageFilters } from '../usage/schemas.js'
 
 /**
@@ -11,9 +12,7 @@ export const INTERVALS = ['hour', 'day', 'week', 'month'] as const
 export const TIMESERIES_GROUPS = ['model', 'provider', 'botId', 'requestType'] as const
 export const BREAKDOWN_SORTS = ['cost', 'calls', 'failures', 'totalTokens', 'inputTokens', 'outputTokens'] as const
 
-const TimeZone = Type.String({
-  minLength: 1,
-  maxLength: 64,
+const TimeZone = TimeZoneName({
   default: 'UTC',
   description: 'IANA time zone (e.g. Europe/Berlin) for day, week and month boundaries and for date-only startDate/endDate',
 })

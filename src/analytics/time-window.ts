@@ -2,35 +2,32 @@ import { sql } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
 import { Errors } from '../errors.js'
 import { parseInstant, SUPPORTED_DATES } from '../lib/time.js'
+import { canonicalTimeZone, timeZoneProblem } from '../lib/time-zone.js'
 import { DAY_MS, HOUR_MS, type BucketUnit } from './sources.js'
 
-const TIME_ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/
-
 /**
- * Validates IANA time zone names once per process: the name must look like one, be known to
- * the JavaScript runtime, and be known to the database (which does the arithmetic).
+ * Validates time zone names with the service's one rule (canonicalTimeZone), returning the
+ * canonical name. The database does the arithmetic, so the name is also tried there once per
+ * process: a runtime newer than the database's zone data could know a zone it does not, and
+ * that must be the same 400, not a failed query.
  */
 export class TimeZones {
-  private readonly known = new Set<string>(['UTC'])
+  private readonly known = new Map<string, string>([['UTC', 'UTC']])
 
   constructor(private readonly database: Database) {}
 
   async check(tz: string, field = 'querystring.tz'): Promise<string> {
-    if (this.known.has(tz)) return tz
-    const invalid = () => new Errors.validation(`${field} must be an IANA time zone name such as Europe/Berlin (got "${tz}")`)
-    if (!TIME_ZONE_NAME.test(tz)) throw invalid()
+    const cached = this.known.get(tz)
+    if (cached !== undefined) return cached
+    const zone = canonicalTimeZone(tz)
+    if (zone === null) throw new Errors.validation(timeZoneProblem(field, tz))
     try {
-      new Intl.DateTimeFormat('en', { timeZone: tz })
+      await this.database.rows(sql`SELECT now() AT TIME ZONE ${zone}`)
     } catch {
-      throw invalid()
+      throw new Errors.validation(timeZoneProblem(field, tz))
     }
-    try {
-      await this.database.rows(sql`SELECT now() AT TIME ZONE ${tz}`)
-    } catch {
-      throw invalid()
-    }
-    if (this.known.size < 1000) this.known.add(tz)
-    return tz
+    if (this.known.size < 1000) this.known.set(tz, zone)
+    return zone
   }
 }
 

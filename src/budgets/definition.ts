@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { canonicalTimeZone, isTimeZone } from '../config.js'
+import { canonicalTimeZone, timeZoneProblem } from '../lib/time-zone.js'
 import type { StoredBudgetChannels } from '../db/schema.js'
 import { Errors } from '../errors.js'
 import { decimalFromNumber, parseDecimal, USD_FRACTION_DIGITS, usdFromNumber } from '../pricing/money.js'
@@ -72,8 +72,9 @@ function thresholdsFrom(values: number[], field: string): number[] {
 }
 
 function timeZoneFrom(value: string, field: string): string {
-  if (!isTimeZone(value)) throw invalid(`${field} must be an IANA time zone such as UTC or Europe/Berlin (got "${value}")`)
-  return canonicalTimeZone(value)
+  const zone = canonicalTimeZone(value)
+  if (zone === null) throw invalid(timeZoneProblem(field, value))
+  return zone
 }
 
 function webhookFrom(input: WebhookInput, previousSecret: string | null, field: string): { url: string; secret: string; revealed: string | null } {

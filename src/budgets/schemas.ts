@@ -1,3 +1,4 @@
+import { TimeZoneName } from '../lib/time-zone.js'
 import { Type, type Static } from 'typebox'
 import { BotId, Model, Provider } from '../usage/schemas.js'
 import { PERIODS } from './periods.js'
@@ -77,7 +78,7 @@ const Thresholds = Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), {
 })
 const Limit = Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000_000, description: 'Spending limit per period, USD' })
 const Period = Type.Enum(PERIODS, { description: 'Calendar day, ISO week (from Monday) or calendar month, in timeZone' })
-const TimeZone = Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone of the periods, e.g. Europe/Berlin (default BUDGET_TIMEZONE)' })
+const TimeZone = TimeZoneName({ description: 'IANA time zone of the periods, e.g. Europe/Berlin (default BUDGET_TIMEZONE)' })
 const Name = Type.String({ minLength: 1, maxLength: 200 })
 const NotifyProjected = Type.Boolean({ description: 'Alert once per period when the current rate projects spend over the limit (default true)' })
 const Enabled = Type.Boolean({ description: 'Disabled budgets are not evaluated (default true)' })

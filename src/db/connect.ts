@@ -30,6 +30,14 @@ export interface Database {
   migrate(folder: string): Promise<void>
   /** Throws when the database cannot answer. */
   ping(): Promise<void>
+  /**
+   * Where heavy reads (analytics, reports, exports, stats) run. On Postgres: a pool of its own
+   * whose statements are cancelled after `queryTimeoutMs`, so reads never hold the connections
+   * ingest needs. On the embedded engine (one connection): this same database.
+   * This is the one place that decides which pool a query uses; a read replica would be
+   * connected here. Closed with the database it belongs to (its own close() does nothing).
+   */
+  reads: Database
   close(): Promise<void>
   /** The embedded engine's exclusive lock on its data dir (null on Postgres and in memory). */
   dataDirLock: DataDirLock | null
@@ -42,7 +50,14 @@ export interface ConnectOptions {
   dataDir: string
   /** Schema the tables live in (search_path). */
   schema?: string
+  /** Connections for writes and everything that is not a heavy read (auth, budgets, pricing, health). */
   poolSize?: number
+  /** Connections of the separate pool heavy reads use (Postgres only). */
+  readPoolSize?: number
+  /** Statement timeout of the read pool, ms (Postgres only; 0 = none). */
+  queryTimeoutMs?: number
+  /** How long a query waits for a free pooled connection before it fails (see databaseFailure), ms. */
+  connectTimeoutMs?: number
   /** Called for errors on idle pool clients (a restarted server), which must not crash the process. */
   onPoolError?: (err: Error) => void
 }
@@ -54,47 +69,35 @@ export function rowsOf<T>(result: unknown): T[] {
 
 export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
   const schemaName = opts.schema ?? 'public'
-  if (opts.databaseUrl !== null) {
-    const pool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: opts.poolSize ?? 10,
-      // Every session works in UTC and in the configured schema, whatever the server defaults are.
-      options: `-c timezone=UTC -c search_path=${schemaName}`,
-      connectionTimeoutMillis: 5000,
-      idleTimeoutMillis: 30_000,
-    })
-    pool.on('error', (err) => opts.onPoolError?.(err))
-    const db = drizzlePg(pool, { schema })
+  const databaseUrl = opts.databaseUrl
+  if (databaseUrl !== null) {
+    const poolOf = (max: number, statementTimeoutMs: number) => {
+      const pool = new pg.Pool({
+        connectionString: databaseUrl,
+        max,
+        // Every session works in UTC and in the configured schema, whatever the server defaults are.
+        options: `-c timezone=UTC -c search_path=${schemaName}` + (statementTimeoutMs > 0 ? ` -c statement_timeout=${statementTimeoutMs}` : ''),
+        connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+        idleTimeoutMillis: 30_000,
+      })
+      pool.on('error', (err) => opts.onPoolError?.(err))
+      return pool
+    }
+    const primary = overPool(poolOf(opts.poolSize ?? 10, 0), schemaName)
+    const readOnly = overPool(poolOf(opts.readPoolSize ?? 4, opts.queryTimeoutMs ?? 0), schemaName)
+    const reads: Database = {
+      ...readOnly,
+      get reads() {
+        return reads
+      },
+      close: async () => undefined,
+    }
     return {
-      db,
-      engine: 'postgres',
-      schema: schemaName,
-      rows: async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
-      prepare: <T>(name: string, query: SQL) => {
-        const { sql: text, params } = dialect.sqlToQuery(query)
-        return async (values: Record<string, unknown>) => (await pool.query({ name, text, values: fillPlaceholders(params, values) })).rows as T[]
+      ...primary,
+      reads,
+      close: async () => {
+        await Promise.all([primary.close(), readOnly.close()])
       },
-      migrate: async (folder) => {
-        // Several instances may start at once: a session advisory lock held on one connection
-        // lets exactly one apply migrations while the others wait and then find nothing to do.
-        const conn = await pool.connect()
-        try {
-          await conn.query(`CREATE SCHEMA IF NOT EXISTS "${schemaName}"`)
-          await conn.query('select pg_advisory_lock(hashtext($1))', [`migrate:${schemaName}`])
-          try {
-            await migratePg(drizzlePg(conn, { schema }), { migrationsFolder: folder, migrationsSchema: schemaName })
-          } finally {
-            await conn.query('select pg_advisory_unlock(hashtext($1))', [`migrate:${schemaName}`])
-          }
-        } finally {
-          conn.release()
-        }
-      },
-      ping: async () => {
-        await pool.query('select 1')
-      },
-      close: () => pool.end(),
-      dataDirLock: null,
     }
   }
 
@@ -110,7 +113,7 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
   }
   const db = drizzlePglite(client, { schema })
   let closed = false
-  return {
+  const database: Database = {
     db,
     engine: 'pglite',
     schema: schemaName,
@@ -125,6 +128,11 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       if (closed) throw new Error('database is closed')
       await client.query('select 1')
     },
+    // The embedded engine cannot cancel a running statement, so it has no statement timeout:
+    // heavy reads are bounded by the analytics concurrency limit instead.
+    get reads() {
+      return database
+    },
     close: async () => {
       if (closed) return
       closed = true
@@ -136,4 +144,64 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
     },
     dataDirLock: lock,
   }
+  return database
+}
+
+/** A Database over one pg pool, without `reads` (the caller pairs the pools). */
+function overPool(pool: pg.Pool, schemaName: string): Omit<Database, 'reads'> {
+  const db = drizzlePg(pool, { schema })
+  return {
+    db,
+    engine: 'postgres',
+    schema: schemaName,
+    rows: async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
+    prepare: <T>(name: string, query: SQL) => {
+      const { sql: text, params } = dialect.sqlToQuery(query)
+      return async (values: Record<string, unknown>) => (await pool.query({ name, text, values: fillPlaceholders(params, values) })).rows as T[]
+    },
+    migrate: async (folder) => {
+      // Several instances may start at once: a session advisory lock held on one connection
+      // lets exactly one apply migrations while the others wait and then find nothing to do.
+      const conn = await pool.connect()
+      try {
+        await conn.query(`CREATE SCHEMA IF NOT EXISTS "${schemaName}"`)
+        await conn.query('select pg_advisory_lock(hashtext($1))', [`migrate:${schemaName}`])
+        try {
+          await migratePg(drizzlePg(conn, { schema }), { migrationsFolder: folder, migrationsSchema: schemaName })
+        } finally {
+          await conn.query('select pg_advisory_unlock(hashtext($1))', [`migrate:${schemaName}`])
+        }
+      } finally {
+        conn.release()
+      }
+    },
+    ping: async () => {
+      await pool.query('select 1')
+    },
+    close: () => pool.end(),
+    dataDirLock: null,
+  }
+}
+
+/**
+ * What kind of database failure an error is, looking through drizzle's wrapper to the driver's
+ * error: a statement cancelled by the read pool's statement timeout, no pooled connection free
+ * in time, or the database unreachable. null for anything else (a bug, a constraint violation).
+ */
+export function databaseFailure(error: unknown): 'statement-timeout' | 'pool-busy' | 'unavailable' | null {
+  let e: unknown = error
+  for (let depth = 0; e instanceof Error && depth < 5; depth++, e = e.cause) {
+    const raw = (e as { code?: unknown }).code
+    const code = typeof raw === 'string' ? raw : ''
+    // 57014 query_canceled: the statement_timeout (the service cancels nothing else).
+    if (code === '57014') return 'statement-timeout'
+    // pg-pool's errors when connectionTimeoutMillis passes with every connection in use, or
+    // while a new one is being opened (a loaded server is slow to accept, not gone).
+    if (e.message === 'timeout exceeded when trying to connect' || e.message === 'Connection terminated due to connection timeout') return 'pool-busy'
+    // ECONNREFUSED & co from the driver, or Postgres class 08 (connection exception) / 57P (shutdown).
+    if (/^(ECONN|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P)/.test(code) || /Connection terminated|database is closed/i.test(e.message)) {
+      return 'unavailable'
+    }
+  }
+  return null
 }

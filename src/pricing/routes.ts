@@ -158,7 +158,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
         if (provider !== undefined && canonicalProvider(o.provider) !== canonicalProvider(provider)) return false
         if (model === undefined) return true
         const name = model.toLowerCase()
-        return compileOverride(o).pattern.test(name) || o.modelPattern.toLowerCase().includes(name)
+        return compileOverride(o).matches(name) || o.modelPattern.toLowerCase().includes(name)
       })
       return {
         at: at.toISOString(),

@@ -151,7 +151,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
     async (request) => {
       const q = request.query
       const filter = toEventFilter(q, readableBots(request, q.botId))
-      const [rows, recent] = await Promise.all([statsFromRollups(database, filter), recentEvents(database, filter, q.limit ?? 20)])
+      const [rows, recent] = await Promise.all([statsFromRollups(database.reads, filter), recentEvents(database.reads, filter, q.limit ?? 20)])
       const stats: StatsRow[] = rows.map((r) => ({
         model: r.model,
         provider: r.provider,

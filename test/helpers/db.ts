@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { sql } from 'drizzle-orm'
 import pg from 'pg'
-import { connectDatabase, type Database } from '../../src/db/connect.js'
+import { connectDatabase, type ConnectOptions, type Database } from '../../src/db/connect.js'
 import { migrateDatabase } from '../../src/db/migrate.js'
 
 /** Postgres URL for the real-engine run; unset means the embedded engine. */
@@ -20,12 +20,16 @@ interface Teardown {
  * schema of its own (test files run in parallel against one database and must not see each
  * other's rows). Dropped when the test file ends.
  */
-export async function createTestDatabase(t: Teardown, opts: { poolSize?: number } = {}): Promise<Database> {
+export async function createTestDatabase(
+  t: Teardown,
+  opts: Pick<ConnectOptions, 'poolSize' | 'readPoolSize' | 'queryTimeoutMs' | 'connectTimeoutMs'> = {},
+): Promise<Database> {
   const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`
   const database = await connectDatabase({
     databaseUrl: TEST_DATABASE_URL,
     dataDir: 'memory://',
     schema,
+    ...opts,
     poolSize: opts.poolSize ?? 10,
   })
   await migrateDatabase(database)

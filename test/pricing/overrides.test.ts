@@ -1,5 +1,6 @@
 import t from 'tap'
 import { overrideProblems, type PriceOverride } from '../../src/pricing/catalog.js'
+import { compileOverride, globMatcher, pickOverride } from '../../src/pricing/overrides.js'
 
 type Draft = Omit<PriceOverride, 'id'> & { id?: string }
 
@@ -124,4 +125,64 @@ t.test('overlap with another override for the same provider and pattern', async 
     ['effectiveFrom', 'effectiveFrom'],
     'every overlapping override is named',
   )
+})
+
+/** The glob semantics as a RegExp (fine for the short names here; it backtracks on long ones). */
+const globAsRegExp = (glob: string) =>
+  new RegExp(`^${glob.split('*').map((literal) => literal.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`)
+
+t.test('glob matching keeps its semantics: * is any run, everything else literal, whole name', async (t) => {
+  const cases: [string, string, boolean][] = [
+    ['gpt-4o*', 'gpt-4o-mini', true],
+    ['gpt-4o*', 'gpt-4o', true],
+    ['gpt-4o*', 'xgpt-4o', false],
+    ['*mini', 'gpt-4o-mini', true],
+    ['*mini', 'gpt-4o-mini-2024', false],
+    ['gpt*mini', 'gpt-mini', true],
+    ['a*a', 'a', false],
+    ['a*a', 'aa', true],
+    ['*', '', true],
+    ['**', 'anything', true],
+    ['claude-3.5*', 'claude-3x5-sonnet', false],
+    ['a*b*c', 'abcabc', true],
+    ['a*b*c', 'acb', false],
+    ['ab*ba', 'aba', false],
+    ['exact', 'exact', true],
+    ['exact', 'exactly', false],
+  ]
+  for (const [glob, name, expected] of cases) {
+    t.equal(globMatcher(glob)(name), expected, `${glob} ~ ${name}`)
+    t.equal(globAsRegExp(glob).test(name), expected, `(reference) ${glob} ~ ${name}`)
+  }
+  // Every glob over a small alphabet agrees with the reference on every short name.
+  const words = (alphabet: string, max: number): string[] => {
+    let level = ['']
+    const all = ['']
+    for (let n = 1; n <= max; n++) {
+      level = level.flatMap((w) => [...alphabet].map((c) => w + c))
+      all.push(...level)
+    }
+    return all
+  }
+  const names = words('ab', 5)
+  let disagreements = 0
+  for (const glob of words('ab*', 4)) {
+    const matcher = globMatcher(glob)
+    const reference = globAsRegExp(glob)
+    for (const name of names) if (matcher(name) !== reference.test(name)) disagreements++
+  }
+  t.equal(disagreements, 0, 'same answers as the regular expression on all small cases')
+})
+
+t.test('a pathological glob is matched without backtracking', { timeout: 5000 }, async (t) => {
+  // As a RegExp this took seconds per event; the yields let tap's timeout fire on such code.
+  const [compiled] = [{ ...draft({ modelPattern: '*a*a*a*a*a*a*a*b', effectiveFrom: new Date(0), effectiveTo: null }), id: 'evil' }].map(
+    compileOverride,
+  )
+  const name = 'a'.repeat(60)
+  for (let event = 0; event < 20; event++) {
+    t.equal(pickOverride([compiled], 'openai', [name, `${name}c`], new Date()), null)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(pickOverride([compiled], 'openai', [`${name}b`], new Date())?.id, 'evil', 'and it still matches what it should')
 })
