@@ -19,6 +19,7 @@ import { connectDatabase, type Database } from './db/connect.js'
 import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
+import { otelRoutes } from './otel/routes.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
@@ -194,6 +195,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         { name: 'keys', description: 'API keys (admin)' },
         { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'otel', description: 'OpenTelemetry (OTLP/HTTP) trace ingest: GenAI spans become usage events' },
       ],
       components: {
         securitySchemes: {
@@ -291,6 +293,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guardRoutes(api, auth)
     await api.register(keyRoutes, { database, auth })
     await api.register(usageRoutes, { config, database, writeQueue, priceEvent: pricing.priceEvent })
+    await api.register(otelRoutes, { config, writeQueue, priceEvent: pricing.priceEvent })
     await api.register(pricingRoutes, { database, pricing })
     await api.register(analyticsRoutes, { config, database })
     await api.register(budgetRoutes, {

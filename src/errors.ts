@@ -20,6 +20,7 @@ export const Errors = {
   underPressure: createError('OVERLOADED', 'Service is under pressure (event loop or memory): retry in a second', 503),
   writeFailed: createError('WRITE_FAILED', 'Storing the events failed and nothing was stored: retry in %s seconds', 503),
   databaseUnavailable: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry later', 503),
+  unsupportedContentEncoding: createError('UNSUPPORTED_MEDIA_TYPE', 'Content-Encoding %s is not supported; send gzip or none', 415),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
 } as const
 
