@@ -20,6 +20,7 @@ import { migrateDatabase } from './db/migrate.js'
 import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
 import { otelRoutes } from './otel/routes.js'
+import { metricsRoutes, observeRequests, ServiceMetrics } from './plugins/metrics.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
@@ -139,6 +140,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return reply.code(status).send(errorBody(status, code, message))
   })
 
+  // One registry per app (its queue and pool gauges are attached once those exist, below).
+  const metrics = new ServiceMetrics({ maxBots: config.metrics.maxBots, maxModels: config.metrics.maxModels })
+  app.decorate('metrics', metrics)
+  observeRequests(app, metrics)
+
   // Echo the request id so a caller can quote it when reporting a problem.
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -195,6 +201,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         { name: 'keys', description: 'API keys (admin)' },
         { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'metrics', description: 'Prometheus metrics (scope metrics)' },
         { name: 'otel', description: 'OpenTelemetry (OTLP/HTTP) trace ingest: GenAI spans become usage events' },
       ],
       components: {
@@ -218,7 +225,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }))
   if (config.migrate && ownsDatabase) await migrateDatabase(database)
 
-  const alertDelivery = new DeliveryWorker(database, { ...config.alerts, timeoutMs: config.alerts.webhookTimeoutMs, log: app.log })
+  const alertDelivery = new DeliveryWorker(database, { ...config.alerts, timeoutMs: config.alerts.webhookTimeoutMs, log: app.log, onAttempt: metrics.onAlertAttempt })
   const budgetMonitor = new BudgetMonitor(database, alertDelivery, { ...config.budgets, log: app.log, clock: deps.budgetClock })
 
   const writeQueue = new WriteQueue(database, {
@@ -230,9 +237,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // The embedded engine has one connection; on Postgres writes leave pooled connections for reads.
     maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.min(config.ingest.maxConcurrentFlushes, Math.max(1, config.pgPoolSize - 2)),
     flushWhenIdle: database.engine === 'postgres',
-    onCommitted: budgetMonitor.onCommitted,
+    onCommitted: (created) => {
+      budgetMonitor.onCommitted(created)
+      metrics.onCommitted(created)
+    },
+    onFlushed: metrics.onFlushed,
     onFlushError: (err) => app.log.error({ err }, 'ingest flush failed; its requests were answered 503'),
   })
+  metrics.observeGauges({ queuedEvents: () => writeQueue.queuedEvents, poolStats: database.poolStats })
 
   if (config.authDisabled) {
     app.log.warn('AUTH_DISABLED=true: EVERY ENDPOINT IS OPEN TO ANYONE WHO CAN REACH THIS SERVICE. Use only for local experiments.')
@@ -293,7 +305,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guardRoutes(api, auth)
     await api.register(keyRoutes, { database, auth })
     await api.register(usageRoutes, { config, database, writeQueue, priceEvent: pricing.priceEvent })
-    await api.register(otelRoutes, { config, writeQueue, priceEvent: pricing.priceEvent })
+    await api.register(otelRoutes, {
+      config,
+      writeQueue,
+      priceEvent: pricing.priceEvent,
+      onExport: (o) => metrics.recordIngest('/v1/traces', { ...o, rejectedReason: 'rejected_span' }),
+    })
+    await api.register(metricsRoutes, { metrics })
     await api.register(pricingRoutes, { database, pricing })
     await api.register(analyticsRoutes, { config, database })
     await api.register(budgetRoutes, {

@@ -74,6 +74,16 @@ export interface Config {
     /** Backoff after the first failure; doubles with each further one. */
     retryBaseMs: number
   }
+  /** Base URL people reach the service at (links in alerts), no trailing slash; null: no links. */
+  publicUrl: string | null
+  metrics: {
+    /** Also serve GET /metrics without a key on this port (private networks); null: only the API port, with a key. */
+    port: number | null
+    /** Distinct bot label values before the rest count as `other`. */
+    maxBots: number
+    /** Distinct model label values before the rest count as `other`. */
+    maxModels: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -154,6 +164,10 @@ export function loadConfig(env: Env = process.env): Config {
   const telegramApiRoot = (str('TELEGRAM_API_ROOT') ?? 'https://api.telegram.org').replace(/\/+$/, '')
   if (!/^https?:\/\/[^/\s]+/.test(telegramApiRoot)) problems.push(`TELEGRAM_API_ROOT must be an http(s) URL (got "${telegramApiRoot}")`)
 
+  const publicUrl = str('PUBLIC_URL')?.replace(/\/+$/, '') ?? null
+  if (publicUrl !== null && !/^https?:\/\/[^/\s]+(\/\S*)?$/.test(publicUrl)) problems.push(`PUBLIC_URL must be an http(s) URL such as https://usage.example.com (got "${publicUrl}")`)
+  const metricsPort = str('METRICS_PORT') === undefined ? null : int('METRICS_PORT', 0, 1, 65535)
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: str('HOST') ?? '0.0.0.0',
@@ -207,6 +221,12 @@ export function loadConfig(env: Env = process.env): Config {
       webhookTimeoutMs: int('ALERT_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
       maxAttempts: int('ALERT_MAX_ATTEMPTS', 5, 1, 20),
       retryBaseMs: int('ALERT_RETRY_BASE_MS', 2000, 1, 3_600_000),
+    },
+    publicUrl,
+    metrics: {
+      port: metricsPort,
+      maxBots: int('METRICS_MAX_BOTS', 50, 1, 10_000),
+      maxModels: int('METRICS_MAX_MODELS', 200, 1, 10_000),
     },
   }
   if (problems.length > 0) throw new ConfigError(problems)

@@ -22,7 +22,7 @@ declare module 'fastify' {
   }
 }
 
-const ADMIN: Principal = { keyId: null, scopes: new Set(['admin', 'read', 'ingest']), botId: null }
+const ADMIN: Principal = { keyId: null, scopes: new Set(['admin', 'read', 'ingest', 'metrics']), botId: null }
 
 export interface AuthOptions {
   adminApiKey: string | null
@@ -102,9 +102,9 @@ export class Authenticator {
   }
 }
 
-/** admin implies read and ingest. */
+/** admin implies every other scope. */
 function expandScopes(scopes: Scope[]): ReadonlySet<Scope> {
-  return new Set(scopes.includes('admin') ? ['admin', 'read', 'ingest'] : scopes)
+  return new Set(scopes.includes('admin') ? ['admin', 'read', 'ingest', 'metrics'] : scopes)
 }
 
 /**

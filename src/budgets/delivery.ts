@@ -15,6 +15,8 @@ export interface DeliveryOptions extends ChannelSettings {
   maxAttempts: number
   retryBaseMs: number
   log: FastifyBaseLogger
+  /** Told the outcome of every attempt (metrics). Must be cheap and not throw. */
+  onAttempt?: (channel: string, status: 'delivered' | 'failed' | 'gave_up') => void
 }
 
 const CLAIM_BATCH = 20
@@ -108,6 +110,7 @@ export class DeliveryWorker {
         await this.channels.telegram(c, message, signal)
       }
       await markDelivered(this.database, d.id)
+      this.opts.onAttempt?.(d.channel, 'delivered')
       log.info('budget alert delivered')
     } catch (err) {
       if (this.closed) {
@@ -117,6 +120,7 @@ export class DeliveryWorker {
       const error = redact(err instanceof Error ? err.message : String(err), secrets).slice(0, 1000)
       const retryIn = d.attempt >= this.opts.maxAttempts ? null : this.opts.retryBaseMs * 2 ** (d.attempt - 1)
       await markAttemptFailed(this.database, d.id, error, retryIn)
+      this.opts.onAttempt?.(d.channel, retryIn === null ? 'gave_up' : 'failed')
       log.warn({ error, retryInMs: retryIn }, retryIn === null ? 'budget alert delivery failed for good' : 'budget alert delivery failed; will retry')
     }
   }

@@ -30,6 +30,8 @@ export interface Database {
   migrate(folder: string): Promise<void>
   /** Throws when the database cannot answer. */
   ping(): Promise<void>
+  /** Connections of the pool (Postgres only; the embedded engine has one, and no pool). */
+  poolStats?: () => { total: number; idle: number; waiting: number }
   close(): Promise<void>
 }
 
@@ -91,6 +93,7 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       ping: async () => {
         await pool.query('select 1')
       },
+      poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
       close: () => pool.end(),
     }
   }

@@ -150,9 +150,11 @@ export interface WriteQueueOptions {
    * Called after each commit with the events it stored (not duplicates), e.g. for budget checks.
    * Must be cheap and must not throw; it runs off the request's critical path.
    */
-  onCommitted?: (created: CommittedEvent[]) => void
+  onCommitted?: (created: NewUsageEvent[]) => void
   /** Told about the cause whenever a flush fails (its callers get WRITE_FAILED). */
   onFlushError?: (err: unknown) => void
+  /** Told the size and duration of each committed insert (metrics). Must be cheap and not throw. */
+  onFlushed?: (events: number, durationMs: number) => void
 }
 
 export interface StoredResult {
@@ -190,6 +192,11 @@ export class WriteQueue {
     private readonly database: Database,
     private readonly opts: WriteQueueOptions,
   ) {}
+
+  /** Events waiting for a flush (queue depth). */
+  get queuedEvents(): number {
+    return this.pendingEvents
+  }
 
   /**
    * Admission. Never past maxQueuedEvents. Small writes (the ones group commit is for) are also
@@ -235,8 +242,11 @@ export class WriteQueue {
   }
 
   private async insert(events: NewUsageEvent[], withRecords: boolean): Promise<InsertOutcome> {
+    const started = performance.now()
     try {
-      return await insertEvents(this.database, events, withRecords)
+      const outcome = await insertEvents(this.database, events, withRecords)
+      this.opts.onFlushed?.(events.length, performance.now() - started)
+      return outcome
     } catch (err) {
       // The statement rolled back as a whole: nothing of this group is stored, so every caller
       // in it (and only those) gets a retryable error; the cause goes to the log.
