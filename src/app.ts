@@ -225,7 +225,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }))
   if (config.migrate && ownsDatabase) await migrateDatabase(database)
 
-  const alertDelivery = new DeliveryWorker(database, { ...config.alerts, timeoutMs: config.alerts.webhookTimeoutMs, log: app.log, onAttempt: metrics.onAlertAttempt })
+  const alertDelivery = new DeliveryWorker(database, {
+    ...config.alerts,
+    timeoutMs: config.alerts.webhookTimeoutMs,
+    publicUrl: config.publicUrl,
+    log: app.log,
+    onAttempt: metrics.onAlertAttempt,
+  })
   const budgetMonitor = new BudgetMonitor(database, alertDelivery, { ...config.budgets, log: app.log, clock: deps.budgetClock })
 
   const writeQueue = new WriteQueue(database, {

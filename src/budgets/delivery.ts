@@ -92,7 +92,7 @@ export class DeliveryWorker {
     const budget = d.budget
     if (budget === null) return markCancelled(this.database, d.id, 'the budget was deleted')
     const log = this.opts.log.child({ alertId: d.alert.id, budgetId: budget.id, channel: d.channel, attempt: d.attempt })
-    const secrets = this.channels.secrets([budget.channels.webhook?.secret, budget.channels.telegram?.botToken])
+    const secrets = this.channels.secrets([budget.channels.webhook?.secret, budget.channels.telegram?.botToken, budget.channels.slack?.url])
     try {
       const message = composeAlert(d, budget)
       const signal = this.abort.signal
@@ -104,6 +104,10 @@ export class DeliveryWorker {
         const c = budget.channels.email
         if (!c) return await markCancelled(this.database, d.id, 'the email channel was removed from the budget')
         await this.channels.email(c, message)
+      } else if (d.channel === 'slack') {
+        const c = budget.channels.slack
+        if (!c) return await markCancelled(this.database, d.id, 'the slack channel was removed from the budget')
+        await this.channels.slack(c, message, signal)
       } else {
         const c = budget.channels.telegram
         if (!c) return await markCancelled(this.database, d.id, 'the telegram channel was removed from the budget')
