@@ -1,4 +1,5 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { listenMetrics } from '../../src/plugins/metrics.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
@@ -113,6 +114,21 @@ t.test('GET /metrics', async (t) => {
     t.equal(d('usage_unpriced_events_total', { provider: 'acme' }), 1)
     t.equal(d('usage_unpriced_events_total', { provider: 'openai' }), 0)
     if (ENGINE === 'postgres') t.ok(after.has(key('db_pool_connections', { state: 'in_use' })), 'pool gauges on Postgres')
+  })
+
+  await t.test('the Grafana dashboard queries only metrics the service exports', async (t) => {
+    const dashboard = JSON.parse(readFileSync(new URL('../../deploy/grafana/dashboards/llm-usage.json', import.meta.url), 'utf8')) as {
+      panels: { targets: { expr: string }[] }[]
+    }
+    const exported = new Set([...(await scrape(app)).keys()].map((k) => k.slice(0, k.indexOf('{'))))
+    const used = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((q) => [...q.expr.matchAll(/\b((?:llm|usage|http|db|budget)_[a-z_]+)\b/g)].map((m) => m[1]))))
+    t.ok(used.size >= 10)
+    // Counters with no sample yet are absent from the samples; their HELP line is not.
+    const text = (await app.inject({ url: '/metrics', headers: bearer(ADMIN_KEY) })).body
+    for (const name of used) {
+      if (name.startsWith('db_pool_') && ENGINE !== 'postgres') continue // the embedded engine has no pool
+      t.ok(exported.has(name) || text.includes(`# HELP ${name} `) || text.includes(`# HELP ${name.replace(/_(bucket|count|sum)$/, '')} `), name)
+    }
   })
 
   await t.test('OTLP exports are counted as ingest too', async (t) => {
