@@ -27,3 +27,14 @@ t.test('values are parsed', async (t) => {
   const c = loadConfig({ PORT: '8080', DATABASE_URL: 'postgres://u@h/db', MIGRATE: 'false', CORS_ORIGINS: 'https://a.example, https://b.example', LOG_LEVEL: 'debug' })
   t.match(c, { port: 8080, databaseUrl: 'postgres://u@h/db', migrate: false, corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug' })
 })
+
+t.test('PUBLIC_URL and the metrics settings', async (t) => {
+  t.match(loadConfig({}), { publicUrl: null, metrics: { port: null, maxBots: 50, maxModels: 200 } })
+  t.match(loadConfig({ PUBLIC_URL: 'https://usage.example.com/', METRICS_PORT: '9464', METRICS_MAX_BOTS: '5' }), {
+    publicUrl: 'https://usage.example.com',
+    metrics: { port: 9464, maxBots: 5 },
+  })
+  t.throws(() => loadConfig({ PUBLIC_URL: 'usage.example.com', METRICS_PORT: '0', METRICS_MAX_BOTS: '0' }), {
+    message: /PUBLIC_URL must be an http\(s\) URL[\s\S]*METRICS_PORT must be an integer between 1 and 65535[\s\S]*METRICS_MAX_BOTS/,
+  })
+})
