@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import { createHash, randomUUID } from 'node:crypto'
 import pino from 'pino'
+import { summaryGroups } from './analytics/queries.js'
 import { analyticsRoutes } from './analytics/routes.js'
 import { ensureAdminKey } from './auth/keys.js'
 import { Authenticator, guardRoutes } from './auth/plugin.js'
@@ -270,6 +271,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onRefreshError: (err) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones'),
   })
   await pricing.start()
+  // The metrics' capped bot labels go first to the bots that spent most in the last 30 days.
+  const since = Date.now() - 30 * 86_400_000
+  const top = await summaryGroups(database, {}, { from: since, to: Date.now() }, config.metrics.maxBots).catch((err: unknown) => {
+    app.log.warn({ err }, 'reading the top bots for the metrics labels failed; labels go to bots as they are seen')
+    return null
+  })
+  if (top) metrics.admitBots(top.byBot.map((b) => b.botId))
   await budgetMonitor.start()
 
   const retentionDays = config.retentionDays

@@ -6,7 +6,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * Prometheus metrics, one Registry per app (never prom-client's global one), exposed at
  * GET /metrics. Label values that come from clients (bot, model, provider) are capped: the first
  * `maxBots` bots this process sees keep their own label, later ones are counted as `other`;
- * models and providers likewise (docs/metrics.md).
+ * models and providers likewise (docs/metrics.md). At start, the top spenders of the last 30
+ * days are admitted first.
  */
 
 export const OTHER = 'other'
@@ -15,6 +16,9 @@ export const OTHER = 'other'
 class LabelCap {
   private readonly admitted = new Set<string>()
   constructor(private readonly max: number) {}
+  admit(values: string[]): void {
+    for (const v of values) this.label(v)
+  }
   label(value: string): string {
     if (this.admitted.has(value)) return value
     if (this.admitted.size >= this.max) return OTHER
@@ -167,6 +171,11 @@ export class ServiceMetrics {
         },
       })
     }
+  }
+
+  /** Gives bot labels to these bots first (at start: the top spenders), before first-come ones. */
+  admitBots(botIds: string[]): void {
+    this.bots.admit(botIds)
   }
 
   /** Business counters for events just committed (duplicates excluded). */

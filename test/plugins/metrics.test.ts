@@ -150,6 +150,18 @@ t.test('GET /metrics', async (t) => {
   })
 })
 
+t.test('at start, the capped bot labels go to the top spenders first', async (t) => {
+  // The test above stored more cost for bot-a than for bot-b; only one bot keeps its label.
+  const { app } = await buildTestApp(t, database, { METRICS_MAX_BOTS: '1' })
+  for (const botId of ['bot-b', 'bot-a']) {
+    const res = await app.inject({ method: 'POST', url: '/api/usage', headers: bearer(ADMIN_KEY), payload: { botId, provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1, outputTokens: 1 } })
+    t.equal(res.statusCode, 201)
+  }
+  const samples = await scrape(app)
+  t.equal(samples.get(key('llm_calls_total', { bot: 'bot-a', provider: 'openai', model: 'gpt-4o-mini' })), 1)
+  t.equal(samples.get(key('llm_calls_total', { bot: 'other', provider: 'openai', model: 'gpt-4o-mini' })), 1, 'bot-b, seen first, is other')
+})
+
 t.test('load shedding is counted; METRICS_PORT serves the same registry without a key', async (t) => {
   // Any heap is over one byte: once under-pressure has sampled, every request is shed.
   const { app } = await buildTestApp(t, database, { MAX_HEAP_USED_BYTES: '1' })
