@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import pino from 'pino'
+import { summaryGroups } from './analytics/queries.js'
 import { analyticsRoutes } from './analytics/routes.js'
 import { ensureAdminKey } from './auth/keys.js'
 import { Authenticator, guardRoutes } from './auth/plugin.js'
@@ -24,6 +25,8 @@ import { errorBody, Errors } from './errors.js'
 import { healthRoutes } from './health/routes.js'
 import { sharedRateLimit } from './plugins/shared-rate-limit.js'
 import { requestIdOf } from './lib/request-id.js'
+import { otelRoutes } from './otel/routes.js'
+import { metricsRoutes, observeRequests, ServiceMetrics } from './plugins/metrics.js'
 import { describeValidationError, validatorCompiler } from './lib/validation.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { errorForLog, requestForLog, scrubSecrets } from './plugins/log-safety.js'
@@ -171,6 +174,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return reply.code(status).send(errorBody(status, code, message))
   })
 
+  // One registry per app (its queue and pool gauges are attached once those exist, below).
+  const metrics = new ServiceMetrics({ maxBots: config.metrics.maxBots, maxModels: config.metrics.maxModels })
+  app.decorate('metrics', metrics)
+  observeRequests(app, metrics)
+
   // Echo the request id so a caller can quote it when reporting a problem.
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -230,6 +238,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         { name: 'keys', description: 'API keys (admin)' },
         { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'metrics', description: 'Prometheus metrics (scope metrics)' },
+        { name: 'otel', description: 'OpenTelemetry (OTLP/HTTP) trace ingest: GenAI spans become usage events' },
       ],
       components: {
         securitySchemes: {
@@ -285,7 +295,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Key, price and budget changes reach the other instances at once (LISTEN/NOTIFY).
   const changes = new ChangeFeed(database, { connectionString: config.databaseUrl, log: app.log })
 
-  const alertDelivery = new DeliveryWorker(database, { ...config.alerts, timeoutMs: config.alerts.webhookTimeoutMs, log: app.log })
+  const alertDelivery = new DeliveryWorker(database, {
+    ...config.alerts,
+    timeoutMs: config.alerts.webhookTimeoutMs,
+    publicUrl: config.publicUrl,
+    log: app.log,
+    onAttempt: metrics.onAlertAttempt,
+  })
   const budgetMonitor = new BudgetMonitor(database, alertDelivery, {
     ...config.budgets,
     log: app.log,
@@ -302,9 +318,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // The embedded engine has one connection; on Postgres writes leave pooled connections for reads.
     maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.min(config.ingest.maxConcurrentFlushes, Math.max(1, config.pgPoolSize - 2)),
     flushWhenIdle: database.engine === 'postgres',
-    onCommitted: budgetMonitor.onCommitted,
+    onCommitted: (created) => {
+      budgetMonitor.onCommitted(created)
+      metrics.onCommitted(created)
+    },
+    onFlushed: metrics.onFlushed,
     onFlushError: (err) => app.log.error(databaseFailureForLog(err), 'ingest flush failed; its requests were answered 503'),
   })
+  metrics.observeGauges({ queuedEvents: () => writeQueue.queuedEvents, poolStats: database.poolStats })
 
   if (config.authDisabled) {
     app.log.warn('AUTH_DISABLED=true: EVERY ENDPOINT IS OPEN TO ANYONE WHO CAN REACH THIS SERVICE. Use only for local experiments.')
@@ -326,6 +347,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     announceChange: () => changes.publish('prices'),
   })
   await pricing.start()
+  // The metrics' capped bot labels go first to the bots that spent most in the last 30 days.
+  const since = Date.now() - 30 * 86_400_000
+  const top = await summaryGroups(database, {}, { from: since, to: Date.now() }, config.metrics.maxBots).catch((err: unknown) => {
+    app.log.warn({ err }, 'reading the top bots for the metrics labels failed; labels go to bots as they are seen')
+    return null
+  })
+  if (top) metrics.admitBots(top.byBot.map((b) => b.botId))
   await budgetMonitor.start()
   changes.on('keys', () => auth.forget())
   changes.on('prices', () => void pricing.reload().catch((err: unknown) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones')))
@@ -381,6 +409,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guardRoutes(api, auth)
     await api.register(keyRoutes, { database, auth })
     await api.register(usageRoutes, { config, database, writeQueue, priceEvent: pricing.priceEvent })
+    await api.register(otelRoutes, {
+      config,
+      writeQueue,
+      priceEvent: pricing.priceEvent,
+      onExport: (o) => metrics.recordIngest('/v1/traces', { ...o, rejectedReason: 'rejected_span' }),
+    })
+    await api.register(metricsRoutes, { metrics })
     await api.register(pricingRoutes, { database, pricing })
     await api.register(analyticsRoutes, { config, database: readDatabase })
     await api.register(budgetRoutes, {

@@ -91,6 +91,16 @@ export interface Config {
   databaseReadUrl: string | null
   /** Shared rate-limit counters; null: each instance counts for itself. */
   redis: { url: string; keyPrefix: string; commandTimeoutMs: number } | null
+  /** Base URL people reach the service at (links in alerts), no trailing slash; null: no links. */
+  publicUrl: string | null
+  metrics: {
+    /** Also serve GET /metrics without a key on this port (private networks); null: only the API port, with a key. */
+    port: number | null
+    /** Distinct bot label values before the rest count as `other`. */
+    maxBots: number
+    /** Distinct model label values before the rest count as `other`. */
+    maxModels: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -191,6 +201,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (idleTimeoutMs > 0 && queryTimeoutMs > 0 && idleTimeoutMs <= queryTimeoutMs + maxQueueWaitMs) {
     problems.push(`HTTP_IDLE_TIMEOUT_MS (${idleTimeoutMs}) must exceed QUERY_TIMEOUT_MS + ANALYTICS_MAX_QUEUE_WAIT_MS (${queryTimeoutMs + maxQueueWaitMs}), or be 0`)
   }
+  const publicUrl = str('PUBLIC_URL')?.replace(/\/+$/, '') ?? null
+  if (publicUrl !== null && !/^https?:\/\/[^/\s]+(\/\S*)?$/.test(publicUrl)) problems.push(`PUBLIC_URL must be an http(s) URL such as https://usage.example.com (got "${publicUrl}")`)
+  const metricsPort = str('METRICS_PORT') === undefined ? null : int('METRICS_PORT', 0, 1, 65535)
 
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
@@ -264,6 +277,12 @@ export function loadConfig(env: Env = process.env): Config {
     },
     databaseReadUrl,
     redis: redisUrl === null ? null : { url: redisUrl, keyPrefix: redisKeyPrefix, commandTimeoutMs: int('REDIS_COMMAND_TIMEOUT_MS', 1000, 10, 60_000) },
+    publicUrl,
+    metrics: {
+      port: metricsPort,
+      maxBots: int('METRICS_MAX_BOTS', 50, 1, 10_000),
+      maxModels: int('METRICS_MAX_MODELS', 200, 1, 10_000),
+    },
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config

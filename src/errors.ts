@@ -32,6 +32,7 @@ export const Errors = {
     503,
   ),
   analyticsBusy: createError('ANALYTICS_BUSY', 'Too many heavy analytics queries are running or waiting: retry in a second', 503),
+  unsupportedContentEncoding: createError('UNSUPPORTED_MEDIA_TYPE', 'Content-Encoding %s is not supported; send gzip or none', 415),
   internal: createError('INTERNAL_ERROR', 'Internal server error', 500),
   /** The last line of a JSON-lines export that failed after its first byte (CSV exports are aborted instead). */
   exportIncomplete: createError('EXPORT_INCOMPLETE', 'The export failed after %s events and this file is incomplete: retry the export', 500),

@@ -1,6 +1,7 @@
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { DataDirLockedError } from './db/data-dir-lock.js'
+import { listenMetrics } from './plugins/metrics.js'
 
 let config
 try {
@@ -21,6 +22,7 @@ const app = await buildApp(config).catch((err: unknown) => {
   }
   throw err
 })
+let closeMetrics: (() => Promise<void>) | null = null
 
 let stopping = false
 async function shutdown(signal: string) {
@@ -34,6 +36,7 @@ async function shutdown(signal: string) {
   }, 15_000)
   timer.unref()
   try {
+    await closeMetrics?.()
     await app.close()
     process.exit(0)
   } catch (err) {
@@ -47,6 +50,10 @@ process.on('SIGTERM', () => void shutdown('SIGTERM'))
 try {
   await app.listen({ port: config.port, host: config.host })
   app.log.info(`docs at http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}/docs`)
+  if (config.metrics.port !== null) {
+    closeMetrics = (await listenMetrics(app.metrics, config.metrics.port, config.host)).close
+    app.log.info(`metrics at http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.metrics.port}/metrics (no key)`)
+  }
 } catch (err) {
   app.log.error({ err }, 'failed to start')
   await app.close().catch(() => undefined)

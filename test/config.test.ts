@@ -55,3 +55,14 @@ t.test('read pool, heavy-read turns and HTTP limits: defaults, and combinations 
   t.throws(() => loadConfig({ ANALYTICS_MAX_CONCURRENT: '0', PG_READ_POOL_SIZE: 'x' }), { message: /PG_READ_POOL_SIZE must be an integer/ })
   t.throws(() => loadConfig({ ANALYTICS_MAX_CONCURRENT: '0' }), { message: /ANALYTICS_MAX_CONCURRENT must be an integer between 1 and 100/ })
 })
+
+t.test('PUBLIC_URL and the metrics settings', async (t) => {
+  t.match(loadConfig({}), { publicUrl: null, metrics: { port: null, maxBots: 50, maxModels: 200 } })
+  t.match(loadConfig({ PUBLIC_URL: 'https://usage.example.com/', METRICS_PORT: '9464', METRICS_MAX_BOTS: '5' }), {
+    publicUrl: 'https://usage.example.com',
+    metrics: { port: 9464, maxBots: 5 },
+  })
+  t.throws(() => loadConfig({ PUBLIC_URL: 'usage.example.com', METRICS_PORT: '0', METRICS_MAX_BOTS: '0' }), {
+    message: /PUBLIC_URL must be an http\(s\) URL[\s\S]*METRICS_PORT must be an integer between 1 and 65535[\s\S]*METRICS_MAX_BOTS/,
+  })
+})

@@ -22,7 +22,7 @@ declare module 'fastify' {
   }
 }
 
-const ADMIN: Principal = { keyId: null, scopes: new Set(['admin', 'read', 'ingest']), botId: null }
+const ADMIN: Principal = { keyId: null, scopes: new Set(['admin', 'read', 'ingest', 'metrics']), botId: null }
 
 export interface AuthOptions {
   adminApiKey: string | null
@@ -111,15 +111,17 @@ export class Authenticator {
   }
 }
 
+/** Scopes whose routes see every bot (keys, budgets, overrides; /metrics): never held by a bound key. */
+const EVERY_BOT_SCOPES: readonly Scope[] = ['admin', 'metrics']
+
 /**
- * admin implies read and ingest. A key bound to a bot never holds admin: admin routes act on
- * every bot (keys, budgets, overrides), so a bound key that was stored with admin before that
- * rule (POST /api/keys refuses it now) keeps only what admin implies, read and ingest, and those
- * stay limited to its bot.
+ * admin implies read, ingest and metrics. A key bound to a bot never holds admin or metrics, so a
+ * bound key that was stored with admin before that rule (POST /api/keys refuses it now) keeps
+ * only what admin implies for one bot, read and ingest, and those stay limited to its bot.
  */
 function expandScopes(scopes: Scope[], botId: string | null): ReadonlySet<Scope> {
-  if (!scopes.includes('admin')) return new Set(scopes)
-  return new Set(botId === null ? ['admin', 'read', 'ingest'] : ['read', 'ingest'])
+  const expanded: Scope[] = scopes.includes('admin') ? ['admin', 'read', 'ingest', 'metrics'] : scopes
+  return new Set(botId === null ? expanded : expanded.filter((s) => !EVERY_BOT_SCOPES.includes(s)))
 }
 
 /**
@@ -146,8 +148,8 @@ export function guardRoutes(scope: FastifyInstance, auth: Authenticator): void {
     if (required === 'public' || required === undefined) return
     const principal = await auth.authenticate(request.headers.authorization)
     if (!principal) throw new Errors.unauthorized()
-    if (required === 'admin' && principal.botId !== null) {
-      throw new Errors.forbidden(`This key is bound to bot '${principal.botId}': admin routes need a key bound to no bot`)
+    if (EVERY_BOT_SCOPES.includes(required) && principal.botId !== null) {
+      throw new Errors.forbidden(`This key is bound to bot '${principal.botId}': ${required} routes need a key bound to no bot`)
     }
     if (!principal.scopes.has(required)) throw new Errors.forbidden(`This key lacks the '${required}' scope`)
     request.principal = principal
@@ -177,13 +179,14 @@ export function boundBot(request: FastifyRequest): string | undefined {
 
 /**
  * A key may only be created by a caller at least as broad as it: only an unbound admin can reach
- * POST /api/keys (guardRoutes), and no key bound to a bot may hold admin.
+ * POST /api/keys (guardRoutes), and no key bound to a bot may hold admin or metrics.
  */
 export function assertMayCreateKey(request: FastifyRequest, wanted: { scopes: readonly Scope[]; botId?: string | null }): void {
   const caller = principalOf(request)
   if (caller.botId !== null || !caller.scopes.has('admin')) throw new Errors.forbidden('Only an admin key bound to no bot may create keys')
-  if (wanted.botId != null && wanted.scopes.includes('admin')) {
-    throw new Errors.validation('body.scopes must not contain admin when body.botId is set: a key bound to a bot cannot hold the admin scope')
+  const everyBot = wanted.scopes.find((s) => EVERY_BOT_SCOPES.includes(s))
+  if (wanted.botId != null && everyBot !== undefined) {
+    throw new Errors.validation(`body.scopes must not contain ${everyBot} when body.botId is set: a key bound to a bot cannot hold the ${everyBot} scope`)
   }
 }
 

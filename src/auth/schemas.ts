@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { BotId } from '../usage/schemas.js'
 
-export const SCOPES = ['ingest', 'read', 'admin'] as const
+export const SCOPES = ['ingest', 'read', 'admin', 'metrics'] as const
 export type Scope = (typeof SCOPES)[number]
 
 export const ApiKeyInfo = Type.Object({
@@ -19,7 +19,7 @@ export type ApiKeyInfo = Static<typeof ApiKeyInfo>
 export const CreateKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
-    scopes: Type.Array(Type.Enum(SCOPES), { minItems: 1, maxItems: 3, uniqueItems: true }),
+    scopes: Type.Array(Type.Enum(SCOPES), { minItems: 1, maxItems: SCOPES.length, uniqueItems: true }),
     botId: Type.Optional(BotId),
   },
   { additionalProperties: false },

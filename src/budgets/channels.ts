@@ -16,6 +16,8 @@ export interface ChannelSettings {
   emailFrom: string | null
   telegramBotToken: string | null
   telegramApiRoot: string
+  /** Base URL of the service; Slack messages link to its /dashboard. null or absent: no link. */
+  publicUrl?: string | null
   /** Per request: connect, headers and body each (webhook, Telegram, SMTP). */
   timeoutMs: number
   /** ALERT_WEBHOOK_ALLOW_PRIVATE: budget URLs may reach private, loopback and link-local addresses. */
@@ -30,6 +32,8 @@ export interface AlertMessage {
   text: string
   /** The webhook body, before `sentAt` is added. */
   payload: Record<string, unknown>
+  /** The numbers, labelled, in the order people read them (Slack fields). */
+  facts: { label: string; value: string }[]
 }
 
 const ADJECTIVE = { day: 'daily', week: 'weekly', month: 'monthly' } as const
@@ -59,19 +63,18 @@ export function composeAlert(d: ClaimedDelivery, budget: DeliveredBudget): Alert
     a.kind === 'threshold'
       ? `Budget "${budget.name}" reached ${a.threshold}%: ${dollars(a.spent)} of ${dollars(a.limit)} ${ADJECTIVE[budget.period]}`
       : `Budget "${budget.name}" is projected to overrun: ${dollars(a.projected ?? 0n)} of ${dollars(a.limit)} by period end`
-  const lines = [
-    subject,
-    '',
-    `Budget: ${budget.name} (${budget.id})`,
-    `Scope: ${describeScope(budget.scope)}`,
-    `Period: ${period}`,
-    `Spent: ${dollars(a.spent)} of ${dollars(a.limit)} (${percent}%)`,
+  const facts = [
+    { label: 'Budget', value: `${budget.name} (${budget.id})` },
+    { label: 'Scope', value: describeScope(budget.scope) },
+    { label: 'Period', value: period },
+    { label: 'Spent', value: `${dollars(a.spent)} of ${dollars(a.limit)} (${percent}%)` },
   ]
-  if (a.projected !== null) lines.push(`Projected at period end: ${dollars(a.projected)}`)
-  if (a.alsoCrossed.length > 0) lines.push(`Also crossed: ${a.alsoCrossed.map((t) => `${t}%`).join(', ')}`)
+  if (a.projected !== null) facts.push({ label: 'Projected at period end', value: dollars(a.projected) })
+  if (a.alsoCrossed.length > 0) facts.push({ label: 'Also crossed', value: a.alsoCrossed.map((t) => `${t}%`).join(', ') })
   return {
     subject,
-    text: lines.join('\n'),
+    facts,
+    text: [subject, '', ...facts.map((f) => `${f.label}: ${f.value}`)].join('\n'),
     payload: {
       id: a.id,
       type: a.kind === 'threshold' ? 'budget.threshold_reached' : 'budget.projected_overrun',
@@ -92,6 +95,30 @@ export function composeAlert(d: ClaimedDelivery, budget: DeliveredBudget): Alert
 
 export function signBody(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`
+}
+
+/** Slack mrkdwn treats these three as control characters. */
+function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+/**
+ * A Block Kit message: header, the numbers as fields, a button to the dashboard when the public
+ * URL is known; `text` is the fallback notifications and old clients show.
+ */
+export function composeSlack(message: AlertMessage, publicUrl: string | null): Record<string, unknown> {
+  const dashboard = publicUrl === null ? null : `${publicUrl}/dashboard`
+  const blocks: Record<string, unknown>[] = [
+    // Header text is plain_text of at most 150 characters.
+    { type: 'header', text: { type: 'plain_text', text: message.subject.length > 150 ? `${message.subject.slice(0, 149)}…` : message.subject } },
+    { type: 'section', fields: message.facts.map((f) => ({ type: 'mrkdwn', text: `*${slackEscape(f.label)}*\n${slackEscape(f.value)}` })) },
+  ]
+  if (dashboard !== null) {
+    blocks.push({ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Open dashboard' }, url: dashboard }] })
+  }
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Alert ${slackEscape(String(message.payload.id))}` }] })
+  const text = dashboard === null ? message.text : `${message.text}\n\nDashboard: ${dashboard}`
+  return { text, blocks }
 }
 
 class DeliveryError extends Error {}
@@ -125,23 +152,31 @@ export class AlertChannels {
     const sentAt = new Date()
     // The timestamp is inside the signed body too, so a receiver can refuse replays.
     const body = JSON.stringify({ ...message.payload, sentAt: sentAt.toISOString(), attempt })
-    const res = await request(channel.url, {
+    await this.postJson('webhook', channel.url, body, signal, {
+      [SIGNATURE_HEADER]: signBody(body, channel.secret),
+      [TIMESTAMP_HEADER]: String(Math.floor(sentAt.getTime() / 1000)),
+      'x-alert-id': String(message.payload.id),
+    })
+  }
+
+  /** Slack incoming webhook: Block Kit with a text fallback; Slack answers 200 "ok". */
+  async slack(channel: { url: string }, message: AlertMessage, signal: AbortSignal): Promise<void> {
+    await this.postJson('Slack', channel.url, JSON.stringify(composeSlack(message, this.settings.publicUrl ?? null)), signal)
+  }
+
+  /** The one way alerts POST JSON over HTTP (webhook and Slack); any non-2xx is a failed attempt. */
+  private async postJson(what: string, url: string, body: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<void> {
+    const res = await request(url, {
       method: 'POST',
       dispatcher: this.agent,
       signal,
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'llm-usage-tracker-alerts/1',
-        [SIGNATURE_HEADER]: signBody(body, channel.secret),
-        [TIMESTAMP_HEADER]: String(Math.floor(sentAt.getTime() / 1000)),
-        'x-alert-id': String(message.payload.id),
-      },
+      headers: { 'content-type': 'application/json', 'user-agent': 'llm-usage-tracker-alerts/1', ...headers },
       body,
     })
-    // The receiver's body is never stored or logged: a webhook URL must not become a way to read
-    // what some internal service answers.
+    // The receiver's body is never stored or logged: a URL a budget supplies must not become a
+    // way to read what some internal service answers.
     await res.body.dump()
-    if (res.statusCode < 200 || res.statusCode >= 300) throw new DeliveryError(`webhook answered ${statusLine(res.statusCode)}`)
+    if (res.statusCode < 200 || res.statusCode >= 300) throw new DeliveryError(`${what} answered ${statusLine(res.statusCode)}`)
   }
 
   async email(channel: { to: string[] }, message: AlertMessage): Promise<void> {

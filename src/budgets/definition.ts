@@ -103,6 +103,20 @@ function telegramFrom(input: TelegramInput, previousToken: string | null, ctx: D
   return { chatId, botToken }
 }
 
+type SlackInput = NonNullable<NonNullable<CreateBudgetBody['channels']>['slack']>
+
+/** The URL is the secret: messages say what is wrong with it, never echo it. */
+function slackFrom(input: SlackInput, field: string): { url: string } {
+  let url: URL
+  try {
+    url = new URL(input.webhookUrl)
+  } catch {
+    throw invalid(`${field}.webhookUrl must be an http or https URL (a Slack incoming-webhook URL)`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`${field}.webhookUrl must be an http or https URL (a Slack incoming-webhook URL)`)
+  return { url: input.webhookUrl }
+}
+
 function checkEmail(ctx: DefinitionContext, field: string): void {
   if (!ctx.emailConfigured) throw invalid(`${field} cannot be used: the server has no SMTP_URL configured`)
 }
@@ -122,6 +136,7 @@ export function defineBudget(id: string, body: CreateBudgetBody, ctx: Definition
     channels.email = { to: body.channels.email.to }
   }
   if (body.channels?.telegram) channels.telegram = telegramFrom(body.channels.telegram, null, ctx, 'body.channels.telegram')
+  if (body.channels?.slack) channels.slack = slackFrom(body.channels.slack, 'body.channels.slack')
   return {
     budget: {
       id,
@@ -159,6 +174,8 @@ export function redefineBudget(existing: Budget, body: UpdateBudgetBody, ctx: De
   }
   if (c?.telegram === null) delete channels.telegram
   else if (c?.telegram) channels.telegram = telegramFrom(c.telegram, existing.channels.telegram?.botToken ?? null, ctx, 'body.channels.telegram')
+  if (c?.slack === null) delete channels.slack
+  else if (c?.slack) channels.slack = slackFrom(c.slack, 'body.channels.slack')
 
   return {
     budget: {

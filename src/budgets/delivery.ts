@@ -15,6 +15,8 @@ export interface DeliveryOptions extends ChannelSettings {
   maxAttempts: number
   retryBaseMs: number
   log: FastifyBaseLogger
+  /** Told the outcome of every attempt (metrics). Must be cheap and not throw. */
+  onAttempt?: (channel: string, status: 'delivered' | 'failed' | 'gave_up') => void
 }
 
 const CLAIM_BATCH = 20
@@ -90,7 +92,7 @@ export class DeliveryWorker {
     const budget = d.budget
     if (budget === null) return markCancelled(this.database, d.id, 'the budget was deleted')
     const log = this.opts.log.child({ alertId: d.alert.id, budgetId: budget.id, channel: d.channel, attempt: d.attempt })
-    const secrets = this.channels.secrets([budget.channels.webhook?.secret, budget.channels.telegram?.botToken])
+    const secrets = this.channels.secrets([budget.channels.webhook?.secret, budget.channels.telegram?.botToken, budget.channels.slack?.url])
     try {
       const message = composeAlert(d, budget)
       const signal = this.abort.signal
@@ -102,12 +104,17 @@ export class DeliveryWorker {
         const c = budget.channels.email
         if (!c) return await markCancelled(this.database, d.id, 'the email channel was removed from the budget')
         await this.channels.email(c, message)
+      } else if (d.channel === 'slack') {
+        const c = budget.channels.slack
+        if (!c) return await markCancelled(this.database, d.id, 'the slack channel was removed from the budget')
+        await this.channels.slack(c, message, signal)
       } else {
         const c = budget.channels.telegram
         if (!c) return await markCancelled(this.database, d.id, 'the telegram channel was removed from the budget')
         await this.channels.telegram(c, message, signal)
       }
       await markDelivered(this.database, d.id)
+      this.opts.onAttempt?.(d.channel, 'delivered')
       log.info('budget alert delivered')
     } catch (err) {
       if (this.closed) {
@@ -117,6 +124,7 @@ export class DeliveryWorker {
       const error = redact(err instanceof Error ? err.message : String(err), secrets).slice(0, 1000)
       const retryIn = d.attempt >= this.opts.maxAttempts ? null : this.opts.retryBaseMs * 2 ** (d.attempt - 1)
       await markAttemptFailed(this.database, d.id, error, retryIn)
+      this.opts.onAttempt?.(d.channel, retryIn === null ? 'gave_up' : 'failed')
       log.warn({ error, retryInMs: retryIn }, retryIn === null ? 'budget alert delivery failed for good' : 'budget alert delivery failed; will retry')
     }
   }

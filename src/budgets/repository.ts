@@ -5,7 +5,7 @@ import { formatUsd, parseUsd } from '../pricing/money.js'
 import { uuidv7 } from '../lib/uuidv7.js'
 import { wholeHours, type BudgetPeriod, type PeriodWindow } from './periods.js'
 
-export const CHANNELS = ['webhook', 'email', 'telegram'] as const
+export const CHANNELS = ['webhook', 'email', 'telegram', 'slack'] as const
 export type ChannelName = (typeof CHANNELS)[number]
 export type AlertKind = 'threshold' | 'projected'
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'cancelled'

@@ -36,6 +36,7 @@ export function toBudgetInfo(b: Budget, revealedSecret: string | null = null): B
   }
   if (b.channels.email) channels.email = { to: b.channels.email.to }
   if (b.channels.telegram) channels.telegram = { chatId: b.channels.telegram.chatId, dedicatedBotToken: b.channels.telegram.botToken !== null }
+  if (b.channels.slack) channels.slack = { configured: true }
   return {
     id: b.id,
     name: b.name,

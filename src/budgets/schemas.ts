@@ -63,11 +63,23 @@ const TelegramChannelInput = Type.Object(
   { additionalProperties: false },
 )
 
+const SlackChannelInput = Type.Object(
+  {
+    webhookUrl: Type.String({
+      format: 'uri',
+      maxLength: 2000,
+      description: 'Slack incoming-webhook URL (https://hooks.slack.com/services/...). A secret: never returned, never logged.',
+    }),
+  },
+  { additionalProperties: false },
+)
+
 export const ChannelsInput = Type.Object(
   {
     webhook: Type.Optional(WebhookChannelInput),
     email: Type.Optional(EmailChannelInput),
     telegram: Type.Optional(TelegramChannelInput),
+    slack: Type.Optional(SlackChannelInput),
   },
   { additionalProperties: false, description: 'Where alerts go; each channel is delivered and retried on its own' },
 )
@@ -114,6 +126,7 @@ export const UpdateBudgetBody = Type.Object(
           webhook: Type.Optional(Nullable(WebhookChannelInput)),
           email: Type.Optional(Nullable(EmailChannelInput)),
           telegram: Type.Optional(Nullable(TelegramChannelInput)),
+          slack: Type.Optional(Nullable(SlackChannelInput)),
         },
         {
           additionalProperties: false,
@@ -155,6 +168,9 @@ export const BudgetInfo = Type.Object({
         dedicatedBotToken: Type.Boolean({ description: 'true: the budget has its own bot token; false: ALERT_TELEGRAM_BOT_TOKEN' }),
       }),
     ),
+    slack: Type.Optional(
+      Type.Object({ configured: Type.Boolean({ description: 'Always true when present: the webhook URL is a secret and never returned' }) }),
+    ),
   }),
   createdAt: Instant(),
   updatedAt: Instant(),
@@ -191,7 +207,7 @@ export const BudgetStatus = Type.Object({
 export type BudgetStatus = Static<typeof BudgetStatus>
 
 export const DeliveryInfo = Type.Object({
-  channel: Type.Enum(['webhook', 'email', 'telegram']),
+  channel: Type.Enum(['webhook', 'email', 'telegram', 'slack']),
   status: Type.Enum(['pending', 'delivered', 'failed', 'cancelled']),
   attempts: Type.Integer(),
   lastError: Nullable(Type.String()),

@@ -38,6 +38,8 @@ export interface Database {
    * connected here. Closed with the database it belongs to (its own close() does nothing).
    */
   reads: Database
+  /** Connections of the pool (Postgres only; the embedded engine has one, and no pool). */
+  poolStats?: () => { total: number; idle: number; waiting: number }
   close(): Promise<void>
   /** The embedded engine's exclusive lock on its data dir (null on Postgres and in memory). */
   dataDirLock: DataDirLock | null
@@ -178,6 +180,7 @@ function overPool(pool: pg.Pool, schemaName: string): Omit<Database, 'reads'> {
     ping: async () => {
       await pool.query('select 1')
     },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => pool.end(),
     dataDirLock: null,
   }

@@ -247,6 +247,8 @@ export interface StoredBudgetChannels {
   webhook?: { url: string; secret: string }
   email?: { to: string[] }
   telegram?: { chatId: string; botToken: string | null }
+  /** A Slack incoming-webhook URL: the URL itself is the secret. */
+  slack?: { url: string }
 }
 
 /**

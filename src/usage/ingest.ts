@@ -152,9 +152,11 @@ export interface WriteQueueOptions {
    * Called after each commit with the events it stored (not duplicates), e.g. for budget checks.
    * Must be cheap and must not throw; it runs off the request's critical path.
    */
-  onCommitted?: (created: CommittedEvent[]) => void
-  /** Told about the cause whenever a flush fails for the infrastructure (its callers get WRITE_FAILED). */
+  onCommitted?: (created: NewUsageEvent[]) => void
+  /** Told about the cause whenever a flush fails (its callers get WRITE_FAILED). */
   onFlushError?: (err: unknown) => void
+  /** Told the size and duration of each committed insert (metrics). Must be cheap and not throw. */
+  onFlushed?: (events: number, durationMs: number) => void
 }
 
 export interface StoredResult {
@@ -211,6 +213,11 @@ export class WriteQueue {
     private readonly opts: WriteQueueOptions,
   ) {}
 
+  /** Events waiting for a flush (queue depth). */
+  get queuedEvents(): number {
+    return this.pendingEvents
+  }
+
   /**
    * Admission. Never past maxQueuedEvents. Small writes (the ones group commit is for) are also
    * refused while the oldest waiting write has waited maxQueueDelayMs: the writer is not keeping
@@ -258,7 +265,10 @@ export class WriteQueue {
   private async store(events: NewUsageEvent[], withRecords: boolean): Promise<WriteResult[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return distribute(events, await insertEvents(this.database, events, withRecords), withRecords)
+        const started = performance.now()
+        const outcome = await insertEvents(this.database, events, withRecords)
+        this.opts.onFlushed?.(events.length, performance.now() - started)
+        return distribute(events, outcome, withRecords)
       } catch (err) {
         if (isTransientConflict(err) && attempt < CONFLICT_ATTEMPTS) continue
         if (isDataFault(err)) return this.storeIsolatingRefused(events, withRecords, err)

@@ -200,6 +200,17 @@ t.test('a key bound to a bot cannot be created with admin', async (t) => {
   t.equal((await app.inject({ method: 'DELETE', url: `/api/keys/${(unbound.json() as { id: string }).id}`, headers: admin })).statusCode, 200)
 })
 
+t.test('a key bound to a bot cannot be created with metrics, and a bound key never reads /metrics', async (t) => {
+  // /metrics counts cost and calls of every bot, so it is as wide as admin.
+  const res = await app.inject({ method: 'POST', url: '/api/keys', headers: admin, payload: { name: 'x', scopes: ['metrics'], botId: OWN } })
+  t.equal(res.statusCode, 400)
+  t.match(res.json(), { code: 'VALIDATION_ERROR', message: /body\.scopes must not contain metrics when body\.botId is set/ })
+  const scrape = await app.inject({ method: 'GET', url: '/metrics', headers: bearer(legacy.key) })
+  t.equal(scrape.statusCode, 403, 'the legacy bound admin key does not imply metrics')
+  t.match(scrape.json(), { code: 'FORBIDDEN', message: `This key is bound to bot '${OWN}': metrics routes need a key bound to no bot` })
+  t.equal((await app.inject({ method: 'GET', url: '/metrics', headers: admin })).statusCode, 200, 'an unbound admin scrapes')
+})
+
 t.test('a bound key stored with admin does not count as the admin key at first start', async (t) => {
   // Only the legacy bound "admin" key is active now: a start without ADMIN_API_KEY must still create a real one.
   const announced: string[] = []

@@ -140,3 +140,65 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     await new Promise((r) => setTimeout(r, 15))
   }
 }
+
+export interface FakeSlack extends HttpFake {
+  /** Statuses for the next requests, in order; then 200 "ok". */
+  failNext(...statuses: number[]): void
+}
+
+/** Why Slack would refuse a Block Kit payload (a subset of its checks); null when it is valid. */
+export function slackPayloadProblem(body: Record<string, unknown>): string | null {
+  if (typeof body.text !== 'string' || body.text === '') return 'missing_text'
+  if (!Array.isArray(body.blocks) || body.blocks.length === 0 || body.blocks.length > 50) return 'invalid_blocks'
+  for (const block of body.blocks as Record<string, unknown>[]) {
+    const text = block.text as { type?: string; text?: string } | undefined
+    switch (block.type) {
+      case 'header':
+        if (text?.type !== 'plain_text' || !text.text || text.text.length > 150) return 'invalid_blocks'
+        break
+      case 'section': {
+        const fields = block.fields as { type?: string; text?: string }[] | undefined
+        if (!text && !fields) return 'invalid_blocks'
+        if (fields && (fields.length > 10 || fields.some((f) => (f.type !== 'mrkdwn' && f.type !== 'plain_text') || !f.text || f.text.length > 2000))) return 'invalid_blocks'
+        break
+      }
+      case 'actions':
+      case 'context':
+        if (!Array.isArray(block.elements) || block.elements.length === 0) return 'invalid_blocks'
+        break
+      default:
+        return 'invalid_blocks'
+    }
+  }
+  return null
+}
+
+/** A Slack incoming webhook: 200 "ok" for a valid payload, 400 "invalid_blocks" & co otherwise, like Slack. */
+export async function startFakeSlack(): Promise<FakeSlack> {
+  const received: ReceivedRequest[] = []
+  const script: number[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const rawBody = Buffer.concat(chunks).toString('utf8')
+      let json: Record<string, unknown> = {}
+      try {
+        json = JSON.parse(rawBody) as Record<string, unknown>
+      } catch {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('invalid_payload')
+        return
+      }
+      received.push({ path: req.url ?? '/', headers: req.headers, rawBody, json })
+      const scripted = script.shift()
+      if (scripted !== undefined && scripted !== 200) {
+        res.writeHead(scripted, { 'content-type': 'text/plain' }).end('scripted failure')
+        return
+      }
+      const problem = req.headers['content-type']?.startsWith('application/json') ? slackPayloadProblem(json) : 'invalid_payload'
+      res.writeHead(problem === null ? 200 : 400, { 'content-type': 'text/plain' }).end(problem ?? 'ok')
+    })
+  })
+  const { url, close } = await listen(server)
+  return { url: `${url}/services/T000/B000/XXXXsecretXXXX`, received, close, failNext: (...s) => script.push(...s) }
+}
