@@ -28,6 +28,7 @@ const ROUTES: RouteCase[] = [
   { method: 'GET', url: '/api/usage', scope: 'read' },
   { method: 'POST', url: '/api/keys', scope: 'admin', payload: { name: 'x', scopes: ['read'] } },
   { method: 'GET', url: '/api/keys', scope: 'admin' },
+  { method: 'GET', url: '/api/keys/self', scope: 'read' },
   { method: 'DELETE', url: '/api/keys/nonexistent', scope: 'admin' },
   { method: 'GET', url: '/api/prices', scope: 'read' },
   { method: 'GET', url: '/api/prices/resolve?provider=openai&model=gpt-4o', scope: 'read' },

@@ -126,7 +126,8 @@ const callsColumn = async (p: Page) => {
 /** Waits for the page to finish a load it started (the live status reads "Updated ..."). */
 const settled = async (p: Page) => {
   // Filter changes set "Loading…" synchronously, so an old "Updated" is never mistaken for the new one.
-  await p.waitForFunction("document.getElementById('live-status')?.textContent?.startsWith('Updated')")
+  // A locator, not a string predicate: Playwright evaluates strings with eval, which the CSP refuses.
+  await p.locator('#live-status', { hasText: /^Updated/ }).waitFor()
 }
 const qs = (f: Partial<Filters> & { range: Filters['range']; tz: string }, extra: Record<string, string> = {}) => {
   const r = resolveRange({ from: '', to: '', ...f }, new Date())

@@ -26,6 +26,8 @@ if (ENGINE !== 'postgres' || TEST_DATABASE_URL === null) {
     // The shared limit: one window covers the whole file, so nothing resets it mid-test.
     RATE_LIMIT_MAX: String(RATE_LIMIT_MAX),
     RATE_LIMIT_WINDOW_MS: '600000',
+    // The budget's webhook is a fake receiver on 127.0.0.1.
+    ALERT_WEBHOOK_ALLOW_PRIVATE: 'true',
     // Caches that would hide a change for minutes: only the change feed can explain a fast one.
     AUTH_CACHE_TTL_MS: '300000',
     PRICE_REFRESH_MS: '0',
