@@ -32,7 +32,7 @@ export interface Budget {
 
 export type BudgetRow = typeof budgets.$inferSelect
 
-function toBudget(r: BudgetRow): Budget {
+export function toBudget(r: BudgetRow): Budget {
   return {
     id: r.id,
     name: r.name,

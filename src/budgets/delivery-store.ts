@@ -2,8 +2,7 @@ import { and, asc, eq, inArray, lte, sql } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
 import { budgetAlerts, budgetDeliveries, budgets } from '../db/schema.js'
 import { alertFigures, type AlertFigures } from './alert-store.js'
-import type { Budget, ChannelName } from './budget-store.js'
-import type { BudgetPeriod } from './periods.js'
+import { toBudget, type Budget, type ChannelName } from './budget-store.js'
 
 export type DeliveryStatus = (typeof budgetDeliveries.$inferSelect)['status']
 
@@ -19,8 +18,8 @@ export interface ClaimedDelivery {
     alsoCrossed: number[]
     createdAt: Date
   }
-  /** null when the budget was deleted meanwhile. */
-  budget: Pick<Budget, 'id' | 'name' | 'scope' | 'period' | 'timeZone' | 'channels'> | null
+  /** The budget as it stands now (channels may have changed since the alert); null when it was deleted meanwhile. */
+  budget: Budget | null
 }
 
 /**
@@ -57,16 +56,7 @@ export async function claimDueDeliveries(database: Database, limit: number, leas
       alsoCrossed: sql<number[]>`(SELECT coalesce(json_agg(s.threshold ORDER BY s.threshold), '[]'::json) FROM budget_alerts s
         WHERE s.budget_id = ${budgetAlerts.budgetId} AND s.period_start = ${budgetAlerts.periodStart}
           AND s.superseded_by = ${budgetAlerts.id} AND s.kind = 'threshold')`,
-      budget: {
-        id: budgets.id,
-        name: budgets.name,
-        botId: budgets.botId,
-        provider: budgets.provider,
-        model: budgets.model,
-        period: budgets.period,
-        timeZone: budgets.timeZone,
-        channels: budgets.channels,
-      },
+      budget: budgets,
     })
     .from(claimed)
     .innerJoin(budgetAlerts, eq(budgetAlerts.id, claimed.alertId))
@@ -76,17 +66,7 @@ export async function claimDueDeliveries(database: Database, limit: number, leas
     channel: d.channel as ChannelName,
     attempt: d.attempts,
     alert: { id: a.id, ...alertFigures(a), alsoCrossed: d.alsoCrossed, createdAt: a.createdAt },
-    budget:
-      b === null
-        ? null
-        : {
-            id: b.id,
-            name: b.name,
-            scope: { botId: b.botId, provider: b.provider, model: b.model },
-            period: b.period as BudgetPeriod,
-            timeZone: b.timeZone,
-            channels: b.channels,
-          },
+    budget: b === null ? null : toBudget(b),
   }))
 }
 
