@@ -5,7 +5,7 @@ import { Agent, request } from 'undici'
 import { formatUsd, PICO_PER_USD, usdToNumber } from '../pricing/money.js'
 import { describeScope } from './definition.js'
 import { guardedAgent } from './outbound.js'
-import type { ClaimedDelivery } from './repository.js'
+import type { ClaimedDelivery } from './delivery-store.js'
 
 /** Header names of signed webhooks (documented in docs/budgets.md). */
 export const SIGNATURE_HEADER = 'x-signature'

@@ -4,7 +4,7 @@ import type { StoredBudgetChannels } from '../db/schema.js'
 import { Errors } from '../errors.js'
 import { decimalFromNumber, parseDecimal, USD_FRACTION_DIGITS, usdFromNumber } from '../pricing/money.js'
 import type { BudgetPeriod } from './periods.js'
-import type { Budget, BudgetScope } from './repository.js'
+import type { Budget, BudgetScope } from './budget-store.js'
 import { DEFAULT_THRESHOLDS, type CreateBudgetBody, type UpdateBudgetBody } from './schemas.js'
 
 /** What a definition is checked against besides itself: the server's alert settings. */

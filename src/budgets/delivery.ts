@@ -9,7 +9,7 @@ import {
   msUntilNextDelivery,
   releaseClaim,
   type ClaimedDelivery,
-} from './repository.js'
+} from './delivery-store.js'
 
 export interface DeliveryOptions extends ChannelSettings {
   maxAttempts: number

@@ -3,16 +3,9 @@ import type { Database } from '../db/connect.js'
 import type { CommittedEvent } from '../usage/ingest.js'
 import type { DeliveryWorker } from './delivery.js'
 import { periodWindow, type PeriodWindow } from './periods.js'
-import {
-  CHANNELS,
-  listAlerts,
-  listBudgets,
-  recordAlerts,
-  spendByBudget,
-  type AlertCandidate,
-  type Budget,
-  type StoredAlert,
-} from './repository.js'
+import { listAlerts, recordAlerts, type AlertCandidate, type StoredAlert } from './alert-store.js'
+import { CHANNELS, listBudgets, type Budget } from './budget-store.js'
+import { spendByBudget } from './spend.js'
 
 export interface BudgetMonitorOptions {
   /** Quiet time after a relevant commit before evaluating; commits meanwhile share the evaluation. */

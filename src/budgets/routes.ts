@@ -8,7 +8,8 @@ import { percentOf } from './channels.js'
 import { defineBudget, redefineBudget, type DefinitionContext } from './definition.js'
 import type { BudgetMonitor } from './evaluator.js'
 import { webhookDestinationProblem } from './outbound.js'
-import { deleteBudget, findBudget, insertBudget, listAlerts, listBudgets, updateBudget, type Budget, type StoredAlert } from './repository.js'
+import { listAlerts, type StoredAlert } from './alert-store.js'
+import { deleteBudget, findBudget, insertBudget, listBudgets, updateBudget, type Budget } from './budget-store.js'
 import {
   AlertsQuery,
   AlertsResponse,

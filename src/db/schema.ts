@@ -288,8 +288,8 @@ export const budgetAlerts = pgTable(
     budgetId: text('budget_id').notNull(),
     periodStart: ts('period_start').notNull(),
     periodEnd: ts('period_end').notNull(),
-    /** 'threshold' | 'projected' (projected rows carry threshold 100). */
-    kind: text('kind').notNull(),
+    /** Projected rows carry threshold 100. */
+    kind: text('kind').$type<'threshold' | 'projected'>().notNull(),
     threshold: integer('threshold').notNull(),
     limitUsd: usd('limit_usd').notNull(),
     spentUsd: usd('spent_usd').notNull(),
@@ -312,8 +312,7 @@ export const budgetDeliveries = pgTable(
     alertId: text('alert_id').notNull(),
     /** 'webhook' | 'email' | 'telegram' */
     channel: text('channel').notNull(),
-    /** 'pending' | 'delivered' | 'failed' | 'cancelled' */
-    status: text('status').notNull().default('pending'),
+    status: text('status').$type<'pending' | 'delivered' | 'failed' | 'cancelled'>().notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
     /** When a pending delivery is next due; while an attempt runs, the end of its lease. */
     nextAttemptAt: ts('next_attempt_at'),

@@ -1,4 +1,6 @@
+import { sql } from 'drizzle-orm'
 import t from 'tap'
+import { recordAlerts, type AlertCandidate } from '../../src/budgets/alert-store.js'
 import { createTestDatabase, resetTables } from '../helpers/db.js'
 import { api, buildBudgetApp, costEvent, createBudget, postEvents, TestClock } from '../helpers/budgets.js'
 
@@ -200,4 +202,34 @@ t.test('budget routes need the admin scope', async (t) => {
     const res = await app.inject({ method, url, payload: method === 'POST' ? { period: 'day', limitUsd: 1 } : undefined })
     t.equal(res.statusCode, 401, `${method} ${url}`)
   }
+})
+
+t.test('the alert history filters by budget, since and before, newest first', async (t) => {
+  const [one, two] = [await createBudget(app, { period: 'month', limitUsd: 10 }), await createBudget(app, { period: 'month', limitUsd: 10 })]
+  const window = { start: new Date('2025-03-01T00:00:00Z'), end: new Date('2025-04-01T00:00:00Z') }
+  const alert = (budgetId: string, threshold: number): AlertCandidate => ({
+    budgetId,
+    window,
+    kind: 'threshold',
+    threshold,
+    limit: 10_000_000_000_000n,
+    spent: 9_000_000_000_000n,
+    projected: null,
+    channels: [],
+  })
+  await recordAlerts(database, [alert(one.id, 50), alert(one.id, 80), alert(two.id, 50)])
+  // One creation time each (the insert gave them all the same one).
+  for (const [budgetId, threshold, minute] of [[one.id, 50, 0], [one.id, 80, 1], [two.id, 50, 2]] as const) {
+    const createdAt = new Date(Date.UTC(2025, 2, 20, 12, minute)).toISOString()
+    await database.db.execute(sql`UPDATE budget_alerts SET created_at = ${createdAt} WHERE budget_id = ${budgetId} AND threshold = ${threshold}`)
+  }
+  const list = async (query: string) =>
+    (await api<{ alerts: Array<{ budgetId: string; threshold: number; createdAt: string }> }>(app, 'GET', `/api/alerts?${query}`)).body.alerts.map(
+      (a) => `${a.budgetId === one.id ? 'one' : 'two'}:${a.threshold}@${a.createdAt.slice(11, 16)}`,
+    )
+  t.same(await list(''), ['two:50@12:02', 'one:80@12:01', 'one:50@12:00'])
+  t.same(await list(`budgetId=${one.id}`), ['one:80@12:01', 'one:50@12:00'])
+  t.same(await list('since=2025-03-20T12:01:00Z'), ['two:50@12:02', 'one:80@12:01'], 'since is inclusive')
+  t.same(await list('before=2025-03-20T12:01:00Z'), ['one:50@12:00'], 'before is exclusive')
+  t.same(await list('limit=1'), ['two:50@12:02'])
 })

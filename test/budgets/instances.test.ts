@@ -1,5 +1,5 @@
 import t from 'tap'
-import { recordAlerts, type AlertCandidate } from '../../src/budgets/repository.js'
+import { recordAlerts, type AlertCandidate } from '../../src/budgets/alert-store.js'
 import { connectDatabase, type Database } from '../../src/db/connect.js'
 import { createTestDatabase, resetTables, TEST_DATABASE_URL } from '../helpers/db.js'
 import { postUsage } from '../helpers/usage.js'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { defineBudget } from '../../src/budgets/definition.js'
 import { isNonPublicAddress } from '../../src/budgets/outbound.js'
-import { insertBudget } from '../../src/budgets/repository.js'
+import { insertBudget } from '../../src/budgets/budget-store.js'
 import { uuidv7 } from '../../src/lib/uuidv7.js'
 import { alertsOf, api, buildBudgetApp, costEvent, postEvents } from '../helpers/budgets.js'
 import { createTestDatabase, resetTables } from '../helpers/db.js'

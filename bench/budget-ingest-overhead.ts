@@ -1,19 +1,19 @@
 /**
  * How much budgets slow ingest: times N batch POSTs with 0 budgets and with 50 budgets that the
- * events count towards. Not a test (timings are no assertion); run it by hand:
+ * events count towards, and the synchronous per-commit hook on its own.
  *
- *   npx tsx test/budgets/measure-ingest-overhead.ts                 # embedded engine
- *   DATABASE_URL=postgres://... npx tsx test/budgets/measure-ingest-overhead.ts
+ *   npm run bench:budgets                                  # embedded engine
+ *   DATABASE_URL=postgres://... npm run bench:budgets
  */
 import { performance } from 'node:perf_hooks'
-import { buildApp } from '../../src/app.js'
-import { DeliveryWorker } from '../../src/budgets/delivery.js'
-import { BudgetMonitor } from '../../src/budgets/evaluator.js'
-import { connectDatabase } from '../../src/db/connect.js'
-import { migrateDatabase } from '../../src/db/migrate.js'
-import type { CommittedEvent } from '../../src/usage/ingest.js'
-import { ADMIN_KEY, bearer, testConfig } from '../helpers/app.js'
-import { resetTables, TEST_DATABASE_URL } from '../helpers/db.js'
+import { buildApp } from '../src/app.js'
+import { DeliveryWorker } from '../src/budgets/delivery.js'
+import { BudgetMonitor } from '../src/budgets/evaluator.js'
+import { connectDatabase } from '../src/db/connect.js'
+import { migrateDatabase } from '../src/db/migrate.js'
+import type { CommittedEvent } from '../src/usage/ingest.js'
+import { ADMIN_KEY, bearer, testConfig } from '../test/helpers/app.js'
+import { resetTables, TEST_DATABASE_URL } from '../test/helpers/db.js'
 
 const BATCHES = Number(process.env.BATCHES ?? 200)
 const BATCH_SIZE = Number(process.env.BATCH_SIZE ?? 100)

@@ -1,0 +1,106 @@
+import { and, asc, eq, inArray, lte, sql } from 'drizzle-orm'
+import type { Database } from '../db/connect.js'
+import { budgetAlerts, budgetDeliveries, budgets } from '../db/schema.js'
+import { alertFigures, type AlertFigures } from './alert-store.js'
+import { toBudget, type Budget, type ChannelName } from './budget-store.js'
+
+export type DeliveryStatus = (typeof budgetDeliveries.$inferSelect)['status']
+
+/** A delivery claimed for one attempt, with what the message needs. */
+export interface ClaimedDelivery {
+  id: string
+  channel: ChannelName
+  /** Including this one. */
+  attempt: number
+  alert: AlertFigures & {
+    id: string
+    /** Lower thresholds that fired in the same evaluation and are reported with this one. */
+    alsoCrossed: number[]
+    createdAt: Date
+  }
+  /** The budget as it stands now (channels may have changed since the alert); null when it was deleted meanwhile. */
+  budget: Budget | null
+}
+
+/**
+ * Claims up to `limit` due deliveries for one attempt each. The claim moves next_attempt_at to
+ * the end of a lease: another instance takes the delivery over only if this one dies mid-attempt.
+ */
+export async function claimDueDeliveries(database: Database, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+  const { db } = database
+  const due = db
+    .select({ id: budgetDeliveries.id })
+    .from(budgetDeliveries)
+    .where(and(eq(budgetDeliveries.status, 'pending'), lte(budgetDeliveries.nextAttemptAt, sql`now()`)))
+    .orderBy(asc(budgetDeliveries.nextAttemptAt))
+    .limit(limit)
+    .for('update', { skipLocked: true })
+  const claimed = db.$with('claimed').as(
+    db
+      .update(budgetDeliveries)
+      .set({
+        attempts: sql`${budgetDeliveries.attempts} + 1`,
+        lastAttemptAt: sql`now()`,
+        nextAttemptAt: sql`now() + ${leaseMs} * interval '1 millisecond'`,
+      })
+      .where(inArray(budgetDeliveries.id, due))
+      .returning({ id: budgetDeliveries.id, alertId: budgetDeliveries.alertId, channel: budgetDeliveries.channel, attempts: budgetDeliveries.attempts }),
+  )
+  const rows = await db
+    .with(claimed)
+    .select({
+      id: claimed.id,
+      channel: claimed.channel,
+      attempts: claimed.attempts,
+      alert: budgetAlerts,
+      alsoCrossed: sql<number[]>`(SELECT coalesce(json_agg(s.threshold ORDER BY s.threshold), '[]'::json) FROM budget_alerts s
+        WHERE s.budget_id = ${budgetAlerts.budgetId} AND s.period_start = ${budgetAlerts.periodStart}
+          AND s.superseded_by = ${budgetAlerts.id} AND s.kind = 'threshold')`,
+      budget: budgets,
+    })
+    .from(claimed)
+    .innerJoin(budgetAlerts, eq(budgetAlerts.id, claimed.alertId))
+    .leftJoin(budgets, eq(budgets.id, budgetAlerts.budgetId))
+  return rows.map(({ alert: a, budget: b, ...d }) => ({
+    id: d.id,
+    channel: d.channel as ChannelName,
+    attempt: d.attempts,
+    alert: { id: a.id, ...alertFigures(a), alsoCrossed: d.alsoCrossed, createdAt: a.createdAt },
+    budget: b === null ? null : toBudget(b),
+  }))
+}
+
+export async function markDelivered(database: Database, id: string): Promise<void> {
+  await database.db.execute(sql`
+    UPDATE budget_deliveries SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL, last_error = NULL
+    WHERE id = ${id}`)
+}
+
+/** Records a failed attempt: due again after `retryInMs`, or failed for good when that is null. */
+export async function markAttemptFailed(database: Database, id: string, error: string, retryInMs: number | null): Promise<void> {
+  await database.db.execute(sql`
+    UPDATE budget_deliveries SET last_error = ${error},
+      status = ${retryInMs === null ? 'failed' : 'pending'},
+      next_attempt_at = ${retryInMs === null ? null : sql`now() + ${retryInMs} * interval '1 millisecond'`}
+    WHERE id = ${id}`)
+}
+
+export async function markCancelled(database: Database, id: string, reason: string): Promise<void> {
+  await database.db.execute(sql`
+    UPDATE budget_deliveries SET status = 'cancelled', last_error = ${reason}, next_attempt_at = NULL WHERE id = ${id}`)
+}
+
+/** Gives an interrupted attempt back (shutdown): due at once, the attempt not counted. */
+export async function releaseClaim(database: Database, id: string): Promise<void> {
+  await database.db.execute(sql`
+    UPDATE budget_deliveries SET attempts = greatest(attempts - 1, 0), next_attempt_at = now()
+    WHERE id = ${id} AND status = 'pending'`)
+}
+
+/** Milliseconds until the next pending delivery is due (0 when overdue), null when none is pending. */
+export async function msUntilNextDelivery(database: Database): Promise<number | null> {
+  const [row] = await database.rows<{ ms: string | number | null }>(sql`
+    SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now()) * 1000) AS ms
+    FROM budget_deliveries WHERE status = 'pending'`)
+  return row === undefined || row.ms === null ? null : Math.ceil(Number(row.ms))
+}
