@@ -17,3 +17,16 @@ export function createBotLogger(level: string, destination?: NodeJS.WritableStre
   }
   return destination ? pino(options, destination) : pino(options)
 }
+
+/** What an error log line carries: never request options, headers or payloads (they hold keys and user text). */
+export function describeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) }
+  const status = (error as { status?: unknown }).status
+  const code = (error as { code?: unknown }).code
+  return {
+    type: error.constructor.name,
+    message: error.message,
+    ...(typeof status === 'number' ? { status } : {}),
+    ...(typeof code === 'number' || typeof code === 'string' ? { code } : {}),
+  }
+}

@@ -21,7 +21,6 @@ t.test('commands: /start, /help, /reset, an unknown command, a non-text message'
   t.match(welcome, '/usage')
   const [help] = await converse(running, '/help')
   t.match(help, /\/reset - Forget this conversation/)
-  t.ok(running.telegram.callsOf('setMyCommands').length === 1, 'the command list is registered with Telegram')
 
   running.provider.enqueue({ text: 'Noted: your name is Ada.' })
   await converse(running, 'My name is Ada.')
@@ -39,10 +38,12 @@ t.test('commands: /start, /help, /reset, an unknown command, a non-text message'
 
   const modelCalls = running.provider.requests.length
   t.same(await converse(running, '/frobnicate'), ['I do not know that command. /help lists what I can do.'])
-  running.telegram.pushUpdate({
-    message: { message_id: 999, from: { ...USER, is_bot: false }, chat: { id: USER.id, type: 'private', first_name: USER.first_name }, date: 1, sticker: { file_id: 'x', file_unique_id: 'y', type: 'regular', width: 1, height: 1, is_animated: false, is_video: false } },
-  })
-  await waitFor(() => running.telegram.messagesTo(USER.id).at(-1)?.visibleText === 'I can only read text messages.', 'the non-text reply')
+  await running.inject(
+    running.telegram.update({
+      message: { message_id: 999, from: { ...USER, is_bot: false }, chat: { id: USER.id, type: 'private', first_name: USER.first_name }, date: 1, sticker: { file_id: 'x', file_unique_id: 'y', type: 'regular', width: 1, height: 1, is_animated: false, is_video: false } },
+    }),
+  )
+  t.equal(running.telegram.messagesTo(USER.id).at(-1)?.visibleText, 'I can only read text messages.', 'the non-text reply')
   t.equal(running.provider.requests.length, modelCalls, 'commands and stickers do not call the model')
 })
 
@@ -106,9 +107,12 @@ t.test('two quick messages in one chat are answered in order, the second seeing 
   const running = await startBot(t, service, { provider: 'anthropic', botId: 'tg_order' })
   bots.push(running)
   running.provider.enqueue({ text: 'first answer', latencyMs: 150 }, { text: 'second answer' })
-  running.telegram.sendText('first question', { from: USER })
-  running.telegram.sendText('second question', { from: USER })
-  await waitFor(() => running.telegram.messagesTo(USER.id).length === 2, 'both answers')
+  // Handed over together, as one getUpdates batch would be: the second must wait for the first.
+  await Promise.all([
+    running.inject(running.telegram.textUpdate('first question', { from: USER })),
+    running.inject(running.telegram.textUpdate('second question', { from: USER })),
+  ])
+  t.equal(running.telegram.messagesTo(USER.id).length, 2, 'both answers')
   t.same(running.telegram.messagesTo(USER.id).map((message) => message.visibleText), ['first answer', 'second answer'])
   t.same(
     lastModelMessages(running).map((message) => message.content),
@@ -125,8 +129,8 @@ t.test('a reply over 4096 characters is split at paragraph boundaries, code bloc
   const answer = `${paragraphs.slice(0, 15).join('\n\n')}\n\n${code}\n\n${paragraphs.slice(15).join('\n\n')}`
   t.ok(answer.length > 2 * 4096, `the answer is long (${answer.length} characters)`)
   running.provider.enqueue({ text: answer })
-  running.telegram.sendText('write a lot', { from: USER })
-  await waitFor(() => running.telegram.messagesTo(USER.id).some((message) => message.visibleText.includes('Paragraph 29')), 'the last piece')
+  await running.inject(running.telegram.textUpdate('write a lot', { from: USER }))
+  t.ok(running.telegram.messagesTo(USER.id).some((message) => message.visibleText.includes('Paragraph 29')), 'the last piece')
   const pieces = running.telegram.messagesTo(USER.id)
   t.ok(pieces.length >= 3, `sent in ${pieces.length} messages`)
   for (const piece of pieces) {
@@ -190,10 +194,28 @@ t.test('Telegram flood control (429 retry_after) is waited out', async (t) => {
   t.ok(Date.now() - started >= 900, 'waited retry_after before sending again')
 })
 
+t.test('long polling: launch registers the commands, updates are fetched and answered, stop() confirms them and ends polling', async (t) => {
+  const running = await startBot(t, service, { provider: 'anthropic', botId: 'tg_polling', receive: 'launch' })
+  bots.push(running)
+  t.ok(running.telegram.callsOf('setMyCommands').length === 1, 'the command list is registered with Telegram')
+  const [welcome] = await converse(running, '/start')
+  t.match(welcome, /claude-haiku-4-5 \(anthropic\)/, '/start names the model')
+  running.provider.enqueue({ text: 'Answered over long polling.' })
+  t.same(await converse(running, 'hello'), ['Answered over long polling.'])
+  t.ok(
+    running.telegram.callsOf('getUpdates').some((call) => JSON.stringify(call.params.allowed_updates) === '["message"]'),
+    'polls for messages only',
+  )
+  await running.bot.stop('test')
+  await t.resolves(running.bot.untilStopped(), 'untilStopped() resolves after stop()')
+  t.equal(running.telegram.pendingUpdates, 0, 'every update handled was confirmed to Telegram')
+})
+
 t.test('webhook mode: setWebhook with the secret, updates POSTed to the listener are answered', async (t) => {
   const running = await startBot(t, service, {
     provider: 'openai',
     botId: 'tg_webhook',
+    receive: 'launch',
     env: {
       TELEGRAM_WEBHOOK_URL: 'https://bot.example.test/telegram/hook',
       TELEGRAM_WEBHOOK_HOST: '127.0.0.1',

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import type { Test } from 'tap'
+import type { Update } from 'telegraf/types'
 import { createBot, type TelegramBot } from '../../bots/telegram/bot.js'
 import { loadBotConfig, providerKeyVariable, type BotConfig, type LlmProvider } from '../../bots/telegram/config.js'
 import { createBotLogger } from '../../bots/telegram/logger.js'
@@ -11,7 +12,7 @@ import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { startFakeAnthropic, startFakeGemini, startFakeOpenAI, type FakeProviderServer } from '../helpers/fake-providers.js'
-import { FAKE_BOT_TOKEN, FakeTelegram } from '../helpers/fake-telegram.js'
+import { FAKE_BOT_TOKEN, FakeTelegram, type TelegramUpdate } from '../helpers/fake-telegram.js'
 
 /** Provider keys the bots are configured with; a test checks that no log line contains one. */
 export const PROVIDER_KEYS: Record<LlmProvider, string> = {
@@ -128,6 +129,10 @@ export interface RunningBot {
   readonly usageKey: string
   /** Everything the bot logged. */
   readonly log: () => string
+  /** How updates reach the bot (see BotOptions.receive). */
+  readonly receive: 'inject' | 'launch'
+  /** Hands `update` to the bot (Telegraf's handleUpdate); resolves once its handlers are done. */
+  inject(update: TelegramUpdate): Promise<void>
 }
 
 export interface BotOptions {
@@ -136,12 +141,19 @@ export interface BotOptions {
   /** Default: the service's URL. */
   usageUrl?: string
   env?: Record<string, string>
+  /**
+   * `inject` (default): the bot is not launched; tests hand it updates with `inject()`, as
+   * Telegraf's own tests use `bot.handleUpdate`. Its calls (getMe, sendMessage...) still go over
+   * the wire to the fake. `launch`: `launch()` as main.ts does, receiving by long polling, or by
+   * the webhook listener when TELEGRAM_WEBHOOK_URL is in `env`; for tests of how updates travel.
+   */
+  receive?: 'inject' | 'launch'
 }
 
 /**
- * Launches the real bot (Telegraf long polling against a fake Telegram API, the provider's SDK
- * against its fake) reporting to `service`, configured through the environment like main.ts.
- * Stopped, and its usage client closed, when the test ends.
+ * The real bot (Telegraf against a fake Telegram API, the provider's SDK against its fake)
+ * reporting to `service`, configured through the environment like main.ts. Receives updates as
+ * `options.receive` says. Stopped, and its usage client closed, when the test ends.
  */
 export async function startBot(t: Test, service: UsageService, options: BotOptions): Promise<RunningBot> {
   const telegram = await FakeTelegram.start()
@@ -184,11 +196,27 @@ export async function startBot(t: Test, service: UsageService, options: BotOptio
     await usage.close({ deadlineMs: 500 })
     await telegram.close()
   })
-  await bot.launch()
-  return { bot, config, usage, telegram, provider, botId: options.botId, usageKey, log: () => lines.join('') }
+  const receive = options.receive ?? 'inject'
+  if (receive === 'launch') await bot.launch()
+  return {
+    bot,
+    config,
+    usage,
+    telegram,
+    provider,
+    botId: options.botId,
+    usageKey,
+    log: () => lines.join(''),
+    receive,
+    // The fake's update is the Bot API's JSON; Telegraf's Update type is that JSON's shape.
+    inject: (update) => bot.bot.handleUpdate(update as unknown as Update),
+  }
 }
 
-/** The user sends `text`; resolves with the bot's messages to that chat that arrived after it. */
+/**
+ * The user sends `text`; resolves with the bot's messages to that chat that arrived after it:
+ * once the bot has handled the update (`inject`), or once `expectMessages` arrived (`launch`).
+ */
 export async function converse(
   running: RunningBot,
   text: string,
@@ -196,8 +224,15 @@ export async function converse(
 ): Promise<string[]> {
   const chatId = options.chatId ?? USER.id
   const before = running.telegram.messagesTo(chatId).length
-  running.telegram.sendText(text, { chatId, from: { ...USER, id: chatId } })
+  const from = { ...USER, id: chatId }
   const expected = options.expectMessages ?? 1
-  await waitFor(() => running.telegram.messagesTo(chatId).length >= before + expected, `${expected} bot message(s) answering "${text.slice(0, 40)}"`, options.timeoutMs)
+  const what = `${expected} bot message(s) answering "${text.slice(0, 40)}"`
+  if (running.receive === 'inject') {
+    await running.inject(running.telegram.textUpdate(text, { chatId, from }))
+    if (running.telegram.messagesTo(chatId).length < before + expected) throw new Error(`the bot handled the update without sending ${what}`)
+  } else {
+    running.telegram.sendText(text, { chatId, from })
+    await waitFor(() => running.telegram.messagesTo(chatId).length >= before + expected, what, options.timeoutMs)
+  }
   return running.telegram.messagesTo(chatId).slice(before).map((message) => message.visibleText)
 }

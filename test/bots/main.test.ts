@@ -101,7 +101,8 @@ t.test('npm run bot: answers, and SIGTERM stops it after flushing the usage it h
     // Nothing is sent before the stop: the event can only arrive through close()'s flush.
     USAGE_CLIENT_FLUSH_INTERVAL_MS: '600000',
   })
-  await waitFor(() => bot.output().stdout.includes('"msg":"bot started"'), 'the bot to start', 20_000)
+  // A cold tsx start of the process; generous, CI is a loaded machine.
+  await waitFor(() => bot.output().stdout.includes('"msg":"bot started"'), 'the bot to start', 60_000)
 
   provider.enqueue({ text: 'Hello from the process.' })
   telegram.sendText('hi', { from: USER })

@@ -10,7 +10,8 @@ import type { Socket } from 'node:net'
  * webhook is set), sendMessage (validates HTML parse mode like Telegram: bad markup is the real 400
  * "can't parse entities", text over 4096 characters after parsing is "message is too long"),
  * sendChatAction, setWebhook, deleteWebhook, getWebhookInfo, setMyCommands.
- * Tests play the users with `sendText()` and read what the bot sent in `sent`.
+ * Tests play the users with `sendText()` (or hand `textUpdate()` to the bot's `handleUpdate`) and
+ * read what the bot sent in `sent`.
  * Several bots may share one fake (`tokens`), as budget alerts with per-budget bot tokens do;
  * every call and message records the token it came with.
  */
@@ -50,7 +51,13 @@ export interface FakeUser {
   readonly username?: string
 }
 
-interface TelegramUpdate {
+export interface TextOptions {
+  readonly chatId?: number
+  readonly from?: FakeUser
+  readonly chatType?: 'private' | 'group'
+}
+
+export interface TelegramUpdate {
   readonly update_id: number
   readonly [kind: string]: unknown
 }
@@ -112,7 +119,20 @@ export class FakeTelegram {
   }
 
   /** A user writes `text` in a private chat (chat id = user id). Commands get their bot_command entity, as on Telegram. */
-  sendText(text: string, options: { chatId?: number; from?: FakeUser; chatType?: 'private' | 'group' } = {}): TelegramUpdate {
+  sendText(text: string, options: TextOptions = {}): TelegramUpdate {
+    return this.#queue(this.textUpdate(text, options))
+  }
+
+  /** Queues any update (`{ message: ... }`, `{ edited_message: ... }`); an update_id is assigned. */
+  pushUpdate(content: Record<string, unknown>): TelegramUpdate {
+    return this.#queue(this.update(content))
+  }
+
+  /**
+   * The update `sendText` would queue, not queued: for a test that hands it to the bot itself
+   * (Telegraf's `bot.handleUpdate`) when how updates travel is not what it tests.
+   */
+  textUpdate(text: string, options: TextOptions = {}): TelegramUpdate {
     const from = options.from ?? { id: 4242, first_name: 'Ada', username: 'ada' }
     const chatId = options.chatId ?? from.id
     const command = /^\/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?/.exec(text)
@@ -128,12 +148,15 @@ export class FakeTelegram {
       text,
       ...(command ? { entities: [{ type: 'bot_command', offset: 0, length: command[0].length }] } : {}),
     }
-    return this.pushUpdate({ message })
+    return this.update({ message })
   }
 
-  /** Queues any update (`{ message: ... }`, `{ edited_message: ... }`); an update_id is assigned. */
-  pushUpdate(content: Record<string, unknown>): TelegramUpdate {
-    const update: TelegramUpdate = { update_id: this.#nextUpdateId++, ...content }
+  /** Any update (`{ message: ... }`) with the next update_id, not queued (see `textUpdate`). */
+  update(content: Record<string, unknown>): TelegramUpdate {
+    return { update_id: this.#nextUpdateId++, ...content }
+  }
+
+  #queue(update: TelegramUpdate): TelegramUpdate {
     this.#updates.push(update)
     this.#answerPoller()
     return update
