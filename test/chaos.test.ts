@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { UsageClient, type UsageClientError } from '../src/client/index.js'
-import { waitUntil } from './client/support.js'
 import { ADMIN_KEY } from './helpers/app.js'
 import { persistentStorageEnv, TEST_DATABASE_URL } from './helpers/db.js'
 import { postgresBinDir, startPrivatePostgres } from './helpers/private-postgres.js'
 import { startService, type ServiceProcess } from './helpers/service-process.js'
+import { waitFor } from './helpers/wait.js'
 
 // Two starts of the service and the load between them: 20-40 s on an idle 2-core machine, but a
 // busy shared one can stretch each start of the embedded engine past 20 s.
@@ -86,13 +86,13 @@ async function chaos(t: Test, env: Record<string, string>, restartDatabase?: () 
   })
   t.teardown(() => client.close({ deadlineMs: 500 }))
   const load = keepTracking(client)
-  const sentAtLeast = (count: number, what: string) => waitUntil(() => client.stats().sent >= count, what, 60_000)
+  const sentAtLeast = (count: number, what: string) => waitFor(() => client.stats().sent >= count, what, 60_000)
 
   await sentAtLeast(100, 'the first deliveries')
   // kill -9 mid-load: batches in flight lose their answer (some after their commit).
   t.equal(await service.stop('SIGKILL'), 'SIGKILL')
   const trackedWhileDown = load.tracked.length
-  await waitUntil(() => load.tracked.length >= trackedWhileDown + 100, 'tracking while the service is down')
+  await waitFor(() => load.tracked.length >= trackedWhileDown + 100, 'tracking while the service is down')
   service = startService({ ...env, PORT: port })
   await service.url
   const afterRestart = client.stats().sent
@@ -106,7 +106,7 @@ async function chaos(t: Test, env: Record<string, string>, restartDatabase?: () 
 
   load.stop()
   const total = load.tracked.length
-  await waitUntil(() => client.stats().sent === total, `all ${total} tracked events delivered (spool replayed)`, 60_000)
+  await waitFor(() => client.stats().sent === total, `all ${total} tracked events delivered (spool replayed)`, 60_000)
   const ids = await storedIds(base)
   t.equal(ids.length, total, 'stored once each: no event lost, none stored twice')
   t.equal(new Set(ids).size, ids.length, 'no duplicate ids')

@@ -1,5 +1,6 @@
 import { UsageClientConfigError } from './errors.js'
-import { UsageClient, type UsageClientOptions } from './usage-client.js'
+import type { UsageClientOptions } from './options.js'
+import { UsageClient } from './usage-client.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 

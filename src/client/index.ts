@@ -1,5 +1,6 @@
 export { UsageClient } from './usage-client.js'
-export type { UsageClientOptions, UsageClientStats, UsageClientLogger } from './usage-client.js'
+export type { UsageClientStats } from './usage-client.js'
+export type { UsageClientOptions, UsageClientLogger } from './options.js'
 export { fromEnv, usageClientOptionsFromEnv } from './env.js'
 export type { Env } from './env.js'
 export type { TrackEvent, UsageEvent, Tracker, Metadata } from './event.js'

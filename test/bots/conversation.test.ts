@@ -2,7 +2,8 @@ import { request } from 'undici'
 import t from 'tap'
 import { estimateTokens } from '../../bots/telegram/conversations.js'
 import { FAKE_BOT_TOKEN } from '../helpers/fake-telegram.js'
-import { converse, PROVIDER_KEYS, startBot, startUsageService, USER, waitFor, type RunningBot } from './harness.js'
+import { waitFor } from '../helpers/wait.js'
+import { converse, PROVIDER_KEYS, startBot, startUsageService, USER, type RunningBot } from './harness.js'
 
 const service = await startUsageService(t)
 const bots: RunningBot[] = []

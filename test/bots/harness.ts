@@ -13,6 +13,7 @@ import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { startFakeAnthropic, startFakeGemini, startFakeOpenAI, type FakeProviderServer } from '../helpers/fake-providers.js'
 import { FAKE_BOT_TOKEN, FakeTelegram, type TelegramUpdate } from '../helpers/fake-telegram.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** Provider keys the bots are configured with; a test checks that no log line contains one. */
 export const PROVIDER_KEYS: Record<LlmProvider, string> = {
@@ -29,15 +30,6 @@ export const MODELS: Record<LlmProvider, string> = {
 
 /** The user every test plays (a private chat, so chat id = user id). */
 export const USER = { id: 4242, first_name: 'Ada', username: 'ada' }
-
-/** Polls `condition` every 10 ms until it holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 export interface UsageService {
   readonly app: FastifyInstance

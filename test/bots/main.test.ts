@@ -3,7 +3,8 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { FAKE_BOT_TOKEN, FakeTelegram } from '../helpers/fake-telegram.js'
-import { MODELS, PROVIDER_KEYS, startFakeProvider, startUsageService, USER, waitFor } from './harness.js'
+import { waitFor } from '../helpers/wait.js'
+import { MODELS, PROVIDER_KEYS, startFakeProvider, startUsageService, USER } from './harness.js'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 

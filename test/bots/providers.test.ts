@@ -4,6 +4,7 @@ import { friendlyFailureReplies } from '../../bots/telegram/llm.js'
 import { formatCount, formatUsd, usagePeriods } from '../../bots/telegram/usage-report.js'
 import type { ScriptedReply } from '../helpers/fake-providers.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
+import { waitFor } from '../helpers/wait.js'
 import {
   converse,
   freePort,
@@ -12,7 +13,6 @@ import {
   startUsageService,
   startUsageServiceOn,
   USER,
-  waitFor,
   type UsageResponse,
   type UsageService,
 } from './harness.js'

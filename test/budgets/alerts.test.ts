@@ -19,9 +19,9 @@ import { FakeTelegram } from '../helpers/fake-telegram.js'
 import {
   startSmtpServer,
   startWebhookReceiver,
-  waitFor,
   type ReceivedRequest,
 } from '../helpers/fake-alert-receivers.js'
+import { waitFor } from '../helpers/wait.js'
 
 const database = await createTestDatabase(t)
 const webhook = await startWebhookReceiver()
@@ -47,7 +47,7 @@ const MARCH_20 = '2025-03-20T12:00:00Z'
 async function sentinel(app: Parameters<typeof createBudget>[0], spentSoFar: number, scope: Record<string, string> = { botId: 'bot_x' }) {
   const b = await createBudget(app, { name: 'sentinel', scope, period: 'month', timeZone: 'UTC', limitUsd: spentSoFar + 0.5, thresholds: [100], notifyProjected: false })
   return {
-    crossed: () => waitFor('the sentinel alert', async () => (await alertsOf(app, b.id)).length === 1),
+    crossed: () => waitFor(async () => (await alertsOf(app, b.id)).length === 1, 'the sentinel alert'),
   }
 }
 
@@ -58,7 +58,7 @@ t.test('one large event crossing 50, 80 and 100% records each once and delivers 
   const secret = b.channels.webhook?.secret ?? ''
 
   await postEvents(app, [costEvent(12, { createdAt: '2025-03-20T10:00:00Z' })])
-  await waitFor('the webhook', () => webhook.received.length === 1)
+  await waitFor(() => webhook.received.length === 1, 'the webhook')
   const [hook] = webhook.received
   t.ok(verifySignature(hook, secret), 'X-Signature verifies with the secret shown at creation')
   t.notOk(verifySignature({ ...hook, rawBody: hook.rawBody.replace('"spentUsd":12', '"spentUsd":1') }, secret), 'a changed body does not verify')
@@ -77,7 +77,7 @@ t.test('one large event crossing 50, 80 and 100% records each once and delivers 
   })
   t.equal(hook.headers['x-alert-id'], hook.json.id)
 
-  await waitFor('the delivery to be recorded', async () => (await alertsOf(app, b.id)).some((a) => a.deliveries[0]?.status === 'delivered'))
+  await waitFor(async () => (await alertsOf(app, b.id)).some((a) => a.deliveries[0]?.status === 'delivered'), 'the delivery to be recorded')
   const alerts = await alertsOf(app, b.id)
   const byThreshold = new Map(alerts.map((a) => [a.threshold, a]))
   t.same([...byThreshold.keys()].sort((x, y) => x - y), [50, 80, 100])
@@ -104,8 +104,8 @@ t.test('many small concurrent events cross each threshold exactly once', async (
     Array.from({ length: 200 }, (_, i) => postUsage(app, costEvent(0.05, { id: `e${i}`, createdAt: '2025-03-20T11:00:00Z' }))),
   )
   t.ok(responses.every((r) => r.statusCode === 201), 'all 200 stored')
-  await waitFor('the 100% alert', async () => (await alertsOf(app, b.id)).some((a) => a.threshold === 100))
-  await waitFor('every delivery', async () => (await alertsOf(app, b.id)).every((a) => a.deliveries.every((d) => d.status === 'delivered')))
+  await waitFor(async () => (await alertsOf(app, b.id)).some((a) => a.threshold === 100), 'the 100% alert')
+  await waitFor(async () => (await alertsOf(app, b.id)).every((a) => a.deliveries.every((d) => d.status === 'delivered')), 'every delivery')
   const alerts = await alertsOf(app, b.id)
   t.same(alerts.map((a) => a.threshold).sort((x, y) => x - y), [25, 50, 80, 100], 'one alert per threshold')
   const delivered = alerts.filter((a) => a.deliveries.length > 0).map((a) => a.id).sort()
@@ -119,7 +119,7 @@ t.test('a new period resets spend and re-arms the thresholds', async (t) => {
   const { app } = await buildBudgetApp(t, database, {}, clock)
   const b = await createBudget(app, { period: 'month', timeZone: 'UTC', limitUsd: 10, thresholds: [50], notifyProjected: false })
   await postEvents(app, [costEvent(6, { createdAt: '2025-03-31T22:00:00Z' })])
-  await waitFor('the March alert', async () => (await alertsOf(app, b.id)).length === 1)
+  await waitFor(async () => (await alertsOf(app, b.id)).length === 1, 'the March alert')
 
   clock.set('2025-04-01T01:00:00Z')
   const before = await api(app, 'GET', `/api/budgets/${b.id}/status`)
@@ -127,7 +127,7 @@ t.test('a new period resets spend and re-arms the thresholds', async (t) => {
   await postEvents(app, [costEvent(4, { createdAt: '2025-04-01T00:10:00Z' })])
   const s = await sentinel(app, 4)
   await postEvents(app, [costEvent(1, { createdAt: '2025-04-01T00:20:00Z' })])
-  await waitFor('the April alert', async () => (await alertsOf(app, b.id)).length === 2)
+  await waitFor(async () => (await alertsOf(app, b.id)).length === 2, 'the April alert')
   await s.crossed()
   const alerts = await alertsOf(app, b.id)
   t.same(alerts.map((a) => [a.periodStart, a.threshold, a.spentUsd]), [
@@ -154,7 +154,7 @@ t.test('time zone edges: a Kolkata day starts at 18:30 UTC and partial hours com
   t.match(u.body, { periodStart: '2025-03-20T00:00:00.000Z', spentUsd: 10.25 })
 
   await postEvents(app, [costEvent(0.25, { createdAt: '2025-03-20T18:29:59Z' })])
-  await waitFor('the Kolkata alert', async () => (await alertsOf(app, kolkata.id)).length === 1)
+  await waitFor(async () => (await alertsOf(app, kolkata.id)).length === 1, 'the Kolkata alert')
   t.match((await alertsOf(app, kolkata.id))[0], { threshold: 100, spentUsd: 10, periodStart: '2025-03-19T18:30:00.000Z' })
   t.equal((await alertsOf(app, utc.id)).length, 0)
 })
@@ -174,10 +174,10 @@ t.test('a projected overrun fires once per period, from the timer', async (t) =>
 
   // No new events: only the timer can notice. 4 days in: 21 / 4 * 31 = 162.75.
   clock.set('2025-03-05T00:00:00Z')
-  await waitFor('the projected alert', async () => (await alertsOf(app, b.id)).length === 1)
+  await waitFor(async () => (await alertsOf(app, b.id)).length === 1, 'the projected alert')
   const [alert] = await alertsOf(app, b.id)
   t.match(alert, { kind: 'projected', threshold: 100, spentUsd: 21, projectedUsd: 162.75, limitUsd: 100 })
-  await waitFor('the projection webhook', () => webhook.received.length === 1)
+  await waitFor(() => webhook.received.length === 1, 'the projection webhook')
   t.match(webhook.received[0].json, { type: 'budget.projected_overrun', projectedUsd: 162.75, spentUsd: 21 })
 
   clock.set('2025-03-06T00:00:00Z')
@@ -194,11 +194,11 @@ t.test('a webhook answering 500 is retried with backoff, each attempt signed and
   const b = await createBudget(app, { period: 'month', limitUsd: 10, thresholds: [50], channels: { webhook: { url: webhook.url, secret: 'the-shared-secret-0123456789' } } })
   webhook.failNext(500, 500)
   await postEvents(app, [costEvent(6, { createdAt: '2025-03-20T10:00:00Z' })])
-  await waitFor('three attempts', () => webhook.received.length === 3)
+  await waitFor(() => webhook.received.length === 3, 'three attempts')
   t.ok(webhook.received.every((r) => verifySignature(r, 'the-shared-secret-0123456789')), 'every attempt is signed')
   t.same(webhook.received.map((r) => r.json.attempt), [1, 2, 3])
   t.equal(new Set(webhook.received.map((r) => r.headers['x-alert-id'])).size, 1, 'same alert id on every attempt')
-  await waitFor('delivered', async () => (await alertsOf(app, b.id))[0]?.deliveries[0]?.status === 'delivered')
+  await waitFor(async () => (await alertsOf(app, b.id))[0]?.deliveries[0]?.status === 'delivered', 'delivered')
   t.match((await alertsOf(app, b.id))[0].deliveries, [{ channel: 'webhook', status: 'delivered', attempts: 3, lastError: null }])
 })
 
@@ -229,14 +229,14 @@ t.test('email through a real SMTP server and Telegram through the Bot API', asyn
   await createBudget(app, { name: 'Model budget', scope: { model: 'acme-large' }, period: 'month', limitUsd: 50, thresholds: [80], channels: { telegram: { chatId: '@acme_alerts', botToken: '222:DedicatedToken_of_a_bot' } } })
   await postEvents(app, [costEvent(41, { createdAt: '2025-03-20T10:00:00Z' })])
 
-  await waitFor('the email', () => smtp.mails.length === 1)
+  await waitFor(() => smtp.mails.length === 1, 'the email')
   const [mail] = smtp.mails
   t.equal(mail.from, 'alerts@example.com')
   t.same(mail.to, ['ops@example.com', 'cfo@example.com'])
   t.equal(mail.subject, 'Budget "Bot X monthly" reached 80%: $41.00 of $50.00 monthly')
   t.match(mail.raw, /Scope: bot bot_x/)
 
-  await waitFor('both Telegram messages', () => telegram.sent.length === 2)
+  await waitFor(() => telegram.sent.length === 2, 'both Telegram messages')
   const byToken = new Map(telegram.sent.map((m) => [m.token, m]))
   t.match(byToken.get('111:DefaultAlertBotToken_abc'), { chatId: -100123, text: /^Budget "Bot X monthly" reached 80%/ })
   t.match(byToken.get('222:DedicatedToken_of_a_bot'), { chatId: '@acme_alerts', text: /^Budget "Model budget" reached 80%/ })
@@ -263,8 +263,8 @@ t.test('a failing channel does not block the others', async (t) => {
     channels: { email: { to: ['ops@example.com'] }, webhook: { url: webhook.url }, telegram: { chatId: 5, botToken: '333:SecretTokenThatMustNotLeak' } },
   })
   await postEvents(app, [costEvent(6, { createdAt: '2025-03-20T10:00:00Z' })])
-  await waitFor('webhook and Telegram', () => webhook.received.length === 1 && telegram.sent.length === 1)
-  await waitFor('email to give up', async () => (await alertsOf(app, b.id))[0]?.deliveries.find((d) => d.channel === 'email')?.status === 'failed')
+  await waitFor(() => webhook.received.length === 1 && telegram.sent.length === 1, 'webhook and Telegram')
+  await waitFor(async () => (await alertsOf(app, b.id))[0]?.deliveries.find((d) => d.channel === 'email')?.status === 'failed', 'email to give up')
   const [alert] = await alertsOf(app, b.id)
   t.match(alert.deliveries, [
     { channel: 'email', status: 'failed', attempts: 2, lastError: /ECONNREFUSED/, deliveredAt: null },
@@ -282,13 +282,13 @@ t.test('a pending retry survives a restart and is sent by the next instance', as
   const b = await createBudget(first.app, { period: 'month', limitUsd: 10, thresholds: [50], channels: { webhook: { url: webhook.url } } })
   webhook.failNext(503)
   await postEvents(first.app, [costEvent(6, { createdAt: '2025-03-20T10:00:00Z' })])
-  await waitFor('the failed first attempt to be recorded', async () => (await alertsOf(first.app, b.id))[0]?.deliveries[0]?.lastError != null)
+  await waitFor(async () => (await alertsOf(first.app, b.id))[0]?.deliveries[0]?.lastError != null, 'the failed first attempt to be recorded')
   t.match((await alertsOf(first.app, b.id))[0].deliveries[0], { status: 'pending', attempts: 1, lastError: 'webhook answered HTTP 503 Service Unavailable' }, 'the status line only, never the receiver body')
   await first.app.close()
 
   const second = await buildBudgetApp(t, database, env, clock)
-  await waitFor('the retry from the new instance', () => webhook.received.length === 2)
-  await waitFor('delivered', async () => (await alertsOf(second.app, b.id))[0]?.deliveries[0]?.status === 'delivered')
+  await waitFor(() => webhook.received.length === 2, 'the retry from the new instance')
+  await waitFor(async () => (await alertsOf(second.app, b.id))[0]?.deliveries[0]?.status === 'delivered', 'delivered')
   t.match((await alertsOf(second.app, b.id))[0].deliveries[0], { attempts: 2, status: 'delivered' })
   t.equal((await alertsOf(second.app, b.id)).length, 1, 'the restart fired nothing again')
 })

@@ -4,7 +4,8 @@ import { connectDatabase, type Database } from '../../src/db/connect.js'
 import { createTestDatabase, resetTables, TEST_DATABASE_URL } from '../helpers/db.js'
 import { postUsage } from '../helpers/usage.js'
 import { alertsOf, buildBudgetApp, costEvent, createBudget, TestClock } from '../helpers/budgets.js'
-import { startWebhookReceiver, waitFor } from '../helpers/fake-alert-receivers.js'
+import { startWebhookReceiver } from '../helpers/fake-alert-receivers.js'
+import { waitFor } from '../helpers/wait.js'
 
 const database = await createTestDatabase(t)
 /** A second instance's own connection pool on the same schema; the embedded engine has one connection to share. */
@@ -36,8 +37,8 @@ t.test('two instances ingesting and evaluating at once fire each threshold once'
     Array.from({ length: 100 }, (_, i) => postUsage(apps[i % 2], costEvent(0.1, { id: `e${i}`, createdAt: '2025-03-20T11:00:00Z' }))),
   )
   t.ok(responses.every((r) => r.statusCode === 201))
-  await waitFor('the 100% alert', async () => (await alertsOf(a.app, b.id)).some((x) => x.threshold === 100))
-  await waitFor('all deliveries', async () => (await alertsOf(a.app, b.id)).every((x) => x.deliveries.every((d) => d.status === 'delivered')))
+  await waitFor(async () => (await alertsOf(a.app, b.id)).some((x) => x.threshold === 100), 'the 100% alert')
+  await waitFor(async () => (await alertsOf(a.app, b.id)).every((x) => x.deliveries.every((d) => d.status === 'delivered')), 'all deliveries')
 
   const alerts = await alertsOf(a.app, b.id)
   t.same(alerts.map((x) => x.threshold).sort((p, q) => p - q), thresholds, 'each threshold recorded once')

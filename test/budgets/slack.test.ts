@@ -1,7 +1,8 @@
 import t from 'tap'
 import { api, alertsOf, buildBudgetApp, costEvent, createBudget, postEvents, TestClock } from '../helpers/budgets.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { slackPayloadProblem, startFakeSlack, waitFor } from '../helpers/fake-alert-receivers.js'
+import { slackPayloadProblem, startFakeSlack } from '../helpers/fake-alert-receivers.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** The slack channel: Block Kit with the numbers and a dashboard link, retried, its URL kept secret. */
 
@@ -30,7 +31,7 @@ t.test('a threshold alert reaches Slack as Block Kit, after a retry, and the URL
 
   slack.failNext(500)
   await postEvents(app, [costEvent(8.5, { createdAt: '2025-03-20T10:00:00Z' })])
-  await waitFor('the slack delivery', async () => (await alertsOf(app, budget.id))[0]?.deliveries[0]?.status === 'delivered')
+  await waitFor(async () => (await alertsOf(app, budget.id))[0]?.deliveries[0]?.status === 'delivered', 'the slack delivery')
 
   const [alert] = await alertsOf(app, budget.id)
   t.match(alert.deliveries, [{ channel: 'slack', status: 'delivered', attempts: 2 }], 'retried like the other channels')

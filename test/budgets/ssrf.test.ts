@@ -5,7 +5,8 @@ import { insertBudget } from '../../src/budgets/budget-store.js'
 import { uuidv7 } from '../../src/lib/uuidv7.js'
 import { alertsOf, api, buildBudgetApp, costEvent, postEvents } from '../helpers/budgets.js'
 import { createTestDatabase, resetTables } from '../helpers/db.js'
-import { startWebhookReceiver, waitFor } from '../helpers/fake-alert-receivers.js'
+import { startWebhookReceiver } from '../helpers/fake-alert-receivers.js'
+import { waitFor } from '../helpers/wait.js'
 
 // Budget webhooks must not become a way into the service's own network: private, loopback and
 // link-local destinations are refused when a budget is saved and again when an alert is sent,
@@ -73,7 +74,7 @@ t.test('delivery checks the address again: stored private webhooks are never cal
   const { app } = await buildBudgetApp(t, database, { ...REFUSE, ALERT_MAX_ATTEMPTS: '2' })
   await postEvents(app, [costEvent(5)])
   for (const id of stored) {
-    await waitFor('the delivery to fail for good', async () => (await alertsOf(app, id))[0]?.deliveries[0]?.status === 'failed')
+    await waitFor(async () => (await alertsOf(app, id))[0]?.deliveries[0]?.status === 'failed', 'the delivery to fail for good')
     const [delivery] = (await alertsOf(app, id))[0].deliveries
     t.match(delivery.lastError, /private, loopback or link-local address: set ALERT_WEBHOOK_ALLOW_PRIVATE=true/)
   }
@@ -87,7 +88,7 @@ t.test('with ALERT_WEBHOOK_ALLOW_PRIVATE a failed delivery stores the status lin
   t.equal(res.status, 201, 'allowed by the operator')
   const before = receiver.received.length
   await postEvents(app, [costEvent(5)])
-  await waitFor('the delivery to fail', async () => (await alertsOf(app, res.body.id))[0]?.deliveries[0]?.status === 'failed')
+  await waitFor(async () => (await alertsOf(app, res.body.id))[0]?.deliveries[0]?.status === 'failed', 'the delivery to fail')
   t.equal(receiver.received.length, before + 1, 'the receiver was called')
   const [delivery] = (await alertsOf(app, res.body.id))[0].deliveries
   t.equal(delivery.lastError, 'webhook answered HTTP 500 Internal Server Error')

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { clientFor, sampleEvent, startUsageServer, tempDir, waitUntil } from './support.js'
+import { clientFor, sampleEvent, startUsageServer, tempDir } from './support.js'
+import { waitFor } from '../helpers/wait.js'
 
 t.test('service down for a while, then up: every event arrives exactly once (spool)', async (t) => {
   const server = await startUsageServer(t)
@@ -11,7 +12,7 @@ t.test('service down for a while, then up: every event arrives exactly once (spo
   // More events while down.
   for (let i = 50; i < 60; i++) client.track(sampleEvent(i))
   await server.up()
-  await waitUntil(() => client.stats().sent === 60, 'replay after the service came back')
+  await waitFor(() => client.stats().sent === 60, 'replay after the service came back')
   t.equal(server.stored.length, 60)
   t.equal(new Set(server.ids()).size, 60)
   t.same(
@@ -27,7 +28,7 @@ t.test('service down for a while, then up: no spool, events wait in memory', asy
   await server.down()
   const { client } = clientFor(t, server, { batchSize: 10 })
   for (let i = 0; i < 30; i++) client.track(sampleEvent(i))
-  await waitUntil(() => client.stats().retried >= 3, 'a few failed attempts')
+  await waitFor(() => client.stats().retried >= 3, 'a few failed attempts')
   t.equal(await client.flush({ timeoutMs: 20 }), false, 'flush times out while down')
   await server.up()
   t.equal(await client.flush({ timeoutMs: 10_000 }), true)
@@ -86,7 +87,7 @@ t.test('queue full: spills to disk, nothing dropped, all arrive later', async (t
   await client.flush()
   t.match(client.stats(), { dropped: 0, spooled: 500, queued: 0 })
   await server.up()
-  await waitUntil(() => client.stats().sent === 500, 'spool replay')
+  await waitFor(() => client.stats().sent === 500, 'spool replay')
   t.equal(new Set(server.ids()).size, 500)
   t.equal(server.stored.length, 500)
 })
@@ -113,7 +114,7 @@ t.test('close() with a deadline never hangs: unsent events go to the spool', asy
   const { client } = clientFor(t, server, { spoolDir, timeoutMs: 60_000 })
   client.track(sampleEvent(1))
   client.track(sampleEvent(2))
-  await waitUntil(() => server.requests.length === 1, 'the request to hang')
+  await waitFor(() => server.requests.length === 1, 'the request to hang')
   const started = Date.now()
   await client.close({ deadlineMs: 200 })
   const took = Date.now() - started
@@ -150,12 +151,12 @@ t.test('no spool: events put back after a failed round are sent at the next prob
   const logger = { warn: (_: object, message?: string) => void (message?.includes('unreachable') && unreachable++) }
   const { client } = clientFor(t, server, { batchSize: 100, flushIntervalMs: 20, logger })
   client.track(sampleEvent(1))
-  await waitUntil(() => unreachable > 0, 'a whole failed retry round')
+  await waitFor(() => unreachable > 0, 'a whole failed retry round')
   // The loop must probe again by itself (fastRetry caps delays at 50 ms); before the fix it slept
   // until the next track().
-  await waitUntil(() => client.stats().retried >= 3, 'the probe after the failed round')
+  await waitFor(() => client.stats().retried >= 3, 'the probe after the failed round')
   await server.up()
   // Stored by the server first, then acknowledged to the client: wait for both.
-  await waitUntil(() => server.stored.length === 1 && client.stats().sent === 1, 'delivered at the next probe', 10_000)
+  await waitFor(() => server.stored.length === 1 && client.stats().sent === 1, 'delivered at the next probe', 10_000)
   t.match(client.stats(), { sent: 1, queued: 0 })
 })

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import Anthropic from '@anthropic-ai/sdk'
 import { instrumentAnthropic } from '../../src/client/index.js'
 import { startFakeAnthropic, type FakeProviderServer } from '../helpers/fake-providers.js'
-import { clientFor, recordingTracker, startUsageServer, waitUntil } from './support.js'
+import { clientFor, recordingTracker, startUsageServer } from './support.js'
+import { waitFor } from '../helpers/wait.js'
 
 const cacheUsage = {
   input_tokens: 10,
@@ -157,6 +158,6 @@ t.test('end to end through UsageClient to the usage service', async (t) => {
   const anthropic = instrumentAnthropic(new Anthropic({ apiKey: 'test', baseURL: fake.url, maxRetries: 0 }), client)
   await client.withMetadata({ chatId: 7, userId: 9 }, () => anthropic.messages.create(params))
   await client.flush()
-  await waitUntil(() => server.stored.length === 1, 'the stored event')
+  await waitFor(() => server.stored.length === 1, 'the stored event')
   t.match(server.stored[0].event, { botId: 'test-bot', provider: 'anthropic', ...normalized, success: true, metadata: { chatId: 7, userId: 9 } })
 })

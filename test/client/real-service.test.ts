@@ -10,7 +10,8 @@ import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase, resetTables } from '../helpers/db.js'
 import { startFakeAnthropic } from '../helpers/fake-providers.js'
 import { countEvents, getJson, rollupMismatches } from '../helpers/usage.js'
-import { fastRetry, sampleEvent, tempDir, waitUntil } from './support.js'
+import { fastRetry, sampleEvent, tempDir } from './support.js'
+import { waitFor } from '../helpers/wait.js'
 
 const database = await createTestDatabase(t)
 t.beforeEach(() => resetTables(database))
@@ -49,7 +50,7 @@ t.test('service down for a while, then up again: every event stored exactly once
   t.ok(c.stats().spooled > 0, 'events spilled to the spool')
 
   await serve(t, database, first.port)
-  await waitUntil(() => c.stats().sent === 60, 'replay once the service is back', 20_000)
+  await waitFor(() => c.stats().sent === 60, 'replay once the service is back', 20_000)
   t.equal(await countEvents(database), 60)
   t.match(c.stats(), { dropped: 0, failed: 0 })
   t.same(await rollupMismatches(database), [])
@@ -68,7 +69,7 @@ t.test('a restarted process replays the spool it left behind', async (t) => {
   t.equal(await countEvents(database), 0)
 
   const after = client(t, { baseUrl: svc.url, apiKey: key, botId: 'bot_spool', spoolDir })
-  await waitUntil(() => after.stats().sent >= 40, 'replayed on start', 20_000)
+  await waitFor(() => after.stats().sent >= 40, 'replayed on start', 20_000)
   t.equal(await countEvents(database), 40)
 })
 

@@ -4,7 +4,8 @@ import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { clientFor, sampleEvent, startUsageServer, tempDir, waitUntil } from './support.js'
+import { clientFor, sampleEvent, startUsageServer, tempDir } from './support.js'
+import { waitFor } from '../helpers/wait.js'
 
 const run = promisify(execFile)
 const fixture = fileURLToPath(new URL('./fixtures/spool-and-crash.ts', import.meta.url))
@@ -28,7 +29,7 @@ t.test('process restart with a non-empty spool: a new client replays it, skippin
 
   await server.up()
   const { client, errors } = clientFor(t, server, { spoolDir })
-  await waitUntil(() => client.stats().sent === 40, 'replay of the spool from the previous process')
+  await waitFor(() => client.stats().sent === 40, 'replay of the spool from the previous process')
   t.equal(server.stored.length, 40)
   t.same(
     [...server.ids()].sort(),
@@ -57,7 +58,7 @@ t.test('a crash mid-replay loses nothing: the segment stays until acknowledged',
   server.killNext(1, 'after-store')
   server.failNext(20, 500)
   const second = clientFor(t, server, { spoolDir, batchSize: 10, retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 } })
-  await server.waitFor(() => server.requests.length >= 3, 5000, 'replay attempts')
+  await waitFor(() => server.requests.length >= 3, 'replay attempts', 5000)
   await second.client.close({ deadlineMs: 50 })
   const storedThenKilled = server.requests.find((request) => request.status === 'killed')?.eventCount ?? 0
   t.ok(storedThenKilled > 0)
@@ -65,8 +66,8 @@ t.test('a crash mid-replay loses nothing: the segment stays until acknowledged',
   t.ok((await readdir(spoolDir)).some((name) => name.endsWith('.jsonl')), 'segment kept: its events were never acknowledged')
 
   const third = clientFor(t, server, { spoolDir, batchSize: 10 })
-  await server.waitFor(() => server.stored.length === 30, 10_000, 'full replay')
-  await waitUntil(() => third.client.stats().sent === 30, 'acknowledgements')
+  await waitFor(() => server.stored.length === 30, 'full replay', 10_000)
+  await waitFor(() => third.client.stats().sent === 30, 'acknowledgements')
   t.equal(server.duplicatesReceived, storedThenKilled, 'the stored-but-unacknowledged events were replayed again and deduped')
   t.equal(new Set(server.ids()).size, 30)
 })

@@ -6,15 +6,6 @@ import type { TrackEvent, Tracker, UsageClientError, UsageClientOptions } from '
 import { UsageClient } from '../../src/client/index.js'
 import { FakeUsageServer } from '../helpers/fake-usage-server.js'
 
-/** Polls `condition` every 5 ms; rejects with `what` after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
 export interface RecordingTracker extends Tracker {
   readonly events: TrackEvent[]
 }

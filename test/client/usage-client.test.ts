@@ -1,6 +1,7 @@
 import t from 'tap'
 import { UsageClient, UsageClientConfigError, fromEnv, usageClientOptionsFromEnv } from '../../src/client/index.js'
-import { clientFor, sampleEvent, startUsageServer, waitUntil } from './support.js'
+import { clientFor, sampleEvent, startUsageServer } from './support.js'
+import { waitFor } from '../helpers/wait.js'
 
 t.test('batches events and sends each once with ids and createdAt assigned at track()', async (t) => {
   const server = await startUsageServer(t)
@@ -11,7 +12,7 @@ t.test('batches events and sends each once with ids and createdAt assigned at tr
   t.equal(server.requests.length, 0, 'below batchSize nothing is sent before the interval')
   // Reaching batchSize triggers a send; the request drains the whole backlog (up to 1000).
   for (let i = 5; i < 25; i++) client.track(sampleEvent(i))
-  await waitUntil(() => client.stats().sent === 25, 'the batch')
+  await waitFor(() => client.stats().sent === 25, 'the batch')
   t.same(server.requests.map((request) => request.eventCount), [25])
   t.equal(await client.flush(), true)
   t.equal(server.stored.length, 25)
@@ -27,7 +28,7 @@ t.test('flushes on the interval without an explicit flush()', async (t) => {
   const server = await startUsageServer(t)
   const { client } = clientFor(t, server, { batchSize: 100, flushIntervalMs: 30 })
   client.track(sampleEvent(1))
-  await waitUntil(() => client.stats().sent === 1, 'the timed flush', 5000)
+  await waitFor(() => client.stats().sent === 1, 'the timed flush', 5000)
   t.equal(server.stored.length, 1)
 })
 

@@ -131,16 +131,6 @@ export async function startSmtpServer(): Promise<FakeSmtp> {
   return { url: `smtp://127.0.0.1:${port}`, mails, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
 }
 
-/** Polls `check` until it returns true; fails with `what` after the deadline. No fixed sleeps. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 15))
-  }
-}
-
 export interface FakeSlack extends HttpFake {
   /** Statuses for the next requests, in order; then 200 "ok". */
   failNext(...statuses: number[]): void

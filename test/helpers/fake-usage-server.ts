@@ -49,7 +49,6 @@ export class FakeUsageServer {
   readonly #seen = new Set<string>()
   readonly #faults: Fault[] = []
   readonly #sockets = new Set<Socket>()
-  readonly #listeners = new Set<() => void>()
   #server: Server
   #port = 0
 
@@ -117,31 +116,6 @@ export class FakeUsageServer {
     await this.down()
   }
 
-  /** Resolves when `condition` holds (checked after every request), rejects after `timeoutMs`. */
-  waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-    if (condition()) return Promise.resolve()
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!condition()) return
-        cleanup()
-        resolve()
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(new Error(`fake usage server: timed out after ${timeoutMs} ms waiting for ${what}`))
-      }, timeoutMs)
-      const cleanup = (): void => {
-        clearTimeout(timer)
-        this.#listeners.delete(check)
-      }
-      this.#listeners.add(check)
-    })
-  }
-
-  #notify(): void {
-    for (const listener of [...this.#listeners]) listener()
-  }
-
   #createServer(): Server {
     const server = createServer((request, response) => {
       this.#handle(request, response).catch((error: unknown) => {
@@ -165,7 +139,6 @@ export class FakeUsageServer {
     }
     const log = (status: ReceivedRequest['status'], eventCount: number): void => {
       this.requests.push({ at: Date.now(), status, eventCount })
-      this.#notify()
     }
     if (request.method !== 'POST' || request.url !== '/api/usage/batch') {
       reply(response, 404, { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `${request.method} ${request.url}` })

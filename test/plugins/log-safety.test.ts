@@ -6,7 +6,8 @@ import t from 'tap'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { BUDGET_TEST_ENV } from '../helpers/budgets.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { startWebhookReceiver, waitFor } from '../helpers/fake-alert-receivers.js'
+import { startWebhookReceiver } from '../helpers/fake-alert-receivers.js'
+import { waitFor } from '../helpers/wait.js'
 import { FakeTelegram } from '../helpers/fake-telegram.js'
 import { SEED_EVENT } from '../helpers/usage.js'
 
@@ -143,13 +144,13 @@ t.test('failing paths', async (t) => {
   const usage = await app.inject({ method: 'POST', url: '/api/usage', headers: bearer(botKey.key), payload: { ...SEED_EVENT, botId: 'bot_x', provider: 'acme', model: 'acme-x', estimatedCost: 1 } })
   t.equal(usage.statusCode, 201)
   await waitFor(
-    'every delivery to fail for good',
     async () => {
       const res = await app.inject({ method: 'GET', url: '/api/alerts?limit=50', headers: admin })
       const alerts = (res.json() as { alerts: { deliveries: { status: string }[] }[] }).alerts
       const deliveries = alerts.flatMap((a) => a.deliveries)
       return deliveries.length === 4 && deliveries.every((d) => d.status === 'failed')
     },
+    'every delivery to fail for good',
     30_000,
   )
 })

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { listenMetrics } from '../../src/plugins/metrics.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase, ENGINE } from '../helpers/db.js'
-import { waitFor } from '../helpers/fake-alert-receivers.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** Scrape, parse the exposition format, send known traffic, scrape again: counters moved by exactly that. */
 
@@ -174,11 +174,11 @@ t.test('load shedding is counted; METRICS_PORT serves the same registry without 
 
   let shed = 0
   const before = await scrapePort()
-  await waitFor('a shed request', async () => {
+  await waitFor(async () => {
     const res = await app.inject({ method: 'POST', url: '/api/usage', headers: bearer(ADMIN_KEY), payload: { botId: 'b', provider: 'p', model: 'm', inputTokens: 1, outputTokens: 1 } })
     if (res.statusCode === 503) shed++
     return shed >= 2
-  })
+  }, 'a shed request')
   const after = await scrapePort()
   t.equal(delta(before, after, 'http_load_shed_total', { route: '/api/usage' }), 2)
   t.equal(delta(before, after, 'usage_ingest_rejections_total', { route: '/api/usage', reason: 'overloaded' }), 2)
