@@ -5,13 +5,24 @@ import type { Config } from '../config.js'
 import type { Database } from '../db/connect.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { ConcurrencyLimit } from '../lib/concurrency-limit.js'
-import type { EventFilter } from '../usage/repository.js'
-import { toUsageEvent } from '../usage/repository.js'
+import { toUsageEvent, type EventFilter } from '../db/event-store.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import { EXPORT_BATCH_SIZE, sendExport } from './export.js'
 import { histogramBuckets, summarizeLatency } from './latency.js'
 import { MAX_REPORT_ROWS, sendMonthlyReport } from './monthly-report.js'
-import { breakdown, eventPage, monthlyReport, summaryGroups, timeseries, topErrorMessages, totalsOver, type PagedEventRow } from './queries.js'
+import {
+  breakdown,
+  eventPage,
+  monthlyReport,
+  recentEvents,
+  statsFromRollups,
+  summaryGroups,
+  timeseries,
+  topErrorMessages,
+  totalsOver,
+  type PagedEventRow,
+} from './queries.js'
+import { toEventFilter } from './query.js'
 import { parseDimension, requestScopes } from './request-filters.js'
 import {
   BreakdownQuery,
@@ -23,19 +34,25 @@ import {
   ExportQuery,
   MonthlyQuery,
   MonthlyReport,
+  StatsQuery,
+  StatsResponse,
   SummaryQuery,
   SummaryResponse,
   TimeseriesQuery,
   TimeseriesResponse,
 } from './schemas.js'
 import { currentMonth, bucketStarts, monthWindow, TimeZones, type Window } from './time-window.js'
+import { statsResponse } from './usage-stats.js'
 import { addTotals, change, rate, usd, wireTotals, ZERO, zeroFilled, zeroFilledWithLatency } from './totals.js'
 
 /** The HTTP surface of the read side: every route reads through the read pool. */
 
 export interface AnalyticsRoutesOptions {
   config: Config
+  /** Analytics, exports and reports read here (a replica when one is configured). */
   database: Database
+  /** GET /api/usage reads the primary: a client sees its own writes there. */
+  primary: Database
 }
 
 /** Most buckets one timeseries may have (e.g. 83 days of hours). */
@@ -61,6 +78,29 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
   })
 
   const scopeOf = requestScopes({ database, zones, maxDays: config.maxQueryRangeDays })
+
+  app.get(
+    '/api/usage',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['usage'],
+        summary: 'Usage stats by model and provider, with the most recent events',
+        description:
+          'Seed-compatible contract: stats grouped by model+provider, recentUsage newest first, totalCost. ' +
+          'Filters: botId, model, provider, requestType, success, startDate, endDate (inclusive; a date-only endDate covers the whole UTC day).',
+        querystring: StatsQuery,
+        response: { 200: StatsResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const q = request.query
+      const filter = toEventFilter(q, readableBots(request, q.botId))
+      const primary = opts.primary.reads
+      const [rows, recent] = await Promise.all([statsFromRollups(primary, filter), recentEvents(primary, filter, q.limit ?? 20)])
+      return statsResponse(rows, recent)
+    },
+  )
 
   app.get(
     '/api/usage/timeseries',
