@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { rebuildRollups } from '../src/analytics/rollups.js'
+import { rebuildRollups } from '../src/usage/rollups.js'
 import { connectDatabase } from '../src/db/connect.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 

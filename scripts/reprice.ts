@@ -9,7 +9,7 @@ import { connectDatabase } from '../src/db/connect.js'
 import { DataDirLockedError } from '../src/db/data-dir-lock.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 import { PricingService, repriceWith } from '../src/pricing/service.js'
-import { parseRange } from '../src/usage/query.js'
+import { parseRange } from '../src/analytics/query.js'
 import { repriceEvents } from '../src/usage/repository.js'
 
 const { values } = parseArgs({

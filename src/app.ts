@@ -408,7 +408,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     })
     guardRoutes(api, auth)
     await api.register(keyRoutes, { database, auth })
-    await api.register(usageRoutes, { config, database, writeQueue, priceEvent: pricing.priceEvent })
+    await api.register(usageRoutes, { config, writeQueue, priceEvent: pricing.priceEvent })
     await api.register(otelRoutes, {
       config,
       writeQueue,
@@ -417,7 +417,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     })
     await api.register(metricsRoutes, { metrics })
     await api.register(pricingRoutes, { database, pricing })
-    await api.register(analyticsRoutes, { config, database: readDatabase })
+    await api.register(analyticsRoutes, { config, database: readDatabase, primary: database })
     await api.register(budgetRoutes, {
       database,
       monitor: budgetMonitor,

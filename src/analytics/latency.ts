@@ -1,4 +1,4 @@
-import { LATENCY_BUCKETS } from './rollups.js'
+import { LATENCY_BUCKETS } from '../db/event-store.js'
 
 export interface LatencySummary {
   /** Calls that reported a latency. */

@@ -1,32 +1,29 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import { Readable } from 'node:stream'
 import { Type } from 'typebox'
 import { readableBots } from '../auth/plugin.js'
 import type { Config } from '../config.js'
 import type { Database } from '../db/connect.js'
-import { errorBody, ErrorResponse, Errors } from '../errors.js'
+import { ErrorResponse, Errors } from '../errors.js'
 import { ConcurrencyLimit } from '../lib/concurrency-limit.js'
-import { formatUsd, parseUsd } from '../pricing/money.js'
-import type { EventFilter } from '../usage/repository.js'
-import { toUsageEvent } from '../usage/repository.js'
-import type { UsageFilters } from '../usage/schemas.js'
-import { csvLine } from './csv.js'
+import { toUsageEvent, type EventFilter } from '../db/event-store.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
+import { EXPORT_BATCH_SIZE, sendExport } from './export.js'
 import { histogramBuckets, summarizeLatency } from './latency.js'
+import { MAX_REPORT_ROWS, sendMonthlyReport } from './monthly-report.js'
 import {
   breakdown,
   eventPage,
-  exportEvents,
   monthlyReport,
+  recentEvents,
+  statsFromRollups,
   summaryGroups,
   timeseries,
   topErrorMessages,
   totalsOver,
-  type BucketRow,
   type PagedEventRow,
-  type Span,
 } from './queries.js'
+import { toEventFilter } from './query.js'
+import { parseDimension, requestScopes } from './request-filters.js'
 import {
   BreakdownQuery,
   BreakdownResponse,
@@ -37,137 +34,33 @@ import {
   ExportQuery,
   MonthlyQuery,
   MonthlyReport,
+  StatsQuery,
+  StatsResponse,
   SummaryQuery,
   SummaryResponse,
   TimeseriesQuery,
   TimeseriesResponse,
-  type UsageTotals,
 } from './schemas.js'
-import type { ColumnDimension, Dimension, Totals } from './sources.js'
-import { bucketStarts, currentMonth, monthWindow, resolveWindow, TimeZones, type Window } from './time-window.js'
+import { currentMonth, bucketStarts, monthWindow, TimeZones, type Window } from './time-window.js'
+import { statsResponse } from './usage-stats.js'
+import { addTotals, change, rate, usd, wireTotals, ZERO, zeroFilled, zeroFilledWithLatency } from './totals.js'
+
+/** The HTTP surface of the read side: every route reads through the read pool. */
 
 export interface AnalyticsRoutesOptions {
   config: Config
+  /** Analytics, exports and reports read here (a replica when one is configured). */
   database: Database
+  /** GET /api/usage reads the primary: a client sees its own writes there. */
+  primary: Database
 }
 
-/** Range used when startDate is omitted. */
-const DEFAULT_RANGE_DAYS = 30
 /** Most buckets one timeseries may have (e.g. 83 days of hours). */
 export const MAX_TIMESERIES_BUCKETS = 2000
-/** Most rows a monthly report may have; more means the caller should filter. */
-export const MAX_REPORT_ROWS = 10_000
-/** Events fetched per query while exporting: bounds the memory an export holds at once. */
-const EXPORT_BATCH_SIZE = 2000
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
 
-const DIMENSION_COLUMNS: Record<string, ColumnDimension> = {
-  model: 'model',
-  provider: 'provider',
-  botId: 'bot_id',
-  requestType: 'request_type',
-}
-const METADATA_DIMENSION = /^metadata\.([A-Za-z0-9_.:-]{1,100})$/
-
-function parseDimension(name: string, field: string): Dimension {
-  const column = DIMENSION_COLUMNS[name]
-  if (column) return { column }
-  const metadata = METADATA_DIMENSION.exec(name)
-  if (metadata) return { metadataKey: metadata[1] }
-  throw new Errors.validation(
-    `${field} has unknown dimension '${name}': use model, provider, botId, requestType or metadata.<key>`,
-  )
-}
-
-const rate = (part: number, whole: number) => (whole === 0 ? null : part / whole)
-const usd = (decimal: string) => Number(decimal)
-const exactUsd = (decimal: string) => formatUsd(parseUsd(decimal))
-
-export function wireTotals(t: Totals): UsageTotals {
-  return {
-    calls: t.calls,
-    successes: t.calls - t.failures,
-    failures: t.failures,
-    successRate: rate(t.calls - t.failures, t.calls),
-    inputTokens: t.inputTokens,
-    outputTokens: t.outputTokens,
-    totalTokens: t.totalTokens,
-    cacheReadTokens: t.cacheReadTokens,
-    cacheWriteTokens: t.cacheWriteTokens,
-    reasoningTokens: t.reasoningTokens,
-    cost: usd(t.cost),
-    unpricedCalls: t.unpricedCalls,
-    unpricedInputTokens: t.unpricedInputTokens,
-    unpricedOutputTokens: t.unpricedOutputTokens,
-    avgLatencyMs: t.latencyCount === 0 ? null : Math.round((t.latencySumMs / t.latencyCount) * 10) / 10,
-  }
-}
-
-const ZERO: Totals = {
-  calls: 0,
-  failures: 0,
-  inputTokens: 0,
-  outputTokens: 0,
-  totalTokens: 0,
-  cacheReadTokens: 0,
-  cacheWriteTokens: 0,
-  reasoningTokens: 0,
-  cost: '0',
-  unpricedCalls: 0,
-  unpricedInputTokens: 0,
-  unpricedOutputTokens: 0,
-  latencySumMs: 0,
-  latencyCount: 0,
-  latencyMaxMs: null,
-  histogram: null,
-}
-
-/** Adds totals exactly (cost as pico-USD bigints). */
-function addTotals(a: Totals, b: Totals): Totals {
-  return {
-    calls: a.calls + b.calls,
-    failures: a.failures + b.failures,
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    totalTokens: a.totalTokens + b.totalTokens,
-    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
-    cacheWriteTokens: a.cacheWriteTokens + b.cacheWriteTokens,
-    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
-    cost: formatUsd(parseUsd(a.cost) + parseUsd(b.cost)),
-    unpricedCalls: a.unpricedCalls + b.unpricedCalls,
-    unpricedInputTokens: a.unpricedInputTokens + b.unpricedInputTokens,
-    unpricedOutputTokens: a.unpricedOutputTokens + b.unpricedOutputTokens,
-    latencySumMs: a.latencySumMs + b.latencySumMs,
-    latencyCount: a.latencyCount + b.latencyCount,
-    latencyMaxMs: a.latencyMaxMs === null ? b.latencyMaxMs : b.latencyMaxMs === null ? a.latencyMaxMs : Math.max(a.latencyMaxMs, b.latencyMaxMs),
-    histogram: null,
-  }
-}
-
-/** Relative change; null when there is nothing to compare with. */
-function change(current: number, previous: number): number | null {
-  return previous === 0 ? null : (current - previous) / previous
-}
-
-function zeroFilled(starts: number[], rows: BucketRow[]) {
-  const byStart = new Map(rows.map((r) => [r.bucket, r.totals]))
-  return starts.map((s) => ({ start: new Date(s).toISOString(), ...wireTotals(byStart.get(s) ?? ZERO) }))
-}
-
-/** Zero-filled buckets that also carry the latency percentiles of each bucket. */
-function zeroFilledWithLatency(starts: number[], rows: BucketRow[]) {
-  const byStart = new Map(rows.map((r) => [r.bucket, r.totals]))
-  return starts.map((s) => {
-    const totals = byStart.get(s) ?? ZERO
-    return { start: new Date(s).toISOString(), ...wireTotals(totals), latency: summarizeLatency(totals) }
-  })
-}
-
 const iso = (d: Date) => d.toISOString()
-
-/** Fastify pipes a stream as the body; the type provider only knows the schema's string. */
-const asStreamedBody = (stream: Readable) => stream as unknown as string
 
 export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> = async (app, opts) => {
   const { config } = opts
@@ -184,27 +77,30 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
     refuse: () => new Errors.analyticsBusy(),
   })
 
-  /** The caller's readable bots, the validated zone and window, and the filter they make. */
-  async function scopeOf(request: FastifyRequest, q: UsageFilters & { tz?: string }) {
-    const botIds = readableBots(request, q.botId)
-    const tz = await zones.check(q.tz ?? 'UTC')
-    const window = await resolveWindow(database, q, tz, {
-      maxDays: config.maxQueryRangeDays,
-      defaultDays: DEFAULT_RANGE_DAYS,
-      now: new Date(),
-    })
-    const filter: EventFilter = {
-      botIds,
-      model: q.model,
-      provider: q.provider,
-      requestType: q.requestType,
-      success: q.success,
-      from: window.from,
-      to: window.to,
-    }
-    const span: Span = { from: window.from.getTime(), to: window.to.getTime() }
-    return { tz, window, filter, span }
-  }
+  const scopeOf = requestScopes({ database, zones, maxDays: config.maxQueryRangeDays })
+
+  app.get(
+    '/api/usage',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['usage'],
+        summary: 'Usage stats by model and provider, with the most recent events',
+        description:
+          'Seed-compatible contract: stats grouped by model+provider, recentUsage newest first, totalCost. ' +
+          'Filters: botId, model, provider, requestType, success, startDate, endDate (inclusive; a date-only endDate covers the whole UTC day).',
+        querystring: StatsQuery,
+        response: { 200: StatsResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const q = request.query
+      const filter = toEventFilter(q, readableBots(request, q.botId))
+      const primary = opts.primary.reads
+      const [rows, recent] = await Promise.all([statsFromRollups(primary, filter), recentEvents(primary, filter, q.limit ?? 20)])
+      return statsResponse(rows, recent)
+    },
+  )
 
   app.get(
     '/api/usage/timeseries',
@@ -446,29 +342,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const q = request.query
       const format = q.format ?? 'csv'
       const { window, filter } = await scopeOf(request, q)
-      // The turn lasts as long as the stream: released when it ends, fails or the client leaves.
-      const release = await heavy.acquire()
-      const batches = exportEvents(database, filter, EXPORT_BATCH_SIZE)
-      // Read before the first byte: a failure here is still an ordinary error answer.
-      let first: Awaited<ReturnType<typeof batches.next>>
-      try {
-        first = await batches.next()
-      } catch (err) {
-        release()
-        throw err
-      }
-      const all = withFirst(first, batches)
-      const onFailure = (err: unknown) => request.log.error({ err, route: 'GET /api/usage/export', format }, 'export failed after its first byte')
-      const lines = format === 'csv' ? csvExport(all, onFailure) : jsonlExport(all, onFailure)
-      const name = `usage-${iso(window.from).slice(0, 10)}-${iso(window.to).slice(0, 10)}.${format}`
-      // One batch read ahead at most (the default would buffer 16), so memory stays at a batch or two.
-      const body = Readable.from(lines, { highWaterMark: 1 })
-      body.once('close', release)
-      reply.raw.once('close', release)
-      return reply
-        .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
-        .header('content-disposition', `attachment; filename="${name}"`)
-        .send(asStreamedBody(body))
+      return sendExport(request, reply, { database, heavy, filter, window, format })
     },
   )
 
@@ -503,156 +377,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
           `The report for ${month} has ${report.rowCount} rows, more than ${MAX_REPORT_ROWS}: filter with querystring.botId, provider or model`,
         )
       }
-      if ((q.format ?? 'json') === 'csv') {
-        const lines = [csvLine(REPORT_COLUMNS)]
-        for (const r of report.rows) lines.push(csvLine([r.botId, r.provider, r.model, ...reportCsvMeasures(r.totals)]))
-        lines.push(csvLine(['TOTAL', '', '', ...reportCsvMeasures(report.totals)]))
-        return reply
-          .type('text/csv; charset=utf-8')
-          .header('content-disposition', `attachment; filename="usage-${month}.csv"`)
-          .send(lines.join(''))
-      }
-      const body: MonthlyReport = {
-        month,
-        tz,
-        from: iso(window.from),
-        to: iso(window.to),
-        rows: report.rows.map((r) => ({ botId: r.botId, provider: r.provider, model: r.model, ...reportMeasures(r.totals) })),
-        totals: reportMeasures(report.totals),
-      }
-      return reply.type('application/json; charset=utf-8').send(body)
+      return sendMonthlyReport(reply, { month, tz, window, rows: report.rows, totals: report.totals }, q.format ?? 'json')
     },
   )
-}
-
-const REPORT_COLUMNS = [
-  'botId',
-  'provider',
-  'model',
-  'calls',
-  'failures',
-  'inputTokens',
-  'outputTokens',
-  'totalTokens',
-  'cacheReadTokens',
-  'cacheWriteTokens',
-  'reasoningTokens',
-  'cost',
-  'unpricedCalls',
-]
-
-function reportMeasures(t: Totals) {
-  return {
-    calls: t.calls,
-    failures: t.failures,
-    inputTokens: t.inputTokens,
-    outputTokens: t.outputTokens,
-    totalTokens: t.totalTokens,
-    cacheReadTokens: t.cacheReadTokens,
-    cacheWriteTokens: t.cacheWriteTokens,
-    reasoningTokens: t.reasoningTokens,
-    cost: usd(t.cost),
-    costExact: exactUsd(t.cost),
-    unpricedCalls: t.unpricedCalls,
-  }
-}
-
-function reportCsvMeasures(t: Totals): (string | number)[] {
-  const m = reportMeasures(t)
-  return [m.calls, m.failures, m.inputTokens, m.outputTokens, m.totalTokens, m.cacheReadTokens, m.cacheWriteTokens, m.reasoningTokens, m.costExact, m.unpricedCalls]
-}
-
-const EXPORT_COLUMNS = [
-  'id',
-  'botId',
-  'createdAt',
-  'receivedAt',
-  'provider',
-  'model',
-  'requestType',
-  'success',
-  'errorMessage',
-  'inputTokens',
-  'outputTokens',
-  'totalTokens',
-  'cacheReadTokens',
-  'cacheWriteTokens',
-  'cacheWrite1hTokens',
-  'reasoningTokens',
-  'latencyMs',
-  'cost',
-  'reportedCost',
-  'priced',
-  'priceSource',
-  'metadata',
-]
-
-const exactOrNull = (v: string | null) => (v === null ? null : exactUsd(v))
-
-async function* withFirst<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
-  if (first.done) return
-  yield first.value
-  yield* rest
-}
-
-/** A CSV export that fails mid-stream throws on: Fastify then destroys the response, so no final chunk is sent. */
-async function* csvExport(batches: AsyncGenerator<PagedEventRow[]>, onFailure: (err: unknown) => void): AsyncGenerator<string> {
-  yield csvLine(EXPORT_COLUMNS)
-  try {
-    yield* csvRows(batches)
-  } catch (err) {
-    onFailure(err)
-    throw err
-  }
-}
-
-async function* csvRows(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenerator<string> {
-  for await (const rows of batches) {
-    let chunk = ''
-    for (const r of rows) {
-      const e = toUsageEvent(r)
-      chunk += csvLine([
-        e.id,
-        e.botId,
-        e.createdAt,
-        e.receivedAt,
-        e.provider,
-        e.model,
-        e.requestType,
-        e.success,
-        e.errorMessage,
-        e.inputTokens,
-        e.outputTokens,
-        e.totalTokens,
-        e.cacheReadTokens,
-        e.cacheWriteTokens,
-        e.cacheWrite1hTokens,
-        e.reasoningTokens,
-        e.latencyMs,
-        exactOrNull(r.cost),
-        exactOrNull(r.reported_cost),
-        e.priced,
-        e.priceSource,
-        e.metadata === null ? null : JSON.stringify(e.metadata),
-      ])
-    }
-    yield chunk
-  }
-}
-
-/** A JSON-lines export that fails mid-stream ends with an error line, which no event line can look like. */
-async function* jsonlExport(batches: AsyncGenerator<PagedEventRow[]>, onFailure: (err: unknown) => void): AsyncGenerator<string> {
-  let sent = 0
-  try {
-    for await (const rows of batches) {
-      let chunk = ''
-      for (const r of rows) chunk += JSON.stringify(toUsageEvent(r)) + '\n'
-      yield chunk
-      sent += rows.length
-    }
-  } catch (err) {
-    onFailure(err)
-    const e = new Errors.exportIncomplete(sent)
-    yield JSON.stringify({ error: errorBody(e.statusCode, e.code, e.message) }) + '\n'
-  }
 }

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
-import { DATE_OR_TIMESTAMP_FORMAT, YEAR_MONTH_FORMAT } from '../lib/time.js'
+import { DATE_OR_TIMESTAMP_FORMAT, SUPPORTED_DATES, YEAR_MONTH_FORMAT } from '../lib/time.js'
 import { TimeZoneName } from '../lib/time-zone.js'
-import { TokenSums, UsageEvent, UsageFilters } from '../usage/schemas.js'
+import { BotId, Model, Provider, RequestType, TokenSums, UsageEvent } from '../usage/schemas.js'
 
 /**
  * Wire schemas of the analytics and reports endpoints. Types used by the handlers come from
@@ -17,6 +17,57 @@ const TimeZone = TimeZoneName({
   description: 'IANA time zone (e.g. Europe/Berlin) for day, week and month boundaries and for date-only startDate/endDate',
 })
 
+const DateParam = (description: string) =>
+  Type.String({
+    maxLength: 40,
+    format: DATE_OR_TIMESTAMP_FORMAT,
+    description: `${description}: YYYY-MM-DD (UTC) or ISO 8601 timestamp, ${SUPPORTED_DATES}`,
+  })
+
+/** Filters shared by every read endpoint. */
+export const UsageFilters = Type.Object({
+  botId: Type.Optional(BotId),
+  model: Type.Optional(Model),
+  provider: Type.Optional(Provider),
+  requestType: Type.Optional(RequestType),
+  success: Type.Optional(Type.Boolean()),
+  startDate: Type.Optional(DateParam('Inclusive start')),
+  endDate: Type.Optional(DateParam('Inclusive end; a date-only value includes that whole UTC day')),
+})
+export type UsageFilters = Static<typeof UsageFilters>
+
+export const StatsQuery = Type.Object(
+  {
+    ...UsageFilters.properties,
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 20, description: 'How many recentUsage events' })),
+  },
+  { additionalProperties: false },
+)
+export type StatsQuery = Static<typeof StatsQuery>
+
+/** GET /api/usage (the seed-compatible stats). */
+const UsdNumber = Type.Number({ description: 'USD' })
+
+export const StatsRow = Type.Object({
+  model: Type.String(),
+  provider: Type.String(),
+  _sum: Type.Object({ ...TokenSums, estimatedCost: UsdNumber }),
+  _count: Type.Object({ id: Type.Integer(), failed: Type.Integer() }),
+  unpriced: Type.Object(
+    { events: Type.Integer(), inputTokens: Type.Integer(), outputTokens: Type.Integer() },
+    { description: 'Events the catalog could not price; their cost is the reported one or missing' },
+  ),
+})
+export type StatsRow = Static<typeof StatsRow>
+
+export const StatsResponse = Type.Object({
+  stats: Type.Array(StatsRow),
+  recentUsage: Type.Array(UsageEvent),
+  totalCost: UsdNumber,
+})
+export type StatsResponse = Static<typeof StatsResponse>
+
+/** The filters of the analytics endpoints: UsageFilters with local-calendar dates and a time zone. */
 const Filters = {
   ...UsageFilters.properties,
   startDate: Type.Optional(

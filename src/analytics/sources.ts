@@ -1,7 +1,15 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { filterConditions, type EventFilter } from '../usage/repository.js'
-import { DAILY_ROLLUPS_NARROWEST_FIRST, HOURLY_ROLLUP, inLatencyBucket, LATENCY_BUCKETS, type RollupKey, type RollupTable } from './rollups.js'
+import {
+  DAILY_ROLLUPS_NARROWEST_FIRST,
+  filterConditions,
+  HOURLY_ROLLUP,
+  inLatencyBucket,
+  LATENCY_BUCKETS,
+  type EventFilter,
+  type RollupKey,
+  type RollupTable,
+} from '../db/event-store.js'
 
 /**
  * Exact aggregates over any time range, read mostly from rollups.

@@ -1,8 +1,8 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { formatUsd, parseUsd } from '../pricing/money.js'
-import { ROLLUP_TABLES, rollupUpsertCtes, type RollupTable } from '../analytics/rollups.js'
-import type { UsageEvent } from './schemas.js'
+import { filterConditions, ROLLUP_TABLES, type EventFilter, type EventRow, type RollupTable } from '../db/event-store.js'
+import { rollupUpsertCtes } from './rollups.js'
 
 /** An event ready to store: validated, normalized and priced. */
 export interface NewUsageEvent {
@@ -28,63 +28,6 @@ export interface NewUsageEvent {
   priced: boolean
   priceSource: string | null
   metadata: Record<string, unknown> | null
-}
-
-/** A usage_events row as the drivers return it from raw SQL. */
-export interface EventRow {
-  id: string
-  bot_id: string
-  created_at: Date | string
-  received_at: Date | string
-  provider: string
-  model: string
-  request_type: string
-  success: boolean
-  error_message: string | null
-  input_tokens: number
-  output_tokens: number
-  /** bigint: the drivers may return it as a string. */
-  total_tokens: number | string
-  cache_read_tokens: number
-  cache_write_tokens: number
-  cache_write_1h_tokens: number
-  reasoning_tokens: number
-  latency_ms: number | null
-  cost: string | null
-  reported_cost: string | null
-  priced: boolean
-  price_source: string | null
-  metadata: Record<string, unknown> | null
-}
-
-const iso = (v: Date | string) => (v instanceof Date ? v : new Date(v)).toISOString()
-const usdOrNull = (v: string | null) => (v === null ? null : Number(v))
-
-export function toUsageEvent(r: EventRow): UsageEvent {
-  return {
-    id: r.id,
-    botId: r.bot_id,
-    model: r.model,
-    provider: r.provider,
-    requestType: r.request_type,
-    success: r.success,
-    errorMessage: r.error_message,
-    inputTokens: r.input_tokens,
-    outputTokens: r.output_tokens,
-    totalTokens: Number(r.total_tokens),
-    cacheReadTokens: r.cache_read_tokens,
-    cacheWriteTokens: r.cache_write_tokens,
-    cacheWrite1hTokens: r.cache_write_1h_tokens,
-    reasoningTokens: r.reasoning_tokens,
-    latencyMs: r.latency_ms,
-    estimatedCost: usdOrNull(r.cost),
-    reportedCost: usdOrNull(r.reported_cost),
-    priced: r.priced,
-    priceSource: r.price_source,
-    metadata: r.metadata,
-    createdAt: iso(r.created_at),
-    receivedAt: iso(r.received_at),
-  }
 }
 
 export interface InsertOutcome {
@@ -217,73 +160,6 @@ export async function insertEvents(
 /** A transaction or savepoint handle: what insertEvents needs to run inside one. */
 export interface SqlExecutor {
   execute(query: SQL): PromiseLike<unknown>
-}
-
-/** SQL conditions for the filters every read endpoint shares. */
-export interface EventFilter {
-  botIds?: string[] | null
-  model?: string
-  provider?: string
-  requestType?: string
-  success?: boolean
-  /** Inclusive. */
-  from?: Date
-  /** Exclusive. */
-  to?: Date
-}
-
-export function filterConditions(f: EventFilter, timeColumn: SQL = sql.raw('created_at')): SQL {
-  const parts: SQL[] = []
-  if (f.botIds) {
-    parts.push(f.botIds.length === 0 ? sql`FALSE` : sql`bot_id IN (${sql.join(f.botIds.map((b) => sql`${b}`), sql`, `)})`)
-  }
-  if (f.model !== undefined) parts.push(sql`model = ${f.model}`)
-  if (f.provider !== undefined) parts.push(sql`provider = ${f.provider}`)
-  if (f.requestType !== undefined) parts.push(sql`request_type = ${f.requestType}`)
-  if (f.success !== undefined) parts.push(sql`success = ${f.success}`)
-  if (f.from) parts.push(sql`${timeColumn} >= ${f.from.toISOString()}`)
-  if (f.to) parts.push(sql`${timeColumn} < ${f.to.toISOString()}`)
-  return parts.length === 0 ? sql`TRUE` : sql.join(parts, sql` AND `)
-}
-
-export interface StatsAggregateRow {
-  model: string
-  provider: string
-  calls: string | number
-  failed: string | number
-  input_tokens: string | number
-  output_tokens: string | number
-  total_tokens: string | number
-  cache_read_tokens: string | number
-  cache_write_tokens: string | number
-  reasoning_tokens: string | number
-  cost: string | null
-  unpriced_calls: string | number
-  unpriced_input_tokens: string | number
-  unpriced_output_tokens: string | number
-  total_cost: string
-}
-
-/** Per model+provider totals straight from raw events (the reference every rollup must match). */
-export function statsFromRaw(database: Database, f: EventFilter): Promise<StatsAggregateRow[]> {
-  return database.rows<StatsAggregateRow>(sql`
-    SELECT model, provider, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failed,
-      coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-      coalesce(sum(total_tokens), 0) AS total_tokens, coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-      coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens, coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
-      coalesce(sum(cost), 0) AS cost,
-      count(*) FILTER (WHERE NOT priced) AS unpriced_calls,
-      coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_input_tokens,
-      coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_output_tokens,
-      sum(coalesce(sum(cost), 0)) OVER () AS total_cost
-    FROM usage_events WHERE ${filterConditions(f)}
-    GROUP BY model, provider`)
-}
-
-export function recentEvents(database: Database, f: EventFilter, limit: number): Promise<EventRow[]> {
-  return database.rows<EventRow>(sql`
-    SELECT * FROM usage_events WHERE ${filterConditions(f)}
-    ORDER BY created_at DESC, id DESC LIMIT ${limit}`)
 }
 
 /** What repricing decides for one stored event. */

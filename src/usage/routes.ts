@@ -1,27 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
-import type { Database } from '../db/connect.js'
-import { assertMayWrite, boundBot, readableBots } from '../auth/plugin.js'
+import { assertMayWrite, boundBot } from '../auth/plugin.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent, type WriteQueue } from './ingest.js'
-import { statsFromRollups } from '../analytics/queries.js'
-import { recentEvents, toUsageEvent } from './repository.js'
-import { toEventFilter } from './query.js'
-import {
-  BatchBody,
-  BatchResponse,
-  StatsQuery,
-  StatsResponse,
-  UsageEvent,
-  UsageEventInput,
-  type BatchItemResult,
-  type StatsRow,
-} from './schemas.js'
+import { BatchBody, BatchResponse, UsageEvent, UsageEventInput, type BatchItemResult } from './schemas.js'
 
 export interface UsageRoutesOptions {
   config: Config
-  database: Database
   writeQueue: WriteQueue
   priceEvent: PriceEvent
 }
@@ -35,15 +21,13 @@ const errors = {
   503: ErrorResponse,
 }
 
-const num = (v: string | number | null) => (v === null ? 0 : Number(v))
-
 /** One line per refused event: the cause and the route, never the SQL text or the values. */
 function logRefused(request: FastifyRequest, field: string, sqlState: string): void {
   request.log.warn({ code: 'UNSTORABLE_EVENT', sqlState, route: request.routeOptions.url, field }, 'the database refused an event')
 }
 
 export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, opts) => {
-  const { config, database, writeQueue, priceEvent } = opts
+  const { config, writeQueue, priceEvent } = opts
   const limits = { maxFutureSkewMs: config.maxFutureSkewMs }
 
   app.post(
@@ -131,46 +115,6 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       const created = stored.filter((r) => r.status === 'created').length
       const duplicates = stored.filter((r) => r.status === 'duplicate').length
       return { results, created, duplicates, invalid: results.length - created - duplicates }
-    },
-  )
-
-  app.get(
-    '/api/usage',
-    {
-      config: { scope: 'read' },
-      schema: {
-        tags: ['usage'],
-        summary: 'Usage stats by model and provider, with the most recent events',
-        description:
-          'Seed-compatible contract: stats grouped by model+provider, recentUsage newest first, totalCost. ' +
-          'Filters: botId, model, provider, requestType, success, startDate, endDate (inclusive; a date-only endDate covers the whole UTC day).',
-        querystring: StatsQuery,
-        response: { 200: StatsResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse },
-      },
-    },
-    async (request) => {
-      const q = request.query
-      const filter = toEventFilter(q, readableBots(request, q.botId))
-      const [rows, recent] = await Promise.all([statsFromRollups(database.reads, filter), recentEvents(database.reads, filter, q.limit ?? 20)])
-      const stats: StatsRow[] = rows.map((r) => ({
-        model: r.model,
-        provider: r.provider,
-        _sum: {
-          inputTokens: num(r.input_tokens),
-          outputTokens: num(r.output_tokens),
-          totalTokens: num(r.total_tokens),
-          cacheReadTokens: num(r.cache_read_tokens),
-          cacheWriteTokens: num(r.cache_write_tokens),
-          reasoningTokens: num(r.reasoning_tokens),
-          estimatedCost: num(r.cost),
-        },
-        _count: { id: num(r.calls), failed: num(r.failed) },
-        unpriced: { events: num(r.unpriced_calls), inputTokens: num(r.unpriced_input_tokens), outputTokens: num(r.unpriced_output_tokens) },
-      }))
-      stats.sort((a, b) => b._sum.estimatedCost - a._sum.estimatedCost || b._count.id - a._count.id || a.model.localeCompare(b.model))
-      // Summed exactly in SQL alongside the groups; rows are empty when nothing matched.
-      const totalCost = rows.length > 0 ? num(rows[0].total_cost) : 0
-      return { stats, recentUsage: recent.map(toUsageEvent), totalCost }
     },
   )
 }

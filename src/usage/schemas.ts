@@ -1,5 +1,4 @@
 import { Type, type Static } from 'typebox'
-import { DATE_OR_TIMESTAMP_FORMAT, SUPPORTED_DATES } from '../lib/time.js'
 
 /**
  * Wire schemas of the usage resource. Types used by the handlers and the repository come from
@@ -57,7 +56,6 @@ export const UsageEventInput = Type.Object(
 )
 export type UsageEventInput = Static<typeof UsageEventInput>
 
-const Usd = Type.Number({ description: 'USD' })
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()])
 
 export const UsageEvent = Type.Object(
@@ -115,34 +113,6 @@ export const BatchResponse = Type.Object({
   invalid: Type.Integer(),
 })
 
-const DateParam = (description: string) =>
-  Type.String({
-    maxLength: 40,
-    format: DATE_OR_TIMESTAMP_FORMAT,
-    description: `${description}: YYYY-MM-DD (UTC) or ISO 8601 timestamp, ${SUPPORTED_DATES}`,
-  })
-
-/** Filters shared by every read endpoint. */
-export const UsageFilters = Type.Object({
-  botId: Type.Optional(BotId),
-  model: Type.Optional(Model),
-  provider: Type.Optional(Provider),
-  requestType: Type.Optional(RequestType),
-  success: Type.Optional(Type.Boolean()),
-  startDate: Type.Optional(DateParam('Inclusive start')),
-  endDate: Type.Optional(DateParam('Inclusive end; a date-only value includes that whole UTC day')),
-})
-export type UsageFilters = Static<typeof UsageFilters>
-
-export const StatsQuery = Type.Object(
-  {
-    ...UsageFilters.properties,
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 20, description: 'How many recentUsage events' })),
-  },
-  { additionalProperties: false },
-)
-export type StatsQuery = Static<typeof StatsQuery>
-
 /** Token totals by kind, as every aggregate reports them. */
 export const TokenSums = {
   inputTokens: Type.Integer(),
@@ -152,22 +122,3 @@ export const TokenSums = {
   cacheWriteTokens: Type.Integer(),
   reasoningTokens: Type.Integer(),
 }
-
-export const StatsRow = Type.Object({
-  model: Type.String(),
-  provider: Type.String(),
-  _sum: Type.Object({ ...TokenSums, estimatedCost: Usd }),
-  _count: Type.Object({ id: Type.Integer(), failed: Type.Integer() }),
-  unpriced: Type.Object(
-    { events: Type.Integer(), inputTokens: Type.Integer(), outputTokens: Type.Integer() },
-    { description: 'Events the catalog could not price; their cost is the reported one or missing' },
-  ),
-})
-export type StatsRow = Static<typeof StatsRow>
-
-export const StatsResponse = Type.Object({
-  stats: Type.Array(StatsRow),
-  recentUsage: Type.Array(UsageEvent),
-  totalCost: Usd,
-})
-export type StatsResponse = Static<typeof StatsResponse>

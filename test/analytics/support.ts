@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents, type RollupTable } from '../../src/analytics/rollups.js'
+import type { RollupTable } from '../../src/db/event-store.js'
+import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
 import { postBatch } from '../helpers/usage.js'

@@ -1,6 +1,6 @@
 import { Errors } from '../errors.js'
 import { DAY_MS, parseInstant, SUPPORTED_DATES } from '../lib/time.js'
-import type { EventFilter } from './repository.js'
+import type { EventFilter } from '../db/event-store.js'
 import type { UsageFilters } from './schemas.js'
 
 export interface TimeRange {

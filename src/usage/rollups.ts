@@ -1,61 +1,13 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { LATENCY_BUCKET_LOWER_BOUNDS_MS, latencyBucketColumn } from '../db/schema.js'
+import { inLatencyBucket, LATENCY_BUCKETS, ROLLUP_TABLES, type RollupTable } from '../db/event-store.js'
 
 /**
  * The one definition of what a rollup row holds and how it is computed from raw events, used by
  * the write path (insertEvents), the benchmark's bulk rebuild and the consistency tests, so the
- * three can never disagree about a column.
+ * three can never disagree about a column. Which rollups exist and their keys is the event store's
+ * layout (db/event-store.ts), shared with the readers.
  */
-
-export interface LatencyBucket {
-  column: string
-  lowerMs: number
-  /** Exclusive; null for the last, open-ended bucket. */
-  upperMs: number | null
-}
-
-export const LATENCY_BUCKETS: readonly LatencyBucket[] = LATENCY_BUCKET_LOWER_BOUNDS_MS.map((lowerMs, i) => ({
-  column: latencyBucketColumn(lowerMs),
-  lowerMs,
-  upperMs: i + 1 < LATENCY_BUCKET_LOWER_BOUNDS_MS.length ? LATENCY_BUCKET_LOWER_BOUNDS_MS[i + 1] : null,
-}))
-
-/** Key columns a rollup may have after its time column, in primary-key (and lock) order. */
-export const ROLLUP_KEY_COLUMNS = ['bot_id', 'provider', 'model', 'request_type', 'success'] as const
-export type RollupKey = (typeof ROLLUP_KEY_COLUMNS)[number]
-
-export type RollupGrain = 'hour' | 'day'
-
-export interface RollupTable {
-  name: string
-  grain: RollupGrain
-  /** Key columns after the time column (named like the grain), in primary-key order. */
-  keys: readonly RollupKey[]
-}
-
-/**
- * Every rollup, in the order writers lock them: insertEvents upserts them in this order (each
- * after the previous one finished) and repriceEvents locks them in this order too.
- */
-export const ROLLUP_TABLES: readonly RollupTable[] = [
-  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS },
-  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS },
-  { name: 'usage_daily_models', grain: 'day', keys: ['provider', 'model', 'request_type', 'success'] },
-  { name: 'usage_daily_bots', grain: 'day', keys: ['bot_id', 'success'] },
-]
-
-export const HOURLY_ROLLUP = ROLLUP_TABLES[0]
-
-/**
- * Daily rollups in the order readers prefer them: fewest rows per day first (models are usually
- * fewer than bots), the full key last. A reader takes the first one that has every key it needs.
- */
-export const DAILY_ROLLUPS_NARROWEST_FIRST: readonly RollupTable[] = ['usage_daily_models', 'usage_daily_bots', 'usage_daily'].map((name) => {
-  const table = ROLLUP_TABLES.find((r) => r.name === name)
-  if (!table) throw new Error(`unknown rollup ${name}`)
-  return table
-})
 
 /** Measures that add up when rows merge. */
 const ADDITIVE_MEASURES = [
@@ -80,11 +32,6 @@ const histogramColumns = LATENCY_BUCKETS.map((b) => b.column)
 export const ROLLUP_MEASURE_COLUMNS: readonly string[] = [...ADDITIVE_MEASURES, 'latency_max_ms', ...histogramColumns]
 
 export const rollupMeasureColumnList = (): SQL => sql.raw(ROLLUP_MEASURE_COLUMNS.join(', '))
-
-/** `latency_ms` falls into the bucket (a SQL boolean over an events row). */
-export function inLatencyBucket(bucket: LatencyBucket, latency: string = 'latency_ms'): string {
-  return bucket.upperMs === null ? `${latency} >= ${bucket.lowerMs}` : `${latency} >= ${bucket.lowerMs} AND ${latency} < ${bucket.upperMs}`
-}
 
 /**
  * Aggregates over a set of usage_events rows (in a GROUP BY by rollup key) producing the
