@@ -81,6 +81,10 @@ t.test('every documented example request is accepted as it is', async (t) => {
     for (const p of (op.parameters ?? []).filter((p) => p.in === 'query' && p.example !== undefined)) query.set(p.name, String(p.example))
     if (query.size > 0) url += `?${query}`
     const body = bodyExample(op)
+    // OTLP exporters, not people, call this one: its body is an ExportTraceServiceRequest in
+    // protobuf or JSON (docs/otel.md), with no JSON schema for Swagger UI to fill in;
+    // test/otel/ingest.test.ts sends both encodings.
+    if (path === '/v1/traces') continue
     const res = await app.inject({
       method: method.toUpperCase() as 'GET',
       url,

@@ -82,7 +82,8 @@ export const otelRoutes: FastifyPluginAsyncTypebox<OtelRoutesOptions> = async (a
       const encoding: Encoding = (request.headers['content-type'] ?? '').toLowerCase().startsWith(PROTOBUF) ? 'protobuf' : 'json'
       let spans
       try {
-        const body = inflate(request.body as Buffer, request.headers['content-encoding'], config.bodyLimit)
+        if (!Buffer.isBuffer(request.body)) throw new MalformedPayload('body is required: an ExportTraceServiceRequest as application/x-protobuf or application/json')
+        const body = inflate(request.body, request.headers['content-encoding'], config.bodyLimit)
         spans = decodeRequest(body, encoding)
       } catch (err) {
         if (err instanceof MalformedPayload) throw new Errors.validation(err.message)

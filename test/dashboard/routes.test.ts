@@ -60,7 +60,7 @@ t.test('GET /api/keys/self and timeseries percentiles', async (t) => {
     ev('c', '2026-01-06T10:20:00Z', { botId: 'bot_b' }),
   ])
   const admin = await get<{ id: string | null; scopes: string[]; botId: string | null }>(app, '/api/keys/self')
-  t.same(admin.body, { id: null, scopes: ['ingest', 'read', 'admin'], botId: null })
+  t.same(admin.body, { id: null, scopes: ['ingest', 'read', 'admin', 'metrics'], botId: null })
 
   const created = await app.inject({ method: 'POST', url: '/api/keys', headers: bearer(ADMIN_KEY), payload: { name: 'r', scopes: ['read'], botId: 'bot_b' } })
   const { key, id } = created.json() as { key: string; id: string }
