@@ -1,7 +1,8 @@
 import { Type, type Static } from 'typebox'
 import { DATE_OR_TIMESTAMP_FORMAT, YEAR_MONTH_FORMAT } from '../lib/time.js'
 import { TimeZoneName } from '../lib/time-zone.js'
-import { TokenSums, UsageEvent, UsageFilters } from '../usage/schemas.js'
+import { TokenSums } from '../lib/schemas.js'
+import { UsageEvent, UsageFilters } from '../usage/schemas.js'
 
 /**
  * Wire schemas of the analytics and reports endpoints. Types used by the handlers come from

@@ -1,7 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { budgets, type StoredBudgetChannels } from '../db/schema.js'
-import { formatUsd, parseUsd } from '../pricing/money.js'
+import { formatUsd, parseUsd } from '../lib/money.js'
 import { uuidv7 } from '../lib/uuidv7.js'
 import { wholeHours, type BudgetPeriod, type PeriodWindow } from './periods.js'
 

@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
-import { formatUsd, parseUsd } from '../pricing/money.js'
+import { formatUsd, parseUsd } from '../lib/money.js'
 import { ROLLUP_TABLES, rollupUpsertCtes, type RollupTable } from '../analytics/rollups.js'
 import type { UsageEvent } from './schemas.js'
 
