@@ -13,6 +13,7 @@ type Limits = Pick<Config, 'bodyLimit' | 'queryTimeoutMs' | 'pgConnectTimeoutMs'
  */
 export function toDeclaredError(error: FastifyError, request: FastifyRequest, limits: Limits): FastifyError {
   if (error.validation) return error instanceof Errors.validation ? error : new Errors.validation(error.message)
+  if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) return new Errors.invalidJson(error.message)
   switch (error.code) {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new Errors.emptyJson()
@@ -21,7 +22,6 @@ export function toDeclaredError(error: FastifyError, request: FastifyRequest, li
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new Errors.unsupportedMediaType(request.headers['content-type'] ?? '(none)')
   }
-  if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) return new Errors.invalidJson(error.message)
   return error
 }
 
