@@ -69,7 +69,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(corsOrigins, { origins: config.corsOrigins })
   await app.register(apiDocs)
 
-  // Services, closed in reverse order of opening (the databases last).
+  // Services. onClose hooks run last-registered first: the services' hook below before the databases'.
   const { database, readDatabase } = await openDatabases(app, config, deps.database)
   // Key, price and budget changes reach the other instances at once (LISTEN/NOTIFY).
   const changes = new ChangeFeed(database, { connectionString: config.databaseUrl, log: app.log })
