@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { OPENAPI_PATH, renderOpenApi } from '../src/openapi.js'
+import { OPENAPI_PATH, renderOpenApi } from '../src/plugins/openapi.js'
 
 const app = await buildApp(loadConfig({ LOG_LEVEL: 'warn', DATA_DIR: 'memory://' }))
 try {

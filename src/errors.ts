@@ -9,12 +9,12 @@ import { Type } from 'typebox'
 export const Errors = {
   validation: createError('VALIDATION_ERROR', '%s', 400),
   invalidJson: createError('INVALID_JSON', 'Body is not valid JSON: %s', 400),
+  emptyJson: createError('INVALID_JSON', 'Body must not be empty when Content-Type is application/json', 400),
   unsupportedMediaType: createError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type %s is not supported; send application/json', 415),
   bodyTooLarge: createError('BODY_TOO_LARGE', 'Body exceeds the limit of %s bytes', 413),
   unauthorized: createError('UNAUTHORIZED', 'Missing or invalid API key: send Authorization: Bearer <key>', 401),
   forbidden: createError('FORBIDDEN', '%s', 403),
   notFound: createError('NOT_FOUND', '%s', 404),
-  conflict: createError('CONFLICT', '%s', 409),
   rateLimited: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s seconds', 429),
   overloaded: createError('OVERLOADED', 'Service is overloaded: retry in %s seconds', 503),
   underPressure: createError('OVERLOADED', 'Service is under pressure (event loop or memory): retry in a second', 503),
@@ -51,4 +51,9 @@ export const ErrorResponse = Type.Object(
 
 export function errorBody(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}
+
+/** True for an error declared above (matched by its code, as @fastify/error's instanceof does). */
+export function isDeclared(error: unknown): boolean {
+  return Object.values(Errors).some((declared) => error instanceof declared)
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { OPENAPI_PATH, renderOpenApi } from '../src/openapi.js'
+import { OPENAPI_PATH, renderOpenApi } from '../src/plugins/openapi.js'
 import { buildTestApp } from './helpers/app.js'
 import { createTestDatabase } from './helpers/db.js'
 

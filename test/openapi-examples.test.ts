@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ROUTE_EXAMPLES } from '../src/openapi-examples.js'
+import { ROUTE_EXAMPLES } from '../src/plugins/openapi-examples.js'
 import { ADMIN_KEY, bearer, buildTestApp } from './helpers/app.js'
 import { createTestDatabase } from './helpers/db.js'
 

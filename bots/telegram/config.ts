@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { usageClientOptionsFromEnv, UsageClientConfigError, type UsageClientOptions } from '../../src/client/index.js'
-import { BOT_ID_PATTERN } from '../../src/usage/schemas.js'
+import { BOT_ID_PATTERN } from '../../src/lib/schemas.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 

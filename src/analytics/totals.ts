@@ -1,4 +1,4 @@
-import { formatUsd, parseUsd } from '../pricing/money.js'
+import { formatUsd, parseUsd } from '../lib/money.js'
 import { summarizeLatency } from './latency.js'
 import type { BucketRow } from './queries.js'
 import type { UsageTotals } from './schemas.js'

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { BotId } from '../usage/schemas.js'
+import { BotId } from '../lib/schemas.js'
 
 export const SCOPES = ['ingest', 'read', 'admin', 'metrics'] as const
 export type Scope = (typeof SCOPES)[number]

@@ -2,7 +2,7 @@ import { and, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { budgetAlerts, budgetDeliveries, budgets } from '../db/schema.js'
 import { uuidv7 } from '../lib/uuidv7.js'
-import { formatUsd, parseUsd } from '../pricing/money.js'
+import { formatUsd, parseUsd } from '../lib/money.js'
 import type { ChannelName } from './budget-store.js'
 import type { PeriodWindow } from './periods.js'
 

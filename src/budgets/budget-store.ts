@@ -1,7 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
 import { budgets, type StoredBudgetChannels } from '../db/schema.js'
-import { formatUsd, parseUsd } from '../pricing/money.js'
+import { formatUsd, parseUsd } from '../lib/money.js'
 import type { BudgetPeriod } from './periods.js'
 
 export const CHANNELS = ['webhook', 'email', 'telegram', 'slack'] as const

@@ -1,6 +1,6 @@
 import { TimeZoneName } from '../lib/time-zone.js'
 import { Type, type Static } from 'typebox'
-import { BotId, Model, Provider } from '../usage/schemas.js'
+import { BotId, Model, Provider } from '../lib/schemas.js'
 import { PERIODS } from './periods.js'
 
 /**

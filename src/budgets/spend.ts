@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { parseUsd } from '../pricing/money.js'
+import { parseUsd } from '../lib/money.js'
 import type { BudgetScope } from './budget-store.js'
 import { wholeHours, type PeriodWindow } from './periods.js'
 

@@ -15,7 +15,7 @@ import {
 
 /**
  * All tables. Every unique key and rollup key includes bot_id so the schema can later be
- * distributed on bot_id (Citus) without redesign (DESIGN.md, "Scaling past one machine").
+ * distributed on bot_id (Citus) without redesign (docs/SCALING.md, "Past one Postgres").
  *
  * Money is numeric(24,12): exact to a pico-dollar, summed in SQL, never a float.
  */

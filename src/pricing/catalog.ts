@@ -4,7 +4,7 @@
  * How costs are computed is documented in docs/pricing.md.
  */
 import { canonicalProvider, DATASET_VERSION, DatasetIndex, normalizeModelName, type DatasetPrice } from './dataset.js'
-import { costForTokens, formatUsd } from './money.js'
+import { costForTokens, formatUsd } from '../lib/money.js'
 import { compileOverride, overrideProblems, pickOverride, type CompiledOverride } from './overrides.js'
 import type { BillableUsage, CostBreakdown, PriceOverride, PriceQuote, PriceSchedule, PriceTier, ResolvedPrice } from './types.js'
 

@@ -16,7 +16,7 @@ import {
   type ModelPrice,
   type Provider,
 } from '@pydantic/genai-prices'
-import { decimalFromNumber } from './money.js'
+import { decimalFromNumber } from '../lib/money.js'
 import type { PriceSchedule } from './types.js'
 
 export const DATASET_PACKAGE = '@pydantic/genai-prices'

@@ -1,5 +1,5 @@
 import { canonicalProvider } from './dataset.js'
-import { isValidPrice, USD_FRACTION_DIGITS } from './money.js'
+import { isValidPrice, USD_FRACTION_DIGITS } from '../lib/money.js'
 import type { OverrideProblem, PriceOverride } from './types.js'
 
 const MAX_PATTERN_LENGTH = 200

@@ -1,7 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm'
 import type { Database, Db } from '../db/connect.js'
 import { priceOverrides } from '../db/schema.js'
-import { formatUsd, parseUsd } from './money.js'
+import { formatUsd, parseUsd } from '../lib/money.js'
 import type { PriceOverride, PriceTier } from './types.js'
 
 type Row = typeof priceOverrides.$inferSelect

@@ -9,7 +9,7 @@ import { parseRange } from '../analytics/query.js'
 import { repriceEvents } from '../usage/repository.js'
 import { PriceCatalog, overrideProblems, type PriceOverride, type PriceTier, type ResolvedPrice } from './catalog.js'
 import { canonicalProvider } from './dataset.js'
-import { decimalFromNumber, formatUsd, parseUsd } from './money.js'
+import { decimalFromNumber, formatUsd, parseUsd } from '../lib/money.js'
 import { compileOverride } from './overrides.js'
 import { deleteOverride, insertOverride, listOverrides, replaceOverride, withOverridesLock, type StoredOverride } from './repository.js'
 import {

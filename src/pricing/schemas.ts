@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { DATE_OR_TIMESTAMP_FORMAT } from '../lib/time.js'
-import { BotId, MAX_TOKENS, Model, Provider } from '../usage/schemas.js'
+import { BotId, MAX_TOKENS, Model, Provider, TokenCount } from '../lib/schemas.js'
 
 const PerMTok = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000, description: `${description}, USD per million tokens` })
 const NullablePerMTok = (description: string) => Type.Union([PerMTok(description), Type.Null()])
@@ -105,7 +105,6 @@ export const ResolveResponse = Type.Object({
   price: Type.Union([PriceInfo, Type.Null()]),
 })
 
-const TokenCount = (d: string) => Type.Integer({ minimum: 0, maximum: MAX_TOKENS, description: d })
 export const QuoteBody = Type.Object(
   {
     provider: Provider,

@@ -2,7 +2,7 @@
 // share it without importing the catalog.
 
 /**
- * Token counts of one model call, in the conventions of DESIGN.md: the cache and reasoning
+ * Token counts of one model call, in the service's token conventions (README): the cache and reasoning
  * counts are parts of the input and output totals, never additional to them.
  */
 export interface BillableUsage {

@@ -1,5 +1,5 @@
 import { uuidv7 } from '../lib/uuidv7.js'
-import { formatUsd, usdFromNumber } from '../pricing/money.js'
+import { formatUsd, usdFromNumber } from '../lib/money.js'
 import { Errors } from '../errors.js'
 import { compileBodyValidator, describeValidationError } from '../lib/validation.js'
 import { toUsageEvent } from '../db/event-store.js'

@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
-import { formatUsd, parseUsd } from '../pricing/money.js'
+import { formatUsd, parseUsd } from '../lib/money.js'
 import { filterConditions, ROLLUP_TABLES, type EventFilter, type EventRow, type RollupTable } from '../db/event-store.js'
 import { rollupUpsertCtes } from './rollups.js'
 

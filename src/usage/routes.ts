@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import { assertMayWrite, boundBot } from '../auth/plugin.js'
 import { ErrorResponse, Errors } from '../errors.js'
@@ -21,9 +21,11 @@ const errors = {
   503: ErrorResponse,
 }
 
-/** One line per refused event: the cause and the route, never the SQL text or the values. */
-function logRefused(request: FastifyRequest, field: string, sqlState: string): void {
-  request.log.warn({ code: 'UNSTORABLE_EVENT', sqlState, route: request.routeOptions.url, field }, 'the database refused an event')
+/** The error of an event the database refused, logged in one line: the cause and the route, never the SQL text or the values. */
+function refused(request: FastifyRequest, field: string, sqlState: string): FastifyError {
+  const error = new Errors.unstorableEvent(field, sqlState)
+  request.log.warn({ code: error.code, sqlState, route: request.routeOptions.url, field }, 'the database refused an event')
+  return error
 }
 
 export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, opts) => {
@@ -60,8 +62,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       assertMayWrite(request, event.botId)
       const [result] = await writeQueue.write([event])
       if (result.status === 'refused') {
-        logRefused(request, 'body', result.sqlState)
-        throw new Errors.unstorableEvent('body', result.sqlState)
+        throw refused(request, 'body', result.sqlState)
       }
       if (!result.event) throw new Errors.internal()
       return reply.code(result.status === 'created' ? 201 : 200).send(result.event)
@@ -95,7 +96,8 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
           valid.push({ index, event: normalizeEvent(input, { root, botId, now, limits, price: priceEvent }) })
         } catch (err) {
           if (!(err instanceof EventRejected)) throw err
-          results[index] = { index, status: 'invalid', error: { code: 'VALIDATION_ERROR', message: err.message } }
+          const error = new Errors.validation(err.message)
+          results[index] = { index, status: 'invalid', error: { code: error.code, message: error.message } }
         }
       })
       // A key bound to one bot writing for another is refused as a whole, before anything is stored.
@@ -104,9 +106,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
       stored.forEach((r, i) => {
         const index = valid[i].index
         if (r.status === 'refused') {
-          const root = `body.events[${index}]`
-          logRefused(request, root, r.sqlState)
-          const error = new Errors.unstorableEvent(root, r.sqlState)
+          const error = refused(request, `body.events[${index}]`, r.sqlState)
           results[index] = { index, status: 'invalid', id: r.id, error: { code: error.code, message: error.message } }
         } else {
           results[index] = { index, status: r.status, id: r.id }

@@ -1,22 +1,14 @@
 import { Type, type Static } from 'typebox'
+import { BotId, MAX_TOKENS, Model, Provider, RequestType, TokenCount } from '../lib/schemas.js'
 
 /**
  * Wire schemas of the usage resource. Types used by the handlers and the repository come from
  * these with Static<>, never from hand-written twins.
  */
 
-export const BOT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$'
 export const EVENT_ID_PATTERN = '^[A-Za-z0-9_.:-]+$'
-export const MAX_TOKENS = 2_000_000_000
 export const MAX_METADATA_BYTES = 16 * 1024
 export const MAX_ERROR_MESSAGE = 4000
-
-const Tokens = (description: string, maximum = MAX_TOKENS) => Type.Integer({ minimum: 0, maximum, description })
-
-export const BotId = Type.String({ minLength: 1, maxLength: 128, pattern: BOT_ID_PATTERN, description: 'Bot identifier, e.g. bot_123' })
-export const Model = Type.String({ minLength: 1, maxLength: 200, description: 'Model name as the provider spells it' })
-export const Provider = Type.String({ minLength: 1, maxLength: 64, description: 'anthropic, openai, google, or any other provider name' })
-export const RequestType = Type.String({ minLength: 1, maxLength: 64, description: 'e.g. message, api_call, embedding' })
 
 export const UsageEventInput = Type.Object(
   {
@@ -31,13 +23,13 @@ export const UsageEventInput = Type.Object(
     botId: Type.Optional(BotId),
     model: Model,
     provider: Provider,
-    inputTokens: Tokens('All prompt tokens, including cache reads and cache writes'),
-    outputTokens: Tokens('All generated tokens, including reasoning/thinking'),
-    totalTokens: Type.Optional(Tokens('inputTokens + outputTokens; computed when omitted, 400 when inconsistent', 2 * MAX_TOKENS)),
-    cacheReadTokens: Type.Optional(Tokens('Part of inputTokens read from the prompt cache')),
-    cacheWriteTokens: Type.Optional(Tokens('Part of inputTokens written to the prompt cache (all TTLs)')),
-    cacheWrite1hTokens: Type.Optional(Tokens('Part of cacheWriteTokens written with a 1-hour TTL (Anthropic)')),
-    reasoningTokens: Type.Optional(Tokens('Part of outputTokens spent on reasoning/thinking')),
+    inputTokens: TokenCount('All prompt tokens, including cache reads and cache writes'),
+    outputTokens: TokenCount('All generated tokens, including reasoning/thinking'),
+    totalTokens: Type.Optional(TokenCount('inputTokens + outputTokens; computed when omitted, 400 when inconsistent', 2 * MAX_TOKENS)),
+    cacheReadTokens: Type.Optional(TokenCount('Part of inputTokens read from the prompt cache')),
+    cacheWriteTokens: Type.Optional(TokenCount('Part of inputTokens written to the prompt cache (all TTLs)')),
+    cacheWrite1hTokens: Type.Optional(TokenCount('Part of cacheWriteTokens written with a 1-hour TTL (Anthropic)')),
+    reasoningTokens: Type.Optional(TokenCount('Part of outputTokens spent on reasoning/thinking')),
     estimatedCost: Type.Optional(
       Type.Number({ minimum: 0, maximum: 1_000_000, description: 'Cost the client computed, USD. Kept for audit as reportedCost.' }),
     ),
@@ -113,12 +105,3 @@ export const BatchResponse = Type.Object({
   invalid: Type.Integer(),
 })
 
-/** Token totals by kind, as every aggregate reports them. */
-export const TokenSums = {
-  inputTokens: Type.Integer(),
-  outputTokens: Type.Integer(),
-  totalTokens: Type.Integer(),
-  cacheReadTokens: Type.Integer(),
-  cacheWriteTokens: Type.Integer(),
-  reasoningTokens: Type.Integer(),
-}

@@ -19,7 +19,7 @@ import {
 
 const service = await startUsageService(t)
 
-/** Each provider's raw usage as its API reports it, and what the service must store (DESIGN.md token conventions). */
+/** Each provider's raw usage as its API reports it, and what the service must store (the README's token conventions). */
 const usageCases: Record<LlmProvider, { raw: Record<string, unknown>; normalized: Record<string, number> }> = {
   anthropic: {
     // input_tokens excludes the cache: 30 + 100 read + 20 written = 150 prompt tokens.

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { usageOf } from '../helpers/pricing.js'
 import { PriceCatalog, type BillableUsage, type CostBreakdown, type PriceOverride } from '../../src/pricing/catalog.js'
-import { parseUsd } from '../../src/pricing/money.js'
+import { parseUsd } from '../../src/lib/money.js'
 
 const overrides: PriceOverride[] = [
   {

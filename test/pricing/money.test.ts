@@ -7,7 +7,7 @@ import {
   parseUsd,
   usdFromNumber,
   usdToNumber,
-} from '../../src/pricing/money.js'
+} from '../../src/lib/money.js'
 
 t.test('parseUsd reads exact pico-USD', async (t) => {
   t.equal(parseUsd('0.00495'), 4_950_000_000n)

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Metadata, TrackEvent, Tracker } from '../event.js'
 
-/** Token counts per the service's convention (see DESIGN.md "Usage event conventions"). */
+/** Token counts per the service's convention (README, "Token conventions"). */
 export interface NormalizedUsage {
   inputTokens: number
   outputTokens: number

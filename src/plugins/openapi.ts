@@ -1,10 +1,13 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ErrorResponse } from './errors.js'
+import { ErrorResponse } from '../errors.js'
 import { ROUTE_EXAMPLES, type RouteExample } from './openapi-examples.js'
 
-export const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../openapi.yaml')
+export const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../openapi.yaml')
 
 /** The OpenAPI document of a built app, as committed in openapi.yaml. */
 export async function renderOpenApi(app: FastifyInstance): Promise<string> {
@@ -20,7 +23,6 @@ const STATUS_DESCRIPTIONS: Record<string, string> = {
   401: 'Missing, unknown or revoked API key',
   403: 'The key lacks the scope this route needs, or is bound to another bot',
   404: 'No such resource',
-  409: 'Conflicts with what is stored',
   413: 'Body larger than BODY_LIMIT_BYTES',
   415: 'Body is not JSON',
   422: 'The database refused the values (UNSTORABLE_EVENT): do not retry them unchanged',
@@ -74,3 +76,43 @@ export function documentRoutes(app: FastifyInstance, examples: Record<string, Ro
     if (schema.response) schema.response = describeResponses(schema.response as Record<string, Schema>)
   })
 }
+
+/**
+ * The OpenAPI document (served as JSON and YAML under /docs, committed as openapi.yaml) and
+ * Swagger UI at /docs. Register on the root before any route: documentRoutes sees only the
+ * routes registered after it.
+ */
+export const apiDocs = fp(async (app) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'LLM usage tracking API',
+        version: '0.1.0',
+        description:
+          'Bots report every model call; the service stores it and answers spend, volume, error and trend questions.\n\n' +
+          'Token conventions: inputTokens counts all prompt tokens including cache reads and writes (cacheReadTokens and ' +
+          'cacheWriteTokens are parts of it); outputTokens counts all generated tokens including reasoning (reasoningTokens is a part); ' +
+          'totalTokens = inputTokens + outputTokens.',
+      },
+      tags: [
+        { name: 'usage', description: 'Record model calls and read usage stats' },
+        { name: 'analytics', description: 'Time series, summaries, breakdowns, errors, events and exports' },
+        { name: 'reports', description: 'Monthly reports (JSON or CSV)' },
+        { name: 'prices', description: 'Price catalog, overrides, quotes and repricing' },
+        { name: 'keys', description: 'API keys (admin)' },
+        { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history (admin)' },
+        { name: 'health', description: 'Liveness and readiness' },
+        { name: 'metrics', description: 'Prometheus metrics (scope metrics)' },
+        { name: 'otel', description: 'OpenTelemetry (OTLP/HTTP) trace ingest: GenAI spans become usage events' },
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer usk_...' },
+        },
+      },
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  documentRoutes(app)
+})

@@ -1,5 +1,5 @@
 import helmet from '@fastify/helmet'
-import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 
 /**
  * The Content-Security-Policy of every response. Swagger UI under /docs (its scripts, including
@@ -25,9 +25,10 @@ const isApiPath = (url: string) => url === '/api' || url.startsWith('/api/') || 
 /**
  * Security headers on every response, errors and 404s included (helmet's defaults: nosniff,
  * Referrer-Policy no-referrer, frame and cross-origin policies), with exactly the CSP above, and
- * Cache-Control: no-store on everything under /api. Call on the root instance before any route.
+ * Cache-Control: no-store on everything under /api. Register on the root instance before any
+ * route (and before load shedding, so that its 503s carry the headers too).
  */
-export async function registerSecurityHeaders(app: FastifyInstance): Promise<void> {
+export const securityHeaders = fp(async (app) => {
   await app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY },
     // The same as frame-ancestors 'none', for browsers that predate it.
@@ -37,4 +38,4 @@ export async function registerSecurityHeaders(app: FastifyInstance): Promise<voi
   app.addHook('onSend', async (request, reply) => {
     if (isApiPath(request.url)) reply.header('cache-control', 'no-store')
   })
-}
+})

@@ -4,7 +4,7 @@
  * full, the query parameters that show what a route can do (optional ones left out stay at their
  * defaults), and path ids, which stand for the id of a resource created by the route's POST.
  *
- * Keyed by "METHOD url" as the route is registered; documentRoutes (src/openapi.ts) attaches each
+ * Keyed by "METHOD url" as the route is registered; documentRoutes (src/plugins/openapi.ts) attaches each
  * example to the route's schema, where @fastify/swagger turns it into the OpenAPI example.
  */
 export interface RouteExample {

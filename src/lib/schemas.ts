@@ -1,0 +1,28 @@
+import { Type } from 'typebox'
+
+/**
+ * Wire primitives every resource shares: who called (bot), which model of which provider, what
+ * kind of request, and token counts. Usage, analytics, pricing, budgets and keys build their
+ * schemas from these, so a bot id or a token count means the same everywhere.
+ */
+
+export const BOT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$'
+export const MAX_TOKENS = 2_000_000_000
+
+/** A count of tokens of one kind in one call. */
+export const TokenCount = (description: string, maximum = MAX_TOKENS) => Type.Integer({ minimum: 0, maximum, description })
+
+export const BotId = Type.String({ minLength: 1, maxLength: 128, pattern: BOT_ID_PATTERN, description: 'Bot identifier, e.g. bot_123' })
+export const Model = Type.String({ minLength: 1, maxLength: 200, description: 'Model name as the provider spells it' })
+export const Provider = Type.String({ minLength: 1, maxLength: 64, description: 'anthropic, openai, google, or any other provider name' })
+export const RequestType = Type.String({ minLength: 1, maxLength: 64, description: 'e.g. message, api_call, embedding' })
+
+/** Token totals by kind, as every aggregate reports them. */
+export const TokenSums = {
+  inputTokens: Type.Integer(),
+  outputTokens: Type.Integer(),
+  totalTokens: Type.Integer(),
+  cacheReadTokens: Type.Integer(),
+  cacheWriteTokens: Type.Integer(),
+  reasoningTokens: Type.Integer(),
+}
