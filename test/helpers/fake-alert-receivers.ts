@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { SMTPServer } from 'smtp-server'
 
@@ -42,20 +42,28 @@ async function listen(server: Server): Promise<{ url: string; close: () => Promi
   }
 }
 
+/** Reads a request's whole body: the text, and the JSON object it holds (null when it is not JSON). */
+function readBody(req: IncomingMessage, onBody: (rawBody: string, json: Record<string, unknown> | null) => void): void {
+  const chunks: Buffer[] = []
+  req.on('data', (c: Buffer) => chunks.push(c))
+  req.on('end', () => {
+    const rawBody = Buffer.concat(chunks).toString('utf8')
+    let json: Record<string, unknown> | null = null
+    try {
+      json = JSON.parse(rawBody) as Record<string, unknown>
+    } catch {
+      // not JSON: the caller decides
+    }
+    onBody(rawBody, json)
+  })
+}
+
 async function fakeHttp(answer: (r: ReceivedRequest) => { status: number; body: unknown }): Promise<HttpFake> {
   const received: ReceivedRequest[] = []
   const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const rawBody = Buffer.concat(chunks).toString('utf8')
-      let json: Record<string, unknown> = {}
-      try {
-        json = JSON.parse(rawBody) as Record<string, unknown>
-      } catch {
-        // recorded as {}
-      }
-      const r = { path: req.url ?? '/', headers: req.headers, rawBody, json }
+    readBody(req, (rawBody, json) => {
+      // A body that is not JSON is recorded as {}.
+      const r = { path: req.url ?? '/', headers: req.headers, rawBody, json: json ?? {} }
       received.push(r)
       const { status, body } = answer(r)
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
@@ -168,14 +176,8 @@ export async function startFakeSlack(): Promise<FakeSlack> {
   const received: ReceivedRequest[] = []
   const script: number[] = []
   const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const rawBody = Buffer.concat(chunks).toString('utf8')
-      let json: Record<string, unknown> = {}
-      try {
-        json = JSON.parse(rawBody) as Record<string, unknown>
-      } catch {
+    readBody(req, (rawBody, json) => {
+      if (json === null) {
         res.writeHead(400, { 'content-type': 'text/plain' }).end('invalid_payload')
         return
       }
