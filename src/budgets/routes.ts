@@ -137,7 +137,9 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
         description:
           'Example: {"scope": {"botId": "bot_x"}, "period": "month", "limitUsd": 50, "thresholds": [80], ' +
           '"channels": {"email": {"to": ["ops@example.com"]}, "webhook": {"url": "https://example.com/hooks/budget"}}}. ' +
-          'Each threshold alerts once per calendar period. A generated webhook secret is in this response only.',
+          'Each threshold alerts once per calendar period. A generated webhook secret is in this response only. ' +
+          'A hard per-user cap: {"scope": {"botId": "bot_x"}, "period": "day", "limitUsd": 0.5, "action": "block", "perUser": {"key": "userId"}} ' +
+          '(see GET /api/budgets/allowance).',
         body: CreateBudgetBody,
         response: { 201: BudgetInfo, 400: ErrorResponse, ...authErrors },
       },

@@ -216,7 +216,7 @@ const UserStanding = Type.Object({
 })
 
 export const BudgetStatusQuery = Type.Object(
-  { userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Per-user budgets: the status of this user' })) },
+  { userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Per-user budgets: the status of this user (ignored by other budgets)' })) },
   { additionalProperties: false },
 )
 
@@ -249,7 +249,7 @@ export const BudgetStatus = Type.Object({
       description: 'Per-user budgets: the users who spent most this period, highest first (at most 100)',
     }),
   ),
-  trackedUsers: Type.Optional(Type.Integer({ description: 'Per-user budgets: users with spend this period (counted up to BUDGET_MAX_TRACKED_USERS + 1)' })),
+  trackedUsers: Type.Optional(Type.Integer({ description: 'Per-user budgets: how many users spent this period' })),
 })
 export type BudgetStatus = Static<typeof BudgetStatus>
 
