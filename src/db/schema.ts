@@ -12,6 +12,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
+import { STORED_MEASURES } from './measures.js'
 
 /**
  * All tables. Every unique key and rollup key includes bot_id so the schema can later be
@@ -69,52 +70,20 @@ export const usageEvents = pgTable(
   ],
 )
 
-/**
- * Lower bounds (ms) of the latency histogram kept in every rollup row: bucket i counts calls with
- * LATENCY_BUCKET_LOWER_BOUNDS_MS[i] <= latencyMs < LATENCY_BUCKET_LOWER_BOUNDS_MS[i + 1]; the last
- * bucket is open-ended. Above 100 ms the bounds follow the R10 series (ten per decade, each at most
- * 26% above the previous), so a percentile read from the histogram is off by at most one bucket
- * width: <= 50 ms below 100 ms, <= 26% of the true value from 100 ms to 100 s (docs/analytics.md).
- * Changing this list changes the table layout: it needs a migration and a rollup rebuild.
- */
-export const LATENCY_BUCKET_LOWER_BOUNDS_MS = [
-  0, 10, 25, 50,
-  100, 125, 160, 200, 250, 315, 400, 500, 630, 800,
-  1000, 1250, 1600, 2000, 2500, 3150, 4000, 5000, 6300, 8000,
-  10000, 12500, 16000, 20000, 25000, 31500, 40000, 50000, 63000, 80000,
-  100000,
-] as const
-
-export const latencyBucketColumn = (lowerMs: number) => `latency_ge_${lowerMs}`
-
 const nullableCount = (name: string) => bigint(name, { mode: 'number' })
 
-/** Histogram buckets are NULL when empty (most are, in sparse rollup rows): NULL costs one bit, zero eight bytes. */
-function latencyHistogramColumns() {
-  const columns: Record<string, ReturnType<typeof nullableCount>> = {}
-  for (const lower of LATENCY_BUCKET_LOWER_BOUNDS_MS) columns[latencyBucketColumn(lower)] = nullableCount(latencyBucketColumn(lower))
-  return columns
-}
-
-/** What every rollup row sums up for its key; the same columns in the hourly and the daily table. */
+/**
+ * What every rollup row sums up for its key, one column per stored measure of the measure table
+ * (db/measures.ts); the same columns in every rollup table.
+ */
 function rollupMeasures() {
-  return {
-    calls: count('calls'),
-    inputTokens: count('input_tokens'),
-    outputTokens: count('output_tokens'),
-    totalTokens: count('total_tokens'),
-    cacheReadTokens: count('cache_read_tokens'),
-    cacheWriteTokens: count('cache_write_tokens'),
-    reasoningTokens: count('reasoning_tokens'),
-    cost: usdSum('cost').notNull().default('0'),
-    unpricedCalls: count('unpriced_calls'),
-    unpricedInputTokens: count('unpriced_input_tokens'),
-    unpricedOutputTokens: count('unpriced_output_tokens'),
-    latencySumMs: count('latency_sum_ms'),
-    latencyCount: count('latency_count'),
-    latencyMaxMs: integer('latency_max_ms'),
-    ...latencyHistogramColumns(),
+  const columns: Record<string, ReturnType<typeof count> | ReturnType<typeof nullableCount> | ReturnType<typeof usdSum> | ReturnType<typeof integer>> = {}
+  for (const m of STORED_MEASURES) {
+    if (m.kind === 'usd') columns[m.name] = usdSum(m.column).notNull().default('0')
+    else if (m.kind === 'max') columns[m.name] = integer(m.column)
+    else columns[m.name] = m.nullWhenZero ? nullableCount(m.column) : count(m.column)
   }
+  return columns
 }
 
 /**
