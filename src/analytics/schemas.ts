@@ -3,7 +3,7 @@ import { REPORT_MEASURES, REPORTED_MEASURES, type CoreMeasureName, type ReportMe
 import { DATE_OR_TIMESTAMP_FORMAT, SUPPORTED_DATES, YEAR_MONTH_FORMAT } from '../lib/time.js'
 import { TimeZoneName } from '../lib/time-zone.js'
 import { BotId, Model, Provider, RequestType, TokenSums } from '../lib/schemas.js'
-import { UsageEvent } from '../usage/schemas.js'
+import { UsageEvent } from '../lib/usage-event.js'
 
 /**
  * Wire schemas of the analytics and reports endpoints. Types used by the handlers come from

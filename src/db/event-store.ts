@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
-import type { UsageEvent } from '../usage/schemas.js'
+import type { UsageEvent } from '../lib/usage-event.js'
 
 /**
  * The event store as both sides see it: the raw usage_events row, the filters every read shares,
