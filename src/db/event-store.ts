@@ -102,6 +102,11 @@ export interface RollupTable {
   grain: RollupGrain
   /** Key columns after the time column (named like the grain), in primary-key order. */
   keys: readonly RollupKey[]
+  /**
+   * Also indexed by (bot_id, time): reads by one bot (every bound key's read) would otherwise walk
+   * all bots' rows of the range.
+   */
+  botIndex?: boolean
 }
 
 /**
@@ -109,8 +114,8 @@ export interface RollupTable {
  * after the previous one finished) and repriceEvents locks them in this order too.
  */
 export const ROLLUP_TABLES: readonly RollupTable[] = [
-  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS },
-  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS },
+  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
+  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
   { name: 'usage_daily_models', grain: 'day', keys: ['provider', 'model', 'request_type', 'success'] },
   { name: 'usage_daily_bots', grain: 'day', keys: ['bot_id', 'success'] },
 ]

@@ -12,6 +12,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
+import { ROLLUP_TABLES, type RollupKey, type RollupTable } from './event-store.js'
 import { STORED_MEASURES } from './measures.js'
 
 /**
@@ -86,54 +87,43 @@ function rollupMeasures() {
   return columns
 }
 
+const KEY_COLUMNS: Record<RollupKey, () => ReturnType<typeof text> | ReturnType<typeof boolean>> = {
+  bot_id: () => text('bot_id').notNull(),
+  provider: () => text('provider').notNull(),
+  model: () => text('model').notNull(),
+  request_type: () => text('request_type').notNull(),
+  success: () => boolean('success').notNull(),
+}
+
+/**
+ * A rollup table of the event store's layout (db/event-store.ts, ROLLUP_TABLES): its time column
+ * (UTC hour or day), its key columns, and the stored measures; primary key (time, keys...).
+ */
+function rollupTable(layout: RollupTable) {
+  const keys = Object.fromEntries(layout.keys.map((k) => [k, KEY_COLUMNS[k]()]))
+  return pgTable(layout.name, { [layout.grain]: ts(layout.grain).notNull(), ...keys, ...rollupMeasures() }, (t) => [
+    primaryKey({ name: `${layout.name}_pkey`, columns: [t[layout.grain], ...layout.keys.map((k) => t[k])] }),
+    ...(layout.botIndex ? [index(`${layout.name}_bot_${layout.grain}_idx`).on(t.bot_id, t[layout.grain])] : []),
+  ])
+}
+
+const rollupLayout = (name: string) => {
+  const layout = ROLLUP_TABLES.find((r) => r.name === name)
+  if (!layout) throw new Error(`unknown rollup ${name}`)
+  return layout
+}
+
 /**
  * Hourly rollup (UTC hours), maintained in the same statement as the raw insert. Aggregates read
  * it for whole hours and raw rows only for partial edge hours, so answers stay exact.
  */
-export const usageHourly = pgTable(
-  'usage_hourly',
-  {
-    hour: ts('hour').notNull(),
-    botId: text('bot_id').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requestType: text('request_type').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [
-    primaryKey({
-      name: 'usage_hourly_pkey',
-      columns: [t.hour, t.botId, t.provider, t.model, t.requestType, t.success],
-    }),
-    // Reads by one bot (every bound key's read) would otherwise walk all bots' rows of the range.
-    index('usage_hourly_bot_hour_idx').on(t.botId, t.hour),
-  ],
-)
+export const usageHourly = rollupTable(rollupLayout('usage_hourly'))
 
 /**
  * Daily rollup (UTC days) of the same measures: a 90-day range reads ~24x fewer rows than from
  * the hourly table. Maintained in the same statement as usage_hourly.
  */
-export const usageDaily = pgTable(
-  'usage_daily',
-  {
-    day: ts('day').notNull(),
-    botId: text('bot_id').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requestType: text('request_type').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [
-    primaryKey({
-      name: 'usage_daily_pkey',
-      columns: [t.day, t.botId, t.provider, t.model, t.requestType, t.success],
-    }),
-    index('usage_daily_bot_day_idx').on(t.botId, t.day),
-  ],
-)
+export const usageDaily = rollupTable(rollupLayout('usage_daily'))
 
 /**
  * Daily rollup over all bots, per model: what dashboards ask most (stats, timeseries, cost by
@@ -141,32 +131,10 @@ export const usageDaily = pgTable(
  * bot_id, unlike every other key: it is a derived cache that a deployment distributed on bot_id
  * would keep local or leave out (readers pick it only when present; docs/analytics.md).
  */
-export const usageDailyModels = pgTable(
-  'usage_daily_models',
-  {
-    day: ts('day').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requestType: text('request_type').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [
-    primaryKey({ name: 'usage_daily_models_pkey', columns: [t.day, t.provider, t.model, t.requestType, t.success] }),
-  ],
-)
+export const usageDailyModels = rollupTable(rollupLayout('usage_daily_models'))
 
 /** Daily rollup per bot, all models together: totals and cost by bot read ~2 rows per bot and day. */
-export const usageDailyBots = pgTable(
-  'usage_daily_bots',
-  {
-    day: ts('day').notNull(),
-    botId: text('bot_id').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [primaryKey({ name: 'usage_daily_bots_pkey', columns: [t.day, t.botId, t.success] })],
-)
+export const usageDailyBots = rollupTable(rollupLayout('usage_daily_bots'))
 
 export const apiKeys = pgTable(
   'api_keys',
