@@ -5,7 +5,7 @@ import { parseUsd } from '../lib/money.js'
 import { aggregateSql, type Dimension } from './sources.js'
 
 /**
- * The read side's public entry point for other features (budgets, scheduled reports): the same
+ * The read side's public entry point for other features (budgets, scheduled reports, repricing): the same
  * planner as every GET /api/usage* answer (rollups for whole hours and days, raw events for the
  * edges), so a budget's spend and a report's figures equal what the dashboard shows.
  * The caller passes the database to read: `database` (the primary) where an answer must include
@@ -13,6 +13,8 @@ import { aggregateSql, type Dimension } from './sources.js'
  */
 
 export { monthlyReport, totalsOver, type MonthlyRow, type Span } from './queries.js'
+/** The startDate/endDate rules of every read endpoint, for other features' date ranges (repricing). */
+export { parseRange, type TimeRange } from './query.js'
 export type { Totals } from '../db/measures.js'
 
 /** A scope and a time range [from, to) whose spend is asked for. */
