@@ -5,7 +5,7 @@ import type { CommittedEvent } from '../usage/ingest.js'
 import type { Budget } from './budget-store.js'
 import { periodWindow, type PeriodWindow } from './periods.js'
 import { spendByBudget } from './spend.js'
-import { spendByUser, userOf } from './user-spend.js'
+import { topUsers, userOf } from './user-spend.js'
 
 export interface AllowanceStateOptions {
   /** How often the spend of every block budget is read again from the database (other instances' usage, reprices). */
@@ -217,12 +217,7 @@ export class AllowanceState {
       spendByBudget(this.database, whole.map((t) => ({ budgetId: t.entry.budget.id, scope: t.entry.budget.scope, window: t.window }))),
       Promise.all(
         perUser.map((t) =>
-          spendByUser(this.database, {
-            scope: { ...t.entry.budget.scope, botId: t.entry.budget.scope.botId ?? '' },
-            key: t.entry.budget.perUser?.key ?? '',
-            window: t.window,
-            limit: this.opts.maxTrackedUsers + 1,
-          }),
+          topUsers(this.database, { scope: t.entry.budget.scope, key: t.entry.budget.perUser?.key ?? '' }, t.window, this.opts.maxTrackedUsers + 1),
         ),
       ),
     ])
@@ -234,7 +229,7 @@ export class AllowanceState {
     }
     perUser.forEach((t, i) => {
       if (!this.isCurrent(t.entry, t.window)) return
-      const rows = users[i].users
+      const rows = users[i]
       const tracked = rows.slice(0, this.opts.maxTrackedUsers)
       t.entry.users = new Map(tracked.map((u) => [u.userId, u.spent]))
       t.entry.floor = rows.length > tracked.length ? rows[rows.length - 1].spent : 0n

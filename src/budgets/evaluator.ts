@@ -34,9 +34,8 @@ export interface BudgetStanding {
   evaluatedAt: Date
   /** Per-user budgets: whose spend `spent` is (the one asked for, else the top spender); null otherwise. */
   userId: string | null
-  /** Per-user budgets: the highest spenders this period, and how many users spent at all. */
+  /** Per-user budgets: the highest spenders this period. */
   users?: { userId: string; spent: bigint }[]
-  trackedUsers?: number
 }
 
 interface CachedWindow {
@@ -143,7 +142,7 @@ export class BudgetMonitor {
     if (budget.perUser !== null) {
       const s = await perUserStanding(this.database, budget, window, userId)
       const at = { window, spent: s.spent, projected: projectSpend(s.spent, window, now), evaluatedAt: now, userId: s.userId }
-      return { ...at, users: s.top.users, trackedUsers: s.top.total }
+      return { ...at, users: s.top }
     }
     const spent = (await spendByBudget(this.database, [{ budgetId: budget.id, scope: budget.scope, window }])).get(budget.id) ?? 0n
     return { window, spent, projected: projectSpend(spent, window, now), evaluatedAt: now, userId: null }

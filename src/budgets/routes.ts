@@ -98,7 +98,6 @@ function userFigures(budget: Budget, standing: BudgetStanding) {
       percent: percentOf(u.spent, budget.limit),
       blocked: blocks(u.spent),
     })),
-    trackedUsers: standing.trackedUsers ?? standing.users.length,
   }
 }
 

@@ -249,7 +249,6 @@ export const BudgetStatus = Type.Object({
       description: 'Per-user budgets: the users who spent most this period, highest first (at most 100)',
     }),
   ),
-  trackedUsers: Type.Optional(Type.Integer({ description: 'Per-user budgets: how many users spent this period' })),
 })
 export type BudgetStatus = Static<typeof BudgetStatus>
 

@@ -2,14 +2,10 @@ import type { Database } from '../db/connect.js'
 import type { AlertCandidate } from './alert-store.js'
 import { CHANNELS, type Budget } from './budget-store.js'
 import type { PeriodWindow } from './periods.js'
-import { spendByUser, type UserSpend } from './user-spend.js'
+import { spendOfUser, topUsers, type UserSpend } from './user-spend.js'
 
 /** Users shown by the status of a per-user budget. */
 export const STATUS_USERS = 100
-
-function scopeOf(b: Budget): Budget['scope'] & { botId: string } {
-  return { ...b.scope, botId: b.scope.botId ?? '' }
-}
 
 /**
  * The threshold alerts a per-user budget owes: each user whose spend this period crossed a
@@ -25,7 +21,7 @@ export async function perUserCandidates(
 ): Promise<AlertCandidate[]> {
   if (b.perUser === null || b.thresholds.length === 0) return []
   const lowest = BigInt(Math.min(...b.thresholds))
-  const { users } = await spendByUser(database, { scope: scopeOf(b), key: b.perUser.key, window, limit: maxUsers, atLeast: (b.limit * lowest + 99n) / 100n })
+  const users = (await topUsers(database, { scope: b.scope, key: b.perUser.key }, window, maxUsers)).filter((u) => u.spent * 100n >= b.limit * lowest)
   const channels = CHANNELS.filter((c) => b.channels[c] !== undefined)
   const candidates: AlertCandidate[] = []
   for (const u of users) {
@@ -46,12 +42,10 @@ export async function perUserStanding(
   b: Budget,
   window: PeriodWindow,
   userId: string | undefined,
-): Promise<{ userId: string | null; spent: bigint; top: UserSpend }> {
-  const key = b.perUser?.key ?? ''
-  const top = await spendByUser(database, { scope: scopeOf(b), key, window, limit: STATUS_USERS })
-  if (userId === undefined) return { userId: top.users[0]?.userId ?? null, spent: top.users[0]?.spent ?? 0n, top }
-  const listed = top.users.find((u) => u.userId === userId)
-  if (listed) return { userId, spent: listed.spent, top }
-  const one = await spendByUser(database, { scope: scopeOf(b), key, window, limit: 1, userId })
-  return { userId, spent: one.users[0]?.spent ?? 0n, top }
+): Promise<{ userId: string | null; spent: bigint; top: UserSpend[] }> {
+  const u = { scope: b.scope, key: b.perUser?.key ?? '' }
+  const top = await topUsers(database, u, window, STATUS_USERS)
+  if (userId === undefined) return { userId: top[0]?.userId ?? null, spent: top[0]?.spent ?? 0n, top }
+  const listed = top.find((x) => x.userId === userId)
+  return { userId, spent: listed ? listed.spent : await spendOfUser(database, u, window, userId), top }
 }
