@@ -4,11 +4,17 @@ import { connectDatabase, type Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
 import { alertsOf, api, buildBudgetApp, costEvent, createBudget, postEvents, TestClock } from '../helpers/budgets.js'
 import { createTestDatabase, resetTables, TEST_DATABASE_URL } from '../helpers/db.js'
+import { startWebhookReceiver } from '../helpers/fake-alert-receivers.js'
 import { postUsage } from '../helpers/usage.js'
 import { waitFor } from '../helpers/wait.js'
 
 const database = await createTestDatabase(t)
-t.beforeEach(() => resetTables(database))
+const webhook = await startWebhookReceiver()
+t.teardown(() => webhook.close())
+t.beforeEach(async () => {
+  await resetTables(database)
+  webhook.received.length = 0
+})
 
 const MARCH_20 = '2025-03-20T12:00:00Z'
 
@@ -111,6 +117,7 @@ t.test('per-user budgets: each user has the limit; status and alerts name the us
     action: 'block',
     perUser: { key: 'userId' },
     thresholds: [80, 100],
+    channels: { webhook: { url: webhook.url } },
   })
   const at = '2025-03-20T10:00:00Z'
   await postEvents(app, [
@@ -129,6 +136,8 @@ t.test('per-user budgets: each user has the limit; status and alerts name the us
   await waitFor(async () => (await alertsOf(app, b.id)).length === 2, 'the alerts of user 4242')
   const alerts = (await api<{ alerts: { userId: string | null; threshold: number; supersededBy: string | null; deliveries: unknown[] }[] }>(app, 'GET', `/api/alerts?budgetId=${b.id}`)).body.alerts
   t.same(alerts.map((a) => [a.userId, a.threshold]).sort(), [['4242', 100], ['4242', 80]], 'thresholds fire for the user who crossed them')
+  await waitFor(() => webhook.received.length === 1, 'the webhook of user 4242')
+  t.match(webhook.received[0].json, { userId: '4242', threshold: 100, alsoCrossed: [80], message: /reached 100% for user 4242/ }, 'the message names the user')
 
   await postEvents(app, [costEvent(0.35, { createdAt: at, metadata: { userId: 'u_7' } })])
   await waitFor(async () => (await alertsOf(app, b.id)).length === 3, 'the 80% alert of u_7')
@@ -238,4 +247,7 @@ t.test("two instances: the other instance's answer is right within BUDGET_ALLOWA
   const seen = await until(b.app, 'botId=bot_x&userId=u1', false, 'blocked on the other instance after its sync')
   t.match(seen.blockedBy, [{ userId: 'u1', spentUsd: 1.2 }])
   t.equal((await allowance(b.app, 'botId=bot_x')).body.remainingUsd, 1.8, "the whole-bot budget counts the other instance's usage too")
+
+  const started = await buildBudgetApp(t, await secondConnection(), env, clock)
+  t.match((await allowance(started.app, 'botId=bot_x&userId=u1')).body, { allowed: false, blockedBy: [{ spentUsd: 1.2 }] }, 'an instance that starts now knows the spend before it answers')
 })
