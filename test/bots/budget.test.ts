@@ -2,6 +2,7 @@
 // the provider gets no further call and no usage is recorded; the next day (a moved clock, on the
 // service and the bot) the user is answered again. Real bot, real service, fake Telegram and Anthropic.
 import t, { type Test } from 'tap'
+import { backAt } from '../../bots/telegram/handlers/budget.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
 import { waitFor } from '../helpers/wait.js'
 import { converse, startBot, startUsageService, USER, type RunningBot, type UsageService } from './harness.js'
@@ -93,4 +94,12 @@ t.test('the usage service is unreachable: the bot fails open and answers', async
   running.provider.enqueue(CALL)
   t.same(await converse(running, 'hello'), ['An answer.'])
   t.equal(running.provider.requests.length, 1)
+})
+
+t.test('when the bot is back, in words', async (t) => {
+  const at = new Date('2025-03-21T00:00:00Z')
+  t.equal(backAt(at, new Date('2025-03-20T23:59:30Z')), 'on Fri 21 Mar, 00:00 UTC (in 1 minute)')
+  t.equal(backAt(at, new Date('2025-03-20T23:15:00Z')), 'on Fri 21 Mar, 00:00 UTC (in 45 minutes)')
+  t.equal(backAt(at, new Date('2025-03-20T19:10:00Z')), 'on Fri 21 Mar, 00:00 UTC (in about 5 hours)')
+  t.equal(backAt(new Date('2025-04-01T00:00:00Z'), new Date('2025-03-20T12:00:00Z')), 'on Tue 1 Apr, 00:00 UTC (in about 12 days)')
 })
