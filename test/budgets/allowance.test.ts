@@ -101,6 +101,15 @@ t.test('a hard budget: ingest goes on, the allowance says no until the period en
   const status = await api(app, 'GET', `/api/budgets/${b.id}/status`)
   t.match(status.body, { action: 'block', blocked: true, userId: null, spentUsd: 1.15 }, 'the status says it blocks')
 
+  t.equal((await api(app, 'PATCH', `/api/budgets/${b.id}`, { action: 'alert' })).status, 200)
+  await until(app, 'botId=bot_x', true, 'an alert-only budget does not block')
+  await api(app, 'PATCH', `/api/budgets/${b.id}`, { action: 'block' })
+  t.match(await until(app, 'botId=bot_x', false, 'blocking again'), { blockedBy: [{ spentUsd: 1.15 }] }, 'made a block budget again, its spend is read')
+  await api(app, 'PATCH', `/api/budgets/${b.id}`, { enabled: false })
+  await until(app, 'botId=bot_x', true, 'a disabled budget does not block')
+  await api(app, 'PATCH', `/api/budgets/${b.id}`, { enabled: true })
+  await until(app, 'botId=bot_x', false, 'enabled again')
+
   clock.set('2025-03-21T00:00:01Z')
   t.same((await allowance(app, 'botId=bot_x')).body, { allowed: true, remainingUsd: 1, resetsAt: '2025-03-22T00:00:00.000Z', blockedBy: [] }, 'the next day it allows again, at once')
 })
