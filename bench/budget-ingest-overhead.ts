@@ -98,7 +98,7 @@ for (const [name, times] of results) {
   await monitor.start()
   const now = new Date()
   // Bots the budgets do not count (every budget checks every event) and one they do (stops at the first match).
-  const batch = Array.from({ length: 100 }, (_, i) => ({ botId: `other_${i}`, provider: 'acme', model: 'acme-large', createdAt: now }))
+  const batch = Array.from({ length: 100 }, (_, i) => ({ botId: `other_${i}`, provider: 'acme', model: 'acme-large', createdAt: now, cost: '0.001', metadata: null }))
   const calls = 20_000
   const started = performance.now()
   const events: CommittedEvent[] = batch

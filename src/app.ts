@@ -3,6 +3,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { summaryGroups } from './analytics/queries.js'
 import { analyticsRoutes } from './analytics/routes.js'
 import { keyRoutes } from './auth/routes.js'
+import { allowanceRoutes } from './budgets/allowance-routes.js'
+import { AllowanceState } from './budgets/allowance-state.js'
 import { DeliveryWorker } from './budgets/delivery.js'
 import { BudgetMonitor } from './budgets/evaluator.js'
 import { budgetRoutes } from './budgets/routes.js'
@@ -88,11 +90,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     log: app.log,
     onAttempt: metrics.onAlertAttempt,
   })
+  const allowance = new AllowanceState(database, {
+    syncIntervalMs: config.budgets.allowanceSyncMs,
+    maxTrackedUsers: config.budgets.maxTrackedUsers,
+    log: app.log,
+    clock: deps.budgetClock,
+  })
   const budgetMonitor = new BudgetMonitor(database, alertDelivery, {
     ...config.budgets,
     log: app.log,
     clock: deps.budgetClock,
     announceChange: (id) => changes.publish('budgets', id),
+    onBudgets: (budgets) => allowance.setBudgets(budgets),
   })
 
   const writeQueue = new WriteQueue(database, {
@@ -106,6 +115,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     flushWhenIdle: database.engine === 'postgres',
     onCommitted: (created) => {
       budgetMonitor.onCommitted(created)
+      allowance.onCommitted(created)
       metrics.onCommitted(created)
     },
     onFlushed: metrics.onFlushed,
@@ -133,6 +143,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
   if (top) metrics.admitBots(top.byBot.map((b) => b.botId))
   await budgetMonitor.start()
+  await allowance.start()
   changes.on('keys', () => auth.forget())
   changes.on('prices', () => void pricing.reload().catch((err: unknown) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones')))
   changes.on('budgets', (id) => budgetMonitor.changedElsewhere(id))
@@ -155,6 +166,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     pricing.stop()
     await writeQueue.close()
     await budgetMonitor.stop()
+    await allowance.stop()
     await alertDelivery.stop()
     await auth.close()
   })
@@ -177,6 +189,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await api.register(metricsRoutes, { metrics })
     await api.register(pricingRoutes, { database, pricing })
     await api.register(analyticsRoutes, { config, database: readDatabase, primary: database })
+    await api.register(allowanceRoutes, { allowance })
     await api.register(budgetRoutes, {
       database,
       monitor: budgetMonitor,

@@ -71,6 +71,10 @@ export interface Config {
     evaluateIntervalMs: number
     /** No projected-overrun alert before this share of the period has passed (early rates are noise). */
     projectionMinElapsedPercent: number
+    /** Block budgets' spend is read again this often (other instances' usage): the bound on a stale allowance. */
+    allowanceSyncMs: number
+    /** Users tracked per per-user budget and period (memory bound); past it, see docs/budgets.md. */
+    maxTrackedUsers: number
   }
   alerts: {
     /** smtp(s)://user:pass@host:port; null: email channels are refused. */
@@ -264,6 +268,8 @@ export function loadConfig(env: Env = process.env): Config {
       debounceMs: int('BUDGET_DEBOUNCE_MS', 1000, 0, 600_000),
       evaluateIntervalMs: int('BUDGET_EVAL_INTERVAL_MS', 60_000, 10, 3_600_000),
       projectionMinElapsedPercent: int('BUDGET_PROJECTION_MIN_ELAPSED_PERCENT', 10, 0, 100),
+      allowanceSyncMs: int('BUDGET_ALLOWANCE_SYNC_MS', 2000, 10, 3_600_000),
+      maxTrackedUsers: int('BUDGET_MAX_TRACKED_USERS', 10_000, 1, 1_000_000),
     },
     alerts: {
       smtpUrl,

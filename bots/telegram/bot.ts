@@ -22,6 +22,8 @@ export interface BotDeps {
   logger?: BotLogger
   /** Default: the configured provider's SDK, instrumented with `usage`. */
   chatModel?: ChatModel
+  /** Default: real time. What "back in 3 hours" is measured from when a budget blocks a user. */
+  now?: () => Date
 }
 
 export interface TelegramBot {
@@ -72,7 +74,7 @@ export function createBot(config: BotConfig, deps: BotDeps = {}): TelegramBot {
     handlerTimeout: config.llm.timeoutMs * (config.llm.maxRetries + 1) + 60_000,
   })
 
-  const handlerDeps: HandlerDeps = { config, log, usage, chatModel, conversations, usageReader }
+  const handlerDeps: HandlerDeps = { config, log, usage, chatModel, conversations, usageReader, now: deps.now ?? (() => new Date()) }
   // Order matters: commands before the catch-all message handlers.
   registerErrorHandler(bot, log)
   registerCommands(bot, handlerDeps)

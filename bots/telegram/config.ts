@@ -67,6 +67,8 @@ export interface BotConfig {
     readonly client: UsageClientOptions
     /** Timeout of the `/usage` command's query to the service. */
     readonly queryTimeoutMs: number
+    /** Ask the service's allowance (hard budgets, per Telegram user) before every model call. */
+    readonly budgetCheck: boolean
   }
   readonly llm: LlmConfig
   readonly history: HistoryLimits
@@ -148,6 +150,9 @@ export function loadBotConfig(env: Env = process.env): BotConfig {
   const usageBaseUrl = httpUrl(usageUrlName, usageUrl) ?? ''
   const usageApiKey = required('USAGE_API_KEY', ' (a key with the ingest and read scopes bound to BOT_ID)')
   const queryTimeoutMs = integer('USAGE_QUERY_TIMEOUT_MS', defaults.usageQueryTimeoutMs, 100, 120_000)
+  const budgetCheckRaw = (read('BOT_BUDGET_CHECK') ?? 'on').toLowerCase()
+  if (!['on', 'off', 'true', 'false'].includes(budgetCheckRaw)) problems.push(`BOT_BUDGET_CHECK must be on or off, got "${budgetCheckRaw}"`)
+  const budgetCheck = budgetCheckRaw === 'on' || budgetCheckRaw === 'true'
 
   const providerName = required('LLM_PROVIDER', ` (${providers.join(' | ')})`)
   const provider = providers.find((candidate) => candidate === providerName.toLowerCase())
@@ -185,7 +190,7 @@ export function loadBotConfig(env: Env = process.env): BotConfig {
   return {
     botId,
     telegram: { token, apiRoot, webhook },
-    usage: { client, queryTimeoutMs },
+    usage: { client, queryTimeoutMs, budgetCheck },
     llm: {
       provider,
       model,

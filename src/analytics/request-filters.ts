@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { readableBots } from '../auth/plugin.js'
 import type { Database } from '../db/connect.js'
 import { Errors } from '../errors.js'
+import { METADATA_KEY_CHARS } from '../lib/schemas.js'
 import type { EventFilter } from '../db/event-store.js'
 import type { Span } from './queries.js'
 import type { UsageFilters } from './schemas.js'
@@ -17,7 +18,7 @@ const DIMENSION_COLUMNS: Record<string, ColumnDimension> = {
   botId: 'bot_id',
   requestType: 'request_type',
 }
-const METADATA_DIMENSION = /^metadata\.([A-Za-z0-9_.:-]{1,100})$/
+const METADATA_DIMENSION = new RegExp(`^metadata\\.(${METADATA_KEY_CHARS})$`)
 
 /** A groupBy name (model, provider, botId, requestType or metadata.<key>) as a query dimension. */
 export function parseDimension(name: string, field: string): Dimension {

@@ -14,8 +14,8 @@ export interface Principal {
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Scope a caller needs; 'public' routes need no key. Every API route must declare one. */
-    scope?: Scope | 'public'
+    /** Scope a caller needs (a list: any one of them); 'public' routes need no key. Every API route must declare one. */
+    scope?: Scope | readonly Scope[] | 'public'
   }
   interface FastifyRequest {
     principal: Principal | null
@@ -137,7 +137,9 @@ export function guardRoutes(scope: FastifyInstance, auth: Authenticator): void {
     if (required === 'public') return
     const schema = (route.schema ??= {}) as Record<string, unknown>
     schema.security = [{ bearerAuth: [] }]
-    const sentence = `Requires an API key with scope \`${required}\`${required === 'admin' ? '' : ' (or admin)'}.`
+    const anyOf: readonly Scope[] = typeof required === 'string' ? [required] : required
+    const names = anyOf.map((s) => `\`${s}\``).join(' or ')
+    const sentence = `Requires an API key with scope ${names}${anyOf.includes('admin') ? '' : ' (or admin)'}.`
     const description = typeof schema.description === 'string' ? schema.description : ''
     // A GET's implicit HEAD route shares the GET's schema object: say it once.
     if (description.endsWith(sentence)) return
@@ -148,6 +150,11 @@ export function guardRoutes(scope: FastifyInstance, auth: Authenticator): void {
     if (required === 'public' || required === undefined) return
     const principal = await auth.authenticate(request.headers.authorization)
     if (!principal) throw new Errors.unauthorized()
+    if (typeof required !== 'string') {
+      if (!required.some((s) => principal.scopes.has(s))) throw new Errors.forbidden(`This key lacks the ${required.map((s) => `'${s}'`).join(' or ')} scope`)
+      request.principal = principal
+      return
+    }
     if (EVERY_BOT_SCOPES.includes(required) && principal.botId !== null) {
       throw new Errors.forbidden(`This key is bound to bot '${principal.botId}': ${required} routes need a key bound to no bot`)
     }

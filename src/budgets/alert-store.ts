@@ -20,6 +20,8 @@ export interface AlertCandidate {
   projected: bigint | null
   /** Channels the budget has now: one delivery each if this alert is the one delivered. */
   channels: ChannelName[]
+  /** Per-user budgets: the user whose spend crossed it; absent or '' for the others. */
+  userId?: string
 }
 
 export interface RecordedAlert {
@@ -30,7 +32,8 @@ export interface RecordedAlert {
   deliveries: number
 }
 
-const candidateKey = (c: AlertCandidate) => `${c.budgetId}\u0000${c.window.start.toISOString()}\u0000${c.kind}\u0000${String(c.threshold).padStart(5, '0')}`
+const candidateKey = (c: AlertCandidate) =>
+  `${c.budgetId}\u0000${c.window.start.toISOString()}\u0000${c.kind}\u0000${String(c.threshold).padStart(5, '0')}\u0000${c.userId ?? ''}`
 
 /**
  * Stores the alerts not stored yet and, in the same transaction, their deliveries: exactly the
@@ -55,29 +58,31 @@ export async function recordAlerts(database: Database, candidates: AlertCandidat
       limit_usd: formatUsd(c.limit),
       spent_usd: formatUsd(c.spent),
       projected_usd: c.projected === null ? null : formatUsd(c.projected),
+      user_id: c.userId ?? '',
     })),
   )
   return retryOnDeadlock(() =>
     database.db.transaction(async (tx) => {
-      const inserted = rowsOf<Pick<AlertRow, 'id' | 'budgetId' | 'kind' | 'threshold'>>(
+      const inserted = rowsOf<Pick<AlertRow, 'id' | 'budgetId' | 'kind' | 'threshold' | 'userId'>>(
         await tx.execute(sql`
-          INSERT INTO budget_alerts (id, budget_id, period_start, period_end, kind, threshold, limit_usd, spent_usd, projected_usd)
-          SELECT id, budget_id, period_start, period_end, kind, threshold, limit_usd, spent_usd, projected_usd
+          INSERT INTO budget_alerts (id, budget_id, period_start, period_end, kind, threshold, limit_usd, spent_usd, projected_usd, user_id)
+          SELECT id, budget_id, period_start, period_end, kind, threshold, limit_usd, spent_usd, projected_usd, user_id
           FROM json_to_recordset(${payload}::json) AS c(ord int, id text, budget_id text, period_start timestamptz,
-            period_end timestamptz, kind text, threshold int, limit_usd numeric, spent_usd numeric, projected_usd numeric)
+            period_end timestamptz, kind text, threshold int, limit_usd numeric, spent_usd numeric, projected_usd numeric, user_id text)
           ORDER BY ord
-          ON CONFLICT (budget_id, period_start, kind, threshold, limit_usd) DO NOTHING
-          RETURNING id, budget_id AS "budgetId", kind, threshold`),
+          ON CONFLICT (budget_id, period_start, kind, threshold, limit_usd, user_id) DO NOTHING
+          RETURNING id, budget_id AS "budgetId", kind, threshold, user_id AS "userId"`),
       )
-      // One message per budget and evaluation: the highest threshold crossed, else the projection.
+      // One message per budget (and user) and evaluation: the highest threshold crossed, else the projection.
       const rank = (a: { kind: AlertKind; threshold: number }) => (a.kind === 'threshold' ? 10_000 + a.threshold : 0)
+      const whose = (a: { budgetId: string; userId: string }) => `${a.budgetId}\u0000${a.userId}`
       const top = new Map<string, { id: string; rank: number }>()
       for (const a of inserted) {
-        const best = top.get(a.budgetId)
-        if (!best || rank(a) > best.rank) top.set(a.budgetId, { id: a.id, rank: rank(a) })
+        const best = top.get(whose(a))
+        if (!best || rank(a) > best.rank) top.set(whose(a), { id: a.id, rank: rank(a) })
       }
       const superseded = inserted.flatMap((a) => {
-        const best = top.get(a.budgetId)
+        const best = top.get(whose(a))
         return best && best.id !== a.id ? [{ id: a.id, by: best.id }] : []
       })
       if (superseded.length > 0) {
@@ -86,7 +91,7 @@ export async function recordAlerts(database: Database, candidates: AlertCandidat
           FROM json_to_recordset(${JSON.stringify(superseded)}::json) AS s(id text, by text) WHERE a.id = s.id`)
       }
       const deliveries = inserted.flatMap((a) =>
-        top.get(a.budgetId)?.id === a.id
+        top.get(whose(a))?.id === a.id
           ? (channelsOf.get(a.budgetId) ?? []).map((channel) => ({ id: uuidv7(), alert_id: a.id, channel }))
           : [],
       )
@@ -126,10 +131,15 @@ export interface AlertFigures {
   limit: bigint
   spent: bigint
   projected: bigint | null
+  /** Per-user budgets: whose spend it is; null for the others. */
+  userId: string | null
 }
 
-export function alertFigures(r: Pick<AlertRow, 'kind' | 'threshold' | 'periodStart' | 'periodEnd' | 'limitUsd' | 'spentUsd' | 'projectedUsd'>): AlertFigures {
+export function alertFigures(
+  r: Pick<AlertRow, 'kind' | 'threshold' | 'periodStart' | 'periodEnd' | 'limitUsd' | 'spentUsd' | 'projectedUsd' | 'userId'>,
+): AlertFigures {
   return {
+    userId: r.userId === '' ? null : r.userId,
     kind: r.kind,
     threshold: r.threshold,
     window: { start: r.periodStart, end: r.periodEnd },
@@ -170,6 +180,8 @@ const dateOrNull = (v: string | null) => (v === null ? null : new Date(v))
 export interface AlertFilter {
   budgetId?: string
   periodStart?: Date
+  /** '' for alerts of no user (budgets that are not per user). */
+  userId?: string
   /** Inclusive. */
   since?: Date
   /** Exclusive: created before this (pagination cursor). */
@@ -182,6 +194,7 @@ export async function listAlerts(database: Database, f: AlertFilter): Promise<St
   const conditions: SQL[] = []
   if (f.budgetId !== undefined) conditions.push(eq(budgetAlerts.budgetId, f.budgetId))
   if (f.periodStart !== undefined) conditions.push(eq(budgetAlerts.periodStart, f.periodStart))
+  if (f.userId !== undefined) conditions.push(eq(budgetAlerts.userId, f.userId))
   if (f.since !== undefined) conditions.push(gte(budgetAlerts.createdAt, f.since))
   if (f.before !== undefined) conditions.push(lt(budgetAlerts.createdAt, f.before))
   const rows = await database.db

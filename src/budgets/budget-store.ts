@@ -13,6 +13,8 @@ export interface BudgetScope {
   model: string | null
 }
 
+export type BudgetAction = 'alert' | 'block'
+
 export interface Budget {
   id: string
   name: string
@@ -28,6 +30,10 @@ export interface Budget {
   enabled: boolean
   createdAt: Date
   updatedAt: Date
+  /** 'block': the allowance answers allowed: false while spent >= limit. */
+  action: BudgetAction
+  /** The limit applies to each distinct value of metadata[key] separately; null: to the whole scope. */
+  perUser: { key: string } | null
 }
 
 export type BudgetRow = typeof budgets.$inferSelect
@@ -46,6 +52,8 @@ export function toBudget(r: BudgetRow): Budget {
     enabled: r.enabled,
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
+    action: r.action,
+    perUser: r.perUserKey === null ? null : { key: r.perUserKey },
   }
 }
 
@@ -65,6 +73,8 @@ function toRow(b: Budget): BudgetRow {
     enabled: b.enabled,
     createdAt: b.createdAt,
     updatedAt: b.updatedAt,
+    action: b.action,
+    perUserKey: b.perUser?.key ?? null,
   }
 }
 

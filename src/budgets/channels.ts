@@ -59,13 +59,15 @@ export function composeAlert(d: ClaimedDelivery, budget: DeliveredBudget): Alert
   const a = d.alert
   const period = `${localTime(a.window.start, budget.timeZone)} to ${localTime(a.window.end, budget.timeZone)} (${budget.timeZone})`
   const percent = percentOf(a.spent, a.limit)
+  const who = a.userId === null ? '' : ` for user ${a.userId}`
   const subject =
     a.kind === 'threshold'
-      ? `Budget "${budget.name}" reached ${a.threshold}%: ${dollars(a.spent)} of ${dollars(a.limit)} ${ADJECTIVE[budget.period]}`
-      : `Budget "${budget.name}" is projected to overrun: ${dollars(a.projected ?? 0n)} of ${dollars(a.limit)} by period end`
+      ? `Budget "${budget.name}" reached ${a.threshold}%${who}: ${dollars(a.spent)} of ${dollars(a.limit)} ${ADJECTIVE[budget.period]}`
+      : `Budget "${budget.name}" is projected to overrun${who}: ${dollars(a.projected ?? 0n)} of ${dollars(a.limit)} by period end`
   const facts = [
     { label: 'Budget', value: `${budget.name} (${budget.id})` },
     { label: 'Scope', value: describeScope(budget.scope) },
+    ...(a.userId === null || budget.perUser === null ? [] : [{ label: 'User', value: `${budget.perUser.key} ${a.userId}` }]),
     { label: 'Period', value: period },
     { label: 'Spent', value: `${dollars(a.spent)} of ${dollars(a.limit)} (${percent}%)` },
   ]
@@ -79,6 +81,7 @@ export function composeAlert(d: ClaimedDelivery, budget: DeliveredBudget): Alert
       id: a.id,
       type: a.kind === 'threshold' ? 'budget.threshold_reached' : 'budget.projected_overrun',
       budget: { id: budget.id, name: budget.name, scope: budget.scope, period: budget.period, timeZone: budget.timeZone },
+      ...(a.userId === null ? {} : { userId: a.userId }),
       threshold: a.threshold,
       alsoCrossed: a.alsoCrossed,
       limitUsd: usdToNumber(a.limit),

@@ -121,6 +121,14 @@ function checkEmail(ctx: DefinitionContext, field: string): void {
   if (!ctx.emailConfigured) throw invalid(`${field} cannot be used: the server has no SMTP_URL configured`)
 }
 
+/** A per-user limit counts one bot's users: user ids of different bots are different people. */
+function checkPerUser(budget: Budget, field: string): Budget {
+  if (budget.perUser !== null && budget.scope.botId === null) {
+    throw invalid(`${field} needs scope.botId: a per-user limit counts the users of one bot`)
+  }
+  return budget
+}
+
 /** A new budget from a POST body; 400 naming the field for anything the schema cannot check. */
 export function defineBudget(id: string, body: CreateBudgetBody, ctx: DefinitionContext, now: Date): DefinedBudget {
   const scope = toScope(body.scope)
@@ -138,7 +146,7 @@ export function defineBudget(id: string, body: CreateBudgetBody, ctx: Definition
   if (body.channels?.telegram) channels.telegram = telegramFrom(body.channels.telegram, null, ctx, 'body.channels.telegram')
   if (body.channels?.slack) channels.slack = slackFrom(body.channels.slack, 'body.channels.slack')
   return {
-    budget: {
+    budget: checkPerUser({
       id,
       name: body.name ?? defaultName(scope, body.period),
       scope,
@@ -151,7 +159,9 @@ export function defineBudget(id: string, body: CreateBudgetBody, ctx: Definition
       enabled: body.enabled ?? true,
       createdAt: now,
       updatedAt: now,
-    },
+      action: body.action ?? 'alert',
+      perUser: body.perUser === undefined ? null : { key: body.perUser.key },
+    }, 'body.perUser'),
     revealedSecret,
   }
 }
@@ -178,7 +188,7 @@ export function redefineBudget(existing: Budget, body: UpdateBudgetBody, ctx: De
   else if (c?.slack) channels.slack = slackFrom(c.slack, 'body.channels.slack')
 
   return {
-    budget: {
+    budget: checkPerUser({
       ...existing,
       name: body.name ?? existing.name,
       scope: body.scope === undefined ? existing.scope : toScope(body.scope),
@@ -190,7 +200,9 @@ export function redefineBudget(existing: Budget, body: UpdateBudgetBody, ctx: De
       channels,
       enabled: body.enabled ?? existing.enabled,
       updatedAt: now,
-    },
+      action: body.action ?? existing.action,
+      perUser: body.perUser === undefined ? existing.perUser : body.perUser === null ? null : { key: body.perUser.key },
+    }, 'body.perUser'),
     revealedSecret,
   }
 }

@@ -6,6 +6,7 @@ import { periodWindow, type PeriodWindow } from './periods.js'
 import { listAlerts, recordAlerts, type AlertCandidate, type StoredAlert } from './alert-store.js'
 import { CHANNELS, listBudgets, type Budget } from './budget-store.js'
 import { spendByBudget } from './spend.js'
+import { perUserCandidates, perUserStanding, userAlertKey } from './user-alerts.js'
 
 export interface BudgetMonitorOptions {
   /** Quiet time after a relevant commit before evaluating; commits meanwhile share the evaluation. */
@@ -18,6 +19,10 @@ export interface BudgetMonitorOptions {
   clock?: () => Date
   /** Tells the other instances that a budget changed (see ChangeFeed); they then call changedElsewhere(). */
   announceChange?: (id: string) => void
+  /** Per-user budgets: users read per evaluation at most (the highest spenders). Default 10000. */
+  maxTrackedUsers?: number
+  /** Told the budgets after every (re)load, e.g. the allowance state. */
+  onBudgets?: (budgets: Budget[]) => void
 }
 
 /** Where a budget stands in its current period. */
@@ -27,6 +32,10 @@ export interface BudgetStanding {
   /** At the current rate; null at the very start of a period. */
   projected: bigint | null
   evaluatedAt: Date
+  /** Per-user budgets: whose spend `spent` is (the one asked for, else the top spender); null otherwise. */
+  userId: string | null
+  /** Per-user budgets: the highest spenders this period. */
+  users?: { userId: string; spent: bigint }[]
 }
 
 interface CachedWindow {
@@ -126,17 +135,22 @@ export class BudgetMonitor {
     this.reloads.add(reload)
   }
 
-  /** Spend, period and projection of one budget now. */
-  async standing(budget: Budget): Promise<BudgetStanding> {
+  /** Spend, period and projection of one budget now (per-user budgets: of `userId`, else of the top spender). */
+  async standing(budget: Budget, userId?: string): Promise<BudgetStanding> {
     const now = this.clock()
     const window = periodWindow(now, budget.period, budget.timeZone)
+    if (budget.perUser !== null) {
+      const s = await perUserStanding(this.database, budget, window, userId)
+      const at = { window, spent: s.spent, projected: projectSpend(s.spent, window, now), evaluatedAt: now, userId: s.userId }
+      return { ...at, users: s.top }
+    }
     const spent = (await spendByBudget(this.database, [{ budgetId: budget.id, scope: budget.scope, window }])).get(budget.id) ?? 0n
-    return { window, spent, projected: projectSpend(spent, window, now), evaluatedAt: now }
+    return { window, spent, projected: projectSpend(spent, window, now), evaluatedAt: now, userId: null }
   }
 
-  /** This period's alerts of a budget. */
-  alertsOf(budget: Budget, window: PeriodWindow): Promise<StoredAlert[]> {
-    return listAlerts(this.database, { budgetId: budget.id, periodStart: window.start, limit: 100 })
+  /** This period's alerts of a budget (per-user budgets: of one user). */
+  alertsOf(budget: Budget, window: PeriodWindow, userId: string | null = null): Promise<StoredAlert[]> {
+    return listAlerts(this.database, { budgetId: budget.id, periodStart: window.start, userId: userId ?? '', limit: 100 })
   }
 
   async stop(): Promise<void> {
@@ -149,6 +163,7 @@ export class BudgetMonitor {
 
   private async reload(): Promise<void> {
     this.budgets = await listBudgets(this.database)
+    this.opts.onBudgets?.(this.budgets)
     // Another instance may have changed a budget's period or zone.
     this.windows.clear()
     const ids = new Set(this.budgets.map((b) => b.id))
@@ -212,12 +227,22 @@ export class BudgetMonitor {
     if (targets.length === 0) return
     const now = this.clock()
     const windows = new Map(targets.map((b) => [b.id, this.windowOf(b, now.getTime()).window]))
-    const spent = await spendByBudget(
-      this.database,
-      targets.map((b) => ({ budgetId: b.id, scope: b.scope, window: windows.get(b.id) ?? periodWindow(now, b.period, b.timeZone) })),
-    )
-    const candidates: AlertCandidate[] = []
-    for (const b of targets) {
+    const whole = targets.filter((b) => b.perUser === null)
+    const perUser = targets.filter((b) => b.perUser !== null)
+    const [spent, userCandidates] = await Promise.all([
+      spendByBudget(
+        this.database,
+        whole.map((b) => ({ budgetId: b.id, scope: b.scope, window: windows.get(b.id) ?? periodWindow(now, b.period, b.timeZone) })),
+      ),
+      Promise.all(
+        perUser.map((b) => {
+          const window = windows.get(b.id) ?? periodWindow(now, b.period, b.timeZone)
+          return perUserCandidates(this.database, b, window, this.knownKeys(b, window), this.opts.maxTrackedUsers ?? 10_000)
+        }),
+      ),
+    ])
+    const candidates: AlertCandidate[] = userCandidates.flat()
+    for (const b of whole) {
       const window = windows.get(b.id)
       if (!window) continue
       const s = spent.get(b.id) ?? 0n
@@ -240,7 +265,10 @@ export class BudgetMonitor {
     if (candidates.length === 0) return
     const recorded = await recordAlerts(this.database, candidates)
     // Whether this instance inserted them or another one did, they exist now.
-    for (const c of candidates) this.knownKeys(targets.find((b) => b.id === c.budgetId) ?? null, c.window).add(`${c.kind}:${c.threshold}`)
+    for (const c of candidates) {
+      const key = c.userId === undefined ? `${c.kind}:${c.threshold}` : userAlertKey(c.threshold, c.userId)
+      this.knownKeys(targets.find((b) => b.id === c.budgetId) ?? null, c.window).add(key)
+    }
     for (const a of recorded) {
       this.opts.log.info({ alertId: a.id, budgetId: a.budgetId, kind: a.kind, threshold: a.threshold }, 'budget alert fired')
     }

@@ -6,7 +6,7 @@ import { uuidv7 } from '../lib/uuidv7.js'
 import { usdToNumber } from '../lib/money.js'
 import { percentOf } from './channels.js'
 import { defineBudget, redefineBudget, type DefinitionContext } from './definition.js'
-import type { BudgetMonitor } from './evaluator.js'
+import type { BudgetMonitor, BudgetStanding } from './evaluator.js'
 import { webhookDestinationProblem } from './outbound.js'
 import { listAlerts, type StoredAlert } from './alert-store.js'
 import { deleteBudget, findBudget, insertBudget, listBudgets, updateBudget, type Budget } from './budget-store.js'
@@ -16,6 +16,7 @@ import {
   BudgetIdParams,
   BudgetInfo,
   BudgetStatus,
+  BudgetStatusQuery,
   CreateBudgetBody,
   UpdateBudgetBody,
   type BudgetInfo as BudgetInfoType,
@@ -51,6 +52,8 @@ export function toBudgetInfo(b: Budget, revealedSecret: string | null = null): B
     channels,
     createdAt: b.createdAt.toISOString(),
     updatedAt: b.updatedAt.toISOString(),
+    action: b.action,
+    perUser: b.perUser,
   }
 }
 
@@ -66,6 +69,7 @@ function toAlertInfo(a: StoredAlert) {
     limitUsd: usdToNumber(a.limit),
     spentUsd: usdToNumber(a.spent),
     projectedUsd: a.projected === null ? null : usdToNumber(a.projected),
+    userId: a.userId,
     supersededBy: a.supersededBy,
     createdAt: a.createdAt.toISOString(),
     deliveries: a.deliveries.map((d) => ({
@@ -76,6 +80,23 @@ function toAlertInfo(a: StoredAlert) {
       lastAttemptAt: d.lastAttemptAt?.toISOString() ?? null,
       nextAttemptAt: d.nextAttemptAt?.toISOString() ?? null,
       deliveredAt: d.deliveredAt?.toISOString() ?? null,
+    })),
+  }
+}
+
+/** What the status adds for hard and per-user budgets. */
+function userFigures(budget: Budget, standing: BudgetStanding) {
+  const blocks = (spent: bigint) => budget.action === 'block' && spent >= budget.limit
+  const figures = { action: budget.action, blocked: blocks(standing.spent) && (budget.perUser === null || standing.userId !== null), userId: standing.userId }
+  if (standing.users === undefined) return figures
+  return {
+    ...figures,
+    users: standing.users.map((u) => ({
+      userId: u.userId,
+      spentUsd: usdToNumber(u.spent),
+      remainingUsd: usdToNumber(budget.limit - u.spent),
+      percent: percentOf(u.spent, budget.limit),
+      blocked: blocks(u.spent),
     })),
   }
 }
@@ -115,7 +136,9 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
         description:
           'Example: {"scope": {"botId": "bot_x"}, "period": "month", "limitUsd": 50, "thresholds": [80], ' +
           '"channels": {"email": {"to": ["ops@example.com"]}, "webhook": {"url": "https://example.com/hooks/budget"}}}. ' +
-          'Each threshold alerts once per calendar period. A generated webhook secret is in this response only.',
+          'Each threshold alerts once per calendar period. A generated webhook secret is in this response only. ' +
+          'A hard per-user cap: {"scope": {"botId": "bot_x"}, "period": "day", "limitUsd": 0.5, "action": "block", "perUser": {"key": "userId"}} ' +
+          '(see GET /api/budgets/allowance).',
         body: CreateBudgetBody,
         response: { 201: BudgetInfo, 400: ErrorResponse, ...authErrors },
       },
@@ -211,14 +234,16 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
       schema: {
         tags: ['budgets'],
         summary: 'Spend this period, percent of the limit, projection and thresholds crossed',
+        description: 'Per-user budgets: the figures are those of userId, else of the user who spent most; users lists the highest spenders.',
         params: BudgetIdParams,
-        response: { 200: BudgetStatus, 404: ErrorResponse, ...authErrors },
+        querystring: BudgetStatusQuery,
+        response: { 200: BudgetStatus, 400: ErrorResponse, 404: ErrorResponse, ...authErrors },
       },
     },
     async (request) => {
       const budget = await budgetOr404(database, request.params.id)
-      const standing = await monitor.standing(budget)
-      const alerts = (await monitor.alertsOf(budget, standing.window)).filter((a) => a.limit === budget.limit)
+      const standing = await monitor.standing(budget, request.query.userId)
+      const alerts = (await monitor.alertsOf(budget, standing.window, standing.userId)).filter((a) => a.limit === budget.limit)
       const alertedAt = (kind: string, threshold: number) =>
         alerts.find((a) => a.kind === kind && a.threshold === threshold)?.createdAt.toISOString() ?? null
       return {
@@ -243,6 +268,7 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
         })),
         enabled: budget.enabled,
         evaluatedAt: standing.evaluatedAt.toISOString(),
+        ...userFigures(budget, standing),
       }
     },
   )

@@ -1,6 +1,6 @@
 import { TimeZoneName } from '../lib/time-zone.js'
 import { Type, type Static } from 'typebox'
-import { BotId, Model, Provider } from '../lib/schemas.js'
+import { BotId, MetadataKey, Model, Provider } from '../lib/schemas.js'
 import { PERIODS } from './periods.js'
 
 /**
@@ -94,6 +94,21 @@ const TimeZone = TimeZoneName({ description: 'IANA time zone of the periods, e.g
 const Name = Type.String({ minLength: 1, maxLength: 200 })
 const NotifyProjected = Type.Boolean({ description: 'Alert once per period when the current rate projects spend over the limit (default true)' })
 const Enabled = Type.Boolean({ description: 'Disabled budgets are not evaluated (default true)' })
+export const BUDGET_ACTIONS = ['alert', 'block'] as const
+const Action = Type.Enum(BUDGET_ACTIONS, {
+  description:
+    'alert (default): alerts only. block: also a hard stop: GET /api/budgets/allowance answers allowed: false while the spend is at or over the limit ' +
+    '(ingest still accepts every event: the calls happened)',
+})
+const PerUser = Type.Object(
+  { key: MetadataKey },
+  {
+    additionalProperties: false,
+    description:
+      'The limit applies to each distinct value of metadata[key] (a string or integer) separately, e.g. {"key": "userId"}: ' +
+      '"each user may spend limitUsd per period". Needs scope.botId.',
+  },
+)
 
 export const CreateBudgetBody = Type.Object(
   {
@@ -106,6 +121,8 @@ export const CreateBudgetBody = Type.Object(
     notifyProjected: Type.Optional(NotifyProjected),
     channels: Type.Optional(ChannelsInput),
     enabled: Type.Optional(Enabled),
+    action: Type.Optional(Action),
+    perUser: Type.Optional(PerUser),
   },
   { additionalProperties: false },
 )
@@ -137,6 +154,8 @@ export const UpdateBudgetBody = Type.Object(
       ),
     ),
     enabled: Type.Optional(Enabled),
+    action: Type.Optional(Action),
+    perUser: Type.Optional(Nullable(PerUser, 'An object makes the limit per user, null makes it apply to the whole scope again, omitted keeps it')),
   },
   { additionalProperties: false },
 )
@@ -174,6 +193,8 @@ export const BudgetInfo = Type.Object({
   }),
   createdAt: Instant(),
   updatedAt: Instant(),
+  action: Type.Enum(BUDGET_ACTIONS),
+  perUser: Nullable(Type.Object({ key: Type.String() }), 'Set: the limit applies to each value of metadata[key] separately'),
 })
 export type BudgetInfo = Static<typeof BudgetInfo>
 
@@ -185,6 +206,19 @@ export const ThresholdStatus = Type.Object({
   crossed: Type.Boolean(),
   alertedAt: Nullable(Instant(), 'When its alert fired this period (null: not yet, or not since the limit changed)'),
 })
+
+const UserStanding = Type.Object({
+  userId: Type.String(),
+  spentUsd: Usd('Spent this period'),
+  remainingUsd: Usd('Limit minus spent (negative when over)'),
+  percent: Type.Number({ description: 'Spent as percent of the limit' }),
+  blocked: Type.Boolean(),
+})
+
+export const BudgetStatusQuery = Type.Object(
+  { userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Per-user budgets: the status of this user (ignored by other budgets)' })) },
+  { additionalProperties: false },
+)
 
 export const BudgetStatus = Type.Object({
   budgetId: Type.String(),
@@ -203,6 +237,18 @@ export const BudgetStatus = Type.Object({
   thresholds: Type.Array(ThresholdStatus),
   enabled: Type.Boolean(),
   evaluatedAt: Instant(),
+  action: Type.Enum(BUDGET_ACTIONS),
+  blocked: Type.Boolean({ description: 'action block and spent >= limit: the allowance answers allowed: false (for userId, on per-user budgets)' }),
+  userId: Nullable(
+    Type.String(),
+    'Per-user budgets: whose spend the figures above are: the userId asked for, else the user who spent most this period (null: nobody spent yet). ' +
+      'Other budgets: null',
+  ),
+  users: Type.Optional(
+    Type.Array(UserStanding, {
+      description: 'Per-user budgets: the users who spent most this period, highest first (at most 100)',
+    }),
+  ),
 })
 export type BudgetStatus = Static<typeof BudgetStatus>
 
@@ -227,6 +273,7 @@ export const AlertInfo = Type.Object({
   limitUsd: Usd('Limit when it fired'),
   spentUsd: Usd('Spent when it fired'),
   projectedUsd: Nullable(Usd('Projected spend at period end when it fired')),
+  userId: Nullable(Type.String(), 'Per-user budgets: the user whose spend crossed the threshold'),
   supersededBy: Nullable(
     Type.String(),
     'The alert recorded in the same evaluation and delivered instead of this one: the highest threshold crossed, whose message also carries the projection',

@@ -40,6 +40,12 @@ export function usageClientOptionsFromEnv(
     closeDeadlineMs: integer('USAGE_CLIENT_CLOSE_DEADLINE_MS'),
     spoolDir: nonEmpty(env.USAGE_CLIENT_SPOOL_DIR),
   }
+  const cacheMs = integer('USAGE_CLIENT_ALLOWANCE_CACHE_MS')
+  const allowanceTimeoutMs = integer('USAGE_CLIENT_ALLOWANCE_TIMEOUT_MS')
+  const failOpenRaw = nonEmpty(env.USAGE_CLIENT_ALLOWANCE_FAIL_OPEN)?.toLowerCase()
+  if (failOpenRaw !== undefined && failOpenRaw !== 'true' && failOpenRaw !== 'false') {
+    problems.push(`USAGE_CLIENT_ALLOWANCE_FAIL_OPEN must be true or false, got "${failOpenRaw}"`)
+  }
   const baseDelayMs = integer('USAGE_CLIENT_RETRY_BASE_MS')
   const maxDelayMs = integer('USAGE_CLIENT_RETRY_MAX_MS')
   if (problems.length > 0) throw new UsageClientConfigError(`usage client environment: ${problems.join('; ')}`)
@@ -54,7 +60,12 @@ export function usageClientOptionsFromEnv(
       ...(maxDelayMs !== undefined ? { maxDelayMs } : {}),
     }
   }
-  return { ...options, ...overrides, retry: { ...options.retry, ...overrides.retry } }
+  const allowance = {
+    ...(cacheMs !== undefined ? { cacheMs } : {}),
+    ...(allowanceTimeoutMs !== undefined ? { timeoutMs: allowanceTimeoutMs } : {}),
+    ...(failOpenRaw === 'true' || failOpenRaw === 'false' ? { failOpen: failOpenRaw === 'true' } : {}),
+  }
+  return { ...options, ...overrides, retry: { ...options.retry, ...overrides.retry }, allowance: { ...allowance, ...overrides.allowance } }
 }
 
 /** `new UsageClient(usageClientOptionsFromEnv(env, overrides))`. */

@@ -1,6 +1,7 @@
 export { UsageClient } from './usage-client.js'
 export type { UsageClientStats } from './usage-client.js'
 export type { UsageClientOptions, UsageClientLogger } from './options.js'
+export type { Allowance, AllowanceOptions, AllowanceQuery, BlockingBudget } from './allowance.js'
 export { fromEnv, usageClientOptionsFromEnv } from './env.js'
 export type { Env } from './env.js'
 export type { TrackEvent, UsageEvent, Tracker, Metadata } from './event.js'

@@ -1,3 +1,4 @@
+import type { AllowanceOptions } from './allowance.js'
 import { UsageClientConfigError, type UsageClientError } from './errors.js'
 import { defaultRetryPolicy, type RetryPolicy } from './retry-policy.js'
 
@@ -40,6 +41,8 @@ export interface UsageClientOptions {
    * Signals, `process.exit()` and crashes skip `beforeExit`: call `close()` there. Default true.
    */
   flushOnExit?: boolean
+  /** `allowance()`: its cache, timeout and what it answers when the service cannot be asked. */
+  allowance?: AllowanceOptions
 }
 
 /** The options with every default applied: what the client's parts are built from. */
@@ -59,6 +62,7 @@ export interface UsageClientSettings {
   readonly logger: UsageClientLogger | undefined
   readonly closeDeadlineMs: number
   readonly flushOnExit: boolean
+  readonly allowance: AllowanceOptions
 }
 
 /** Validates `options` (every problem in one `UsageClientConfigError`) and applies the defaults. */
@@ -85,6 +89,7 @@ export function resolveOptions(options: UsageClientOptions): UsageClientSettings
     logger: options.logger,
     closeDeadlineMs: options.closeDeadlineMs ?? 5000,
     flushOnExit: options.flushOnExit ?? true,
+    allowance: { ...options.allowance },
   }
 }
 
@@ -115,6 +120,9 @@ function validateOptions(options: UsageClientOptions): string[] {
   integer('retry.baseDelayMs', options.retry?.baseDelayMs, 0, 3_600_000)
   integer('retry.maxDelayMs', options.retry?.maxDelayMs, 0, 3_600_000)
   integer('closeDeadlineMs', options.closeDeadlineMs, 0, 3_600_000)
+  integer('allowance.cacheMs', options.allowance?.cacheMs, 0, 10_000)
+  integer('allowance.timeoutMs', options.allowance?.timeoutMs, 1, 600_000)
+  if (options.allowance?.failOpen !== undefined && typeof options.allowance.failOpen !== 'boolean') problems.push('allowance.failOpen must be a boolean')
   if (options.spoolDir !== undefined && (typeof options.spoolDir !== 'string' || options.spoolDir === '')) {
     problems.push('spoolDir must be a non-empty path')
   }

@@ -78,13 +78,13 @@ export class BatchTransport {
           signal: controller.signal,
         })
       } catch (error) {
-        throw this.#requestError(error, timedOut)
+        throw requestError(error, timedOut, this.#timeoutMs)
       }
       let text: string
       try {
         text = await response.body.text()
       } catch (error) {
-        throw this.#requestError(error, timedOut)
+        throw requestError(error, timedOut, this.#timeoutMs)
       }
       return interpret(response.statusCode, response.headers['retry-after'], text, serializedEvents.length)
     } finally {
@@ -103,15 +103,17 @@ export class BatchTransport {
     await this.#pool.destroy()
   }
 
-  #requestError(error: unknown, timedOut: boolean): Error {
-    if (timedOut) return new RequestTimeoutError(this.#timeoutMs)
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-      return new RequestTimeoutError(this.#timeoutMs)
-    }
-    const message = error instanceof Error ? error.message : String(error)
-    return new NetworkError(`usage service unreachable: ${code ? `${code} ` : ''}${message}`, { cause: error })
+}
+
+/** A request that failed before a complete answer: timed out, or the network failed. */
+export function requestError(error: unknown, timedOut: boolean, timeoutMs: number): Error {
+  if (timedOut) return new RequestTimeoutError(timeoutMs)
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new RequestTimeoutError(timeoutMs)
   }
+  const message = error instanceof Error ? error.message : String(error)
+  return new NetworkError(`usage service unreachable: ${code ? `${code} ` : ''}${message}`, { cause: error })
 }
 
 function interpret(
@@ -121,12 +123,15 @@ function interpret(
   count: number,
 ): BatchResponse {
   if (statusCode === 200) return parseBatchResponse(text, count)
+  throw httpError(statusCode, retryAfter, text)
+}
+
+/** A non-200 answer as the typed error: retryable (429, 5xx) or rejected (other 4xx). */
+export function httpError(statusCode: number, retryAfter: string | string[] | undefined, text: string): Error {
   const { code, message } = parseErrorBody(text)
   const detail = `usage service answered ${statusCode}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`
-  if (isRetryableStatus(statusCode)) {
-    throw new RetryableHttpError(statusCode, parseRetryAfter(retryAfter), detail)
-  }
-  throw new RequestRejectedError(statusCode, code, detail)
+  if (isRetryableStatus(statusCode)) return new RetryableHttpError(statusCode, parseRetryAfter(retryAfter), detail)
+  return new RequestRejectedError(statusCode, code, detail)
 }
 
 function parseErrorBody(text: string): { code?: string; message?: string } {

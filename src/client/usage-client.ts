@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { AllowanceChecker, type Allowance, type AllowanceQuery } from './allowance.js'
 import { ClientClosedError } from './errors.js'
 import { prepareEvent, type Metadata, type TrackEvent, type Tracker } from './event.js'
 import { unwatchExit, watchExit } from './exit-flush.js'
@@ -36,6 +37,7 @@ export class UsageClient implements Tracker {
   readonly #reporter: ErrorReporter
   readonly #sender: SendLoop
   readonly #context = new AsyncLocalStorage<Metadata>()
+  readonly #allowance: AllowanceChecker
   #closed: Promise<void> | null = null
   /**
    * The client's timers are unref'd so it never holds a process open; without this, a script
@@ -82,7 +84,17 @@ export class UsageClient implements Tracker {
       reporter,
       logger: settings.logger,
     })
+    this.#allowance = new AllowanceChecker({ ...settings.allowance, baseUrl: settings.baseUrl, apiKey: settings.apiKey, botId: settings.botId, report: reporter.report })
     if (settings.flushOnExit) watchExit(this.#onBeforeExit)
+  }
+
+  /**
+   * May this bot (and `userId`) call a model now? Asks `GET /api/budgets/allowance` (the bot's
+   * hard budgets), cached per user for `allowance.cacheMs`. Never throws: when the service cannot
+   * answer, `unknown` is true and `allowed` follows `allowance.failOpen` (default: allowed).
+   */
+  allowance(query: AllowanceQuery = {}): Promise<Allowance> {
+    return this.#allowance.check(query)
   }
 
   /** Queues one event. Never throws and never waits; problems go to `onError`. */
@@ -146,7 +158,8 @@ export class UsageClient implements Tracker {
   close(options: { deadlineMs?: number } = {}): Promise<void> {
     if (!this.#closed) {
       unwatchExit(this.#onBeforeExit)
-      this.#closed = this.#sender.close(options.deadlineMs ?? this.#closeDeadlineMs)
+      const allowance = this.#allowance.close().catch(() => undefined)
+      this.#closed = this.#sender.close(options.deadlineMs ?? this.#closeDeadlineMs).then(() => allowance)
     }
     return this.#closed
   }

@@ -210,6 +210,10 @@ export const budgets = pgTable('budgets', {
   enabled: boolean('enabled').notNull().default(true),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
+  /** 'alert': only alerts; 'block': GET /api/budgets/allowance answers allowed: false once spent. */
+  action: text('action').$type<'alert' | 'block'>().notNull().default('alert'),
+  /** Set: the limit applies to each distinct value of metadata[per_user_key] separately. */
+  perUserKey: text('per_user_key'),
 })
 
 /**
@@ -234,9 +238,11 @@ export const budgetAlerts = pgTable(
     /** Set when a higher threshold fired in the same evaluation and was the one delivered. */
     supersededBy: text('superseded_by'),
     createdAt: ts('created_at').notNull().defaultNow(),
+    /** Per-user budgets: the user (metadata value) it fired for; '' for every other budget (NULLs would not conflict). */
+    userId: text('user_id').notNull().default(''),
   },
   (t) => [
-    uniqueIndex('budget_alerts_once_idx').on(t.budgetId, t.periodStart, t.kind, t.threshold, t.limitUsd),
+    uniqueIndex('budget_alerts_once_idx').on(t.budgetId, t.periodStart, t.kind, t.threshold, t.limitUsd, t.userId),
     index('budget_alerts_created_at_idx').on(t.createdAt),
   ],
 )

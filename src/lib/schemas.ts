@@ -8,6 +8,8 @@ import { Type } from 'typebox'
 
 export const BOT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$'
 export const MAX_TOKENS = 2_000_000_000
+/** A metadata key a query may name (groupBy=metadata.<key>, a per-user budget's key): 1-100 of A-Z a-z 0-9 _ . : - */
+export const METADATA_KEY_CHARS = '[A-Za-z0-9_.:-]{1,100}'
 
 /** A count of tokens of one kind in one call. */
 export const TokenCount = (description: string, maximum = MAX_TOKENS) => Type.Integer({ minimum: 0, maximum, description })
@@ -15,6 +17,12 @@ export const TokenCount = (description: string, maximum = MAX_TOKENS) => Type.In
 export const BotId = Type.String({ minLength: 1, maxLength: 128, pattern: BOT_ID_PATTERN, description: 'Bot identifier, e.g. bot_123' })
 export const Model = Type.String({ minLength: 1, maxLength: 200, description: 'Model name as the provider spells it' })
 export const Provider = Type.String({ minLength: 1, maxLength: 64, description: 'anthropic, openai, google, or any other provider name' })
+export const MetadataKey = Type.String({
+  minLength: 1,
+  maxLength: 100,
+  pattern: `^${METADATA_KEY_CHARS}$`,
+  description: 'A key of the events\' metadata, e.g. userId: 1-100 characters of A-Z a-z 0-9 _ . : -',
+})
 export const RequestType = Type.String({ minLength: 1, maxLength: 64, description: 'e.g. message, api_call, embedding' })
 
 /** Token totals by kind, as every aggregate reports them. */

@@ -87,6 +87,7 @@ export const ROUTE_EXAMPLES: Record<string, RouteExample> = {
   'GET /api/budgets/:id': { params: { id: EXAMPLE_ID } },
   'PATCH /api/budgets/:id': { params: { id: EXAMPLE_ID }, body: { limitUsd: 75, thresholds: [80, 100] } },
   'DELETE /api/budgets/:id': { params: { id: EXAMPLE_ID } },
-  'GET /api/budgets/:id/status': { params: { id: EXAMPLE_ID } },
+  'GET /api/budgets/:id/status': { params: { id: EXAMPLE_ID }, query: { userId: '4242' } },
+  'GET /api/budgets/allowance': { query: { botId: 'bot_123', userId: '4242' } },
   'GET /api/alerts': { query: { since: '2025-03-01T00:00:00Z', limit: 20 } },
 }

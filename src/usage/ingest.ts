@@ -182,7 +182,7 @@ export type WriteResult = StoredResult | RefusedResult
 const CONFLICT_ATTEMPTS = 3
 
 /** What listeners learn about each newly stored event. */
-export type CommittedEvent = Pick<NewUsageEvent, 'botId' | 'provider' | 'model' | 'createdAt'>
+export type CommittedEvent = Pick<NewUsageEvent, 'botId' | 'provider' | 'model' | 'createdAt' | 'cost' | 'metadata'>
 
 interface Pending {
   events: NewUsageEvent[]

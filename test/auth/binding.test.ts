@@ -140,6 +140,12 @@ const ROUTES: RouteCase[] = [
   { route: 'PATCH /api/budgets/{id}', scope: 'admin', own: [], other: [{ method: 'PATCH', url: `/api/budgets/${otherBudgetId}`, payload: { limitUsd: 1000 } }] },
   { route: 'DELETE /api/budgets/{id}', scope: 'admin', own: [], other: [{ method: 'DELETE', url: `/api/budgets/${otherBudgetId}` }] },
   { route: 'GET /api/budgets/{id}/status', scope: 'admin', own: [], other: [{ method: 'GET', url: `/api/budgets/${otherBudgetId}/status` }] },
+  {
+    route: 'GET /api/budgets/allowance',
+    scope: 'read',
+    own: [{ method: 'GET', url: '/api/budgets/allowance' }, { method: 'GET', url: `/api/budgets/allowance?botId=${OWN}&userId=u1` }],
+    other: [{ method: 'GET', url: `/api/budgets/allowance?botId=${OTHER}` }],
+  },
   { route: 'GET /api/alerts', scope: 'admin', own: [{ method: 'GET', url: '/api/alerts' }], other: [{ method: 'GET', url: `/api/alerts?budgetId=${otherBudgetId}` }] },
 ]
 

@@ -55,10 +55,10 @@ export interface UsageResponse {
   totalCost: number
 }
 
-/** The real usage service on a private database, listening on 127.0.0.1. */
-export async function startUsageService(t: Test): Promise<UsageService> {
+/** The real usage service on a private database, listening on 127.0.0.1 (budgets on `budgetClock` when given). */
+export async function startUsageService(t: Test, options: { budgetClock?: () => Date; env?: Record<string, string> } = {}): Promise<UsageService> {
   const database = await createTestDatabase(t)
-  const { app } = await buildTestApp(t, database, { LOG_LEVEL: 'warn' })
+  const { app } = await buildTestApp(t, database, { LOG_LEVEL: 'warn', ...options.env }, { budgetClock: options.budgetClock })
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   return {
     app,
@@ -140,6 +140,8 @@ export interface BotOptions {
    * the webhook listener when TELEGRAM_WEBHOOK_URL is in `env`; for tests of how updates travel.
    */
   receive?: 'inject' | 'launch'
+  /** The bot's clock (budget replies say when it answers again). */
+  now?: () => Date
 }
 
 /**
@@ -182,7 +184,7 @@ export async function startBot(t: Test, service: UsageService, options: BotOptio
     }),
   )
   const usage = new UsageClient({ ...config.usage.client, logger })
-  const bot = createBot(config, { usage, logger })
+  const bot = createBot(config, { usage, logger, now: options.now })
   t.teardown(async () => {
     await bot.stop('test ended')
     await usage.close({ deadlineMs: 500 })

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type AppDeps } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { Database } from '../../src/db/connect.js'
 
@@ -37,6 +37,7 @@ export async function buildTestApp(
   t: { teardown(fn: () => unknown): void },
   database: Database,
   env: Record<string, string> = {},
+  deps: Pick<AppDeps, 'budgetClock'> = {},
 ): Promise<TestApp> {
   const chunks: string[] = []
   const stream = new Writable({
@@ -46,7 +47,7 @@ export async function buildTestApp(
     },
   })
   const config = testConfig(env)
-  const app = await buildApp(config, { database, logDestination: stream })
+  const app = await buildApp(config, { ...deps, database, logDestination: stream })
   t.teardown(() => app.close())
   const rawLog = () => chunks.join('')
   return {

@@ -15,6 +15,8 @@ export interface HandlerDeps {
   readonly chatModel: ChatModel
   readonly conversations: ConversationStore
   readonly usageReader: UsageReader
+  /** The clock the "back at" of a budget reply is told against. */
+  readonly now: () => Date
 }
 
 /** Sends `text` as plain text to the update's chat (nothing when the update has no chat). */

@@ -3,6 +3,7 @@ import { message } from 'telegraf/filters'
 import { classifyProviderError, friendlyFailureReplies } from '../llm.js'
 import { describeError, type BotLogger } from '../logger.js'
 import { sendReply } from '../send-reply.js'
+import { budgetRefusal } from './budget.js'
 import { replyPlain, type HandlerDeps } from './deps.js'
 
 /** Telegram shows "typing…" for about 5 s; refreshed while the model thinks. */
@@ -33,13 +34,19 @@ export function registerMessageHandlers(bot: Telegraf, deps: HandlerDeps): void 
 }
 
 async function answer(
-  { log, usage, chatModel, conversations }: HandlerDeps,
+  deps: HandlerDeps,
   ctx: Context,
   chatId: number,
   userId: number,
   text: string,
   replyToMessageId: number | undefined,
 ): Promise<void> {
+  const { log, usage, chatModel, conversations } = deps
+  const refusal = await budgetRefusal(deps, userId)
+  if (refusal !== null) {
+    await sendReply(ctx.telegram, chatId, refusal, { format: 'plain', replyToMessageId }, log)
+    return
+  }
   let outcome: { answer: string } | { error: unknown }
   const stopTyping = keepTyping(ctx, chatId, log)
   try {
