@@ -6,6 +6,8 @@ import { keyRoutes } from './auth/routes.js'
 import { DeliveryWorker } from './budgets/delivery.js'
 import { BudgetMonitor } from './budgets/evaluator.js'
 import { budgetRoutes } from './budgets/routes.js'
+import { SpendWatch } from './budgets/anomaly.js'
+import { spendAlertRoutes } from './budgets/anomaly-routes.js'
 import type { Config } from './config.js'
 import { dashboardRoutes } from './dashboard/routes.js'
 import { ChangeFeed } from './db/change-feed.js'
@@ -38,7 +40,7 @@ export interface AppDeps {
   logDestination?: NodeJS.WritableStream
   /** Shows a bootstrap admin key created at first start; default prints it to stdout. */
   announceAdminKey?: (key: string) => void
-  /** The clock budgets compute periods and projections with (tests move it); default real time. */
+  /** The clock budgets, spend alerts and report schedules compute periods, hours and projections with (tests move it); default real time. */
   budgetClock?: () => Date
 }
 
@@ -95,6 +97,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     announceChange: (id) => changes.publish('budgets', id),
   })
 
+  const spendWatch = new SpendWatch(database, alertDelivery, {
+    intervalMs: config.watch.spendAlertIntervalMs,
+    debounceMs: config.budgets.debounceMs,
+    log: app.log,
+    clock: deps.budgetClock,
+  })
+  app.decorate('spendWatch', spendWatch)
+
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
     maxEvents: config.ingest.groupMaxEvents,
@@ -106,6 +116,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     flushWhenIdle: database.engine === 'postgres',
     onCommitted: (created) => {
       budgetMonitor.onCommitted(created)
+      spendWatch.onCommitted(created)
       metrics.onCommitted(created)
     },
     onFlushed: metrics.onFlushed,
@@ -133,6 +144,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
   if (top) metrics.admitBots(top.byBot.map((b) => b.botId))
   await budgetMonitor.start()
+  await spendWatch.start()
   changes.on('keys', () => auth.forget())
   changes.on('prices', () => void pricing.reload().catch((err: unknown) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones')))
   changes.on('budgets', (id) => budgetMonitor.changedElsewhere(id))
@@ -155,6 +167,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     pricing.stop()
     await writeQueue.close()
     await budgetMonitor.stop()
+    await spendWatch.stop()
     await alertDelivery.stop()
     await auth.close()
   })
@@ -177,16 +190,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await api.register(metricsRoutes, { metrics })
     await api.register(pricingRoutes, { database, pricing })
     await api.register(analyticsRoutes, { config, database: readDatabase, primary: database })
-    await api.register(budgetRoutes, {
-      database,
-      monitor: budgetMonitor,
-      definitions: {
-        defaultTimeZone: config.budgets.timeZone,
-        hasDefaultTelegramToken: config.alerts.telegramBotToken !== null,
-        emailConfigured: config.alerts.smtpUrl !== null,
-        webhookAllowPrivate: config.alerts.webhookAllowPrivate,
-      },
-    })
+    const definitions = {
+      defaultTimeZone: config.budgets.timeZone,
+      hasDefaultTelegramToken: config.alerts.telegramBotToken !== null,
+      emailConfigured: config.alerts.smtpUrl !== null,
+      webhookAllowPrivate: config.alerts.webhookAllowPrivate,
+    }
+    await api.register(budgetRoutes, { database, monitor: budgetMonitor, definitions })
+    await api.register(spendAlertRoutes, { database, watch: spendWatch, definitions })
   })
 
   return app

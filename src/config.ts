@@ -72,6 +72,13 @@ export interface Config {
     /** No projected-overrun alert before this share of the period has passed (early rates are noise). */
     projectionMinElapsedPercent: number
   }
+  /** Unusual-spend alerts and scheduled reports (docs/budgets.md). */
+  watch: {
+    /** Every unusual-spend rule is evaluated this often (besides shortly after commits of recent usage). */
+    spendAlertIntervalMs: number
+    /** How often report schedules are checked for a period due to be sent. */
+    reportIntervalMs: number
+  }
   alerts: {
     /** smtp(s)://user:pass@host:port; null: email channels are refused. */
     smtpUrl: string | null
@@ -264,6 +271,10 @@ export function loadConfig(env: Env = process.env): Config {
       debounceMs: int('BUDGET_DEBOUNCE_MS', 1000, 0, 600_000),
       evaluateIntervalMs: int('BUDGET_EVAL_INTERVAL_MS', 60_000, 10, 3_600_000),
       projectionMinElapsedPercent: int('BUDGET_PROJECTION_MIN_ELAPSED_PERCENT', 10, 0, 100),
+    },
+    watch: {
+      spendAlertIntervalMs: int('SPEND_ALERT_INTERVAL_MS', 60_000, 10, 3_600_000),
+      reportIntervalMs: int('REPORT_INTERVAL_MS', 60_000, 10, 3_600_000),
     },
     alerts: {
       smtpUrl,

@@ -4,6 +4,10 @@ import { budgetAlerts, budgetDeliveries, budgets } from '../db/schema.js'
 import { alertFigures, type AlertFigures } from './alert-store.js'
 import { toBudget, type Budget, type ChannelName } from './budget-store.js'
 import { uuidv7 } from '../lib/uuidv7.js'
+import type { Static } from 'typebox'
+import type { DeliveryInfo as DeliveryInfoSchema } from './schemas.js'
+
+type DeliveryInfo = Static<typeof DeliveryInfoSchema>
 
 type DeliveryRow = typeof budgetDeliveries.$inferSelect
 export type DeliveryStatus = DeliveryRow['status']
@@ -116,12 +120,23 @@ export async function queueDeliveries(
   return rows.length
 }
 
-/** Delivery states of alerts of any source, per alert id, in channel order. */
-export async function deliveriesOf(database: Database, alertIds: string[]): Promise<Map<string, (typeof budgetDeliveries.$inferSelect)[]>> {
-  const byAlert = new Map<string, (typeof budgetDeliveries.$inferSelect)[]>()
+/** Delivery states of alerts of any source as the API shows them, per alert id, in channel order. */
+export async function deliveriesOf(database: Database, alertIds: string[]): Promise<Map<string, DeliveryInfo[]>> {
+  const byAlert = new Map<string, DeliveryInfo[]>()
   if (alertIds.length === 0) return byAlert
   const rows = await database.db.select().from(budgetDeliveries).where(inArray(budgetDeliveries.alertId, alertIds)).orderBy(asc(budgetDeliveries.channel))
-  for (const r of rows) byAlert.set(r.alertId, [...(byAlert.get(r.alertId) ?? []), r])
+  for (const d of rows) {
+    const info: DeliveryInfo = {
+      channel: d.channel as ChannelName,
+      status: d.status,
+      attempts: d.attempts,
+      lastError: d.lastError,
+      lastAttemptAt: d.lastAttemptAt?.toISOString() ?? null,
+      nextAttemptAt: d.status === 'pending' ? (d.nextAttemptAt?.toISOString() ?? null) : null,
+      deliveredAt: d.deliveredAt?.toISOString() ?? null,
+    }
+    byAlert.set(d.alertId, [...(byAlert.get(d.alertId) ?? []), info])
+  }
   return byAlert
 }
 
