@@ -8,6 +8,8 @@ import { BudgetMonitor } from './budgets/evaluator.js'
 import { budgetRoutes } from './budgets/routes.js'
 import { SpendWatch } from './budgets/anomaly.js'
 import { spendAlertRoutes } from './budgets/anomaly-routes.js'
+import { ReportScheduler } from './budgets/report-schedule.js'
+import { reportScheduleRoutes } from './budgets/report-schedule-routes.js'
 import type { Config } from './config.js'
 import { dashboardRoutes } from './dashboard/routes.js'
 import { ChangeFeed } from './db/change-feed.js'
@@ -104,6 +106,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     clock: deps.budgetClock,
   })
   app.decorate('spendWatch', spendWatch)
+  const reportScheduler = new ReportScheduler(database, alertDelivery, {
+    intervalMs: config.watch.reportIntervalMs,
+    log: app.log,
+    clock: deps.budgetClock,
+    reads: readDatabase,
+  })
+  app.decorate('reportScheduler', reportScheduler)
 
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
@@ -145,6 +154,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (top) metrics.admitBots(top.byBot.map((b) => b.botId))
   await budgetMonitor.start()
   await spendWatch.start()
+  reportScheduler.start()
   changes.on('keys', () => auth.forget())
   changes.on('prices', () => void pricing.reload().catch((err: unknown) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones')))
   changes.on('budgets', (id) => budgetMonitor.changedElsewhere(id))
@@ -168,6 +178,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await writeQueue.close()
     await budgetMonitor.stop()
     await spendWatch.stop()
+    await reportScheduler.stop()
     await alertDelivery.stop()
     await auth.close()
   })
@@ -198,6 +209,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
     await api.register(budgetRoutes, { database, monitor: budgetMonitor, definitions })
     await api.register(spendAlertRoutes, { database, watch: spendWatch, definitions })
+    await api.register(reportScheduleRoutes, { database, scheduler: reportScheduler, definitions, reads: readDatabase })
   })
 
   return app

@@ -25,7 +25,7 @@ const REPORT_COLUMNS = [
   'unpricedCalls',
 ]
 
-function reportMeasures(t: Totals) {
+export function reportMeasures(t: Totals) {
   return {
     calls: t.calls,
     failures: t.failures,

@@ -293,7 +293,7 @@ export const MonthlyQuery = Type.Object(
 )
 export type MonthlyQuery = Static<typeof MonthlyQuery>
 
-const ReportMeasures = {
+export const ReportMeasures = {
   calls: Type.Integer(),
   failures: Type.Integer(),
   ...TokenSums,
