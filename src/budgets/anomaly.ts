@@ -1,7 +1,7 @@
-import { sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/connect.js'
-import { parseUsd, usdToNumber } from '../lib/money.js'
+import { spendPerHour } from '../analytics/reader.js'
+import { usdToNumber } from '../lib/money.js'
 import type { CommittedEvent } from '../usage/ingest.js'
 import { dollars, type AlertMessage } from './channels.js'
 import type { DeliveryWorker, OutboxMessage, OutboxSource } from './delivery.js'
@@ -74,37 +74,28 @@ export interface SeriesSpend {
 
 /**
  * Hourly spend of every series the rules watch, for the bots that spent in the current or the
- * previous hour (a bot quiet in both cannot alert), in one statement over the hourly rollup.
+ * previous hour (a bot quiet in both cannot alert), in one statement (analytics' reader).
  */
 export async function seriesSpend(database: Database, rules: SpendAlertRule[], currentHour: number): Promise<SeriesSpend[]> {
   if (rules.length === 0) return []
   const days = Math.max(...rules.map((r) => r.baselineDays))
   const byModel = rules.some((r) => r.per === 'model' || r.scope.model !== null)
   const bots = rules.every((r) => r.scope.botId !== null) ? [...new Set(rules.map((r) => r.scope.botId as string))] : null
-  const model = byModel ? sql`model` : sql`''`
-  const rows = await database.rows<{ hour: Date | string; bot_id: string; model: string; cost: string }>(sql`
-    WITH spend AS (
-      SELECT hour, bot_id, ${model} AS model, sum(cost) AS cost FROM usage_hourly
-      WHERE hour IN (SELECT value::timestamptz FROM json_array_elements_text(${JSON.stringify(hoursToRead(currentHour, days))}::json))
-        ${bots === null ? sql`` : sql`AND bot_id IN (SELECT value FROM json_array_elements_text(${JSON.stringify(bots)}::json))`}
-      GROUP BY 1, 2, 3)
-    SELECT s.hour, s.bot_id, s.model, s.cost::text AS cost FROM spend s
-    WHERE EXISTS (SELECT 1 FROM spend r WHERE r.bot_id = s.bot_id AND r.cost > 0
-      AND r.hour >= ${new Date(currentHour - HOUR_MS).toISOString()}::timestamptz)`)
+  const rows = await spendPerHour(database, { hours: hoursToRead(currentHour, days), botIds: bots, byModel, activeSince: new Date(currentHour - HOUR_MS) })
   const series = new Map<string, SeriesSpend>()
   for (const rule of rules) {
     for (const r of rows) {
-      if (rule.scope.botId !== null && r.bot_id !== rule.scope.botId) continue
+      if (rule.scope.botId !== null && r.botId !== rule.scope.botId) continue
       if (rule.scope.model !== null && r.model !== rule.scope.model) continue
       const seriesModel = rule.per === 'model' ? r.model : ''
-      const key = `${rule.id}\u0000${r.bot_id}\u0000${seriesModel}`
+      const key = `${rule.id}\u0000${r.botId}\u0000${seriesModel}`
       let s = series.get(key)
       if (!s) {
-        s = { rule, botId: r.bot_id, model: seriesModel, byHour: new Map() }
+        s = { rule, botId: r.botId, model: seriesModel, byHour: new Map() }
         series.set(key, s)
       }
-      const at = new Date(r.hour).getTime()
-      s.byHour.set(at, (s.byHour.get(at) ?? 0n) + parseUsd(r.cost))
+      const at = r.hour.getTime()
+      s.byHour.set(at, (s.byHour.get(at) ?? 0n) + r.spent)
     }
   }
   return [...series.values()]

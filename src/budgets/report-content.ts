@@ -1,6 +1,4 @@
-import { reportMeasures } from '../analytics/monthly-report.js'
-import { monthlyReport, topErrorMessages, totalsOver } from '../analytics/queries.js'
-import { change } from '../analytics/totals.js'
+import { monthlyReport, reportMeasures, topErrorMessages, totalsOver } from '../analytics/reader.js'
 import type { Database } from '../db/connect.js'
 import { formatUsd, parseUsd } from '../lib/money.js'
 import { dollars, type AlertMessage } from './channels.js'
@@ -18,6 +16,9 @@ import type { ScheduledReport } from './report-schedule-schemas.js'
 const MAX_ROWS = 10_000
 const TOP = 10
 const TOP_ERRORS = 5
+
+/** Relative change as GET /api/usage/summary computes it; null when there is nothing to compare with. */
+const change = (current: number, previous: number) => (previous === 0 ? null : (current - previous) / previous)
 
 const localDate = (at: Date, timeZone: string) => new Intl.DateTimeFormat('sv-SE', { timeZone, dateStyle: 'short' }).format(at)
 

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { ReportMeasures } from '../analytics/schemas.js'
+import { ReportMeasures } from '../analytics/reader.js'
 import { BotId } from '../lib/schemas.js'
 import { TimeZoneName } from '../lib/time-zone.js'
 import { ChannelsInfo, ChannelsInput, DeliveryInfo } from './schemas.js'
