@@ -144,12 +144,8 @@ export async function recordSpikes(database: Database, candidates: SpikeCandidat
         ON CONFLICT (rule_id, bot_id, model, hour) DO NOTHING
         RETURNING id, rule_id AS "ruleId"`),
     )
-    const result = []
-    for (const a of inserted) {
-      const deliveries = await queueDeliveries(tx, 'spend', [{ alertId: a.id, channels: channelsOf.get(a.ruleId) ?? [] }])
-      result.push({ ...a, deliveries })
-    }
-    return result
+    await queueDeliveries(tx, 'spend', inserted.map((a) => ({ alertId: a.id, channels: channelsOf.get(a.ruleId) ?? [] })))
+    return inserted.map((a) => ({ ...a, deliveries: channelsOf.get(a.ruleId)?.length ?? 0 }))
   })
 }
 

@@ -29,6 +29,8 @@ import {
 
 export const HOUR_MS = 3_600_000
 const DAY_MS = 24 * HOUR_MS
+/** Commits trigger at most one evaluation per this long (each reads the last hours of every active bot). */
+const COMMIT_EVALUATION_GAP_MS = 5_000
 
 export function median(values: bigint[]): bigint {
   if (values.length === 0) return 0n
@@ -178,6 +180,8 @@ export class SpendWatch implements OutboxSource {
   private debounce: NodeJS.Timeout | null = null
   /** The last evaluation queued: evaluations run one at a time, in order. */
   private tail: Promise<void> = Promise.resolve()
+  /** Real time (not the injectable clock) of the last evaluation's start. */
+  private lastRunAt = 0
   private closed = false
   readonly clock: () => Date
 
@@ -241,10 +245,12 @@ export class SpendWatch implements OutboxSource {
 
   private evaluateSoon(delayMs: number): void {
     if (this.closed || this.debounce) return
+    // Busy ingest commits all the time: evaluations it triggers are spaced, the timer's are not.
+    const wait = Math.max(delayMs, this.lastRunAt + COMMIT_EVALUATION_GAP_MS - Date.now())
     this.debounce = setTimeout(() => {
       this.debounce = null
       void this.evaluate()
-    }, delayMs)
+    }, wait)
     this.debounce.unref()
   }
 
@@ -261,6 +267,7 @@ export class SpendWatch implements OutboxSource {
   }
 
   private async run(): Promise<void> {
+    this.lastRunAt = Date.now()
     const rules = this.rules.filter((r) => r.enabled)
     if (rules.length === 0 || this.closed) return
     const currentHour = Math.floor(this.clock().getTime() / HOUR_MS) * HOUR_MS
