@@ -13,6 +13,7 @@ import {
   SpendAlertStatus,
   SpikesQuery,
   SpikesResponse,
+  UpdateSpendAlertBody,
   type SpendAlertInfo as SpendAlertInfoType,
 } from './anomaly-schemas.js'
 import {
@@ -23,6 +24,7 @@ import {
   insertSpendAlertRule,
   listSpendAlertRules,
   listSpikes,
+  updateSpendAlertRule,
   type SpendAlertRule,
 } from './anomaly-store.js'
 import { defineChannels, limitFrom, type DefinitionContext } from './definition.js'
@@ -132,6 +134,37 @@ export const spendAlertRoutes: FastifyPluginAsyncTypebox<SpendAlertRoutesOptions
       schema: { tags: ['budgets'], summary: 'One unusual-spend alert rule', params: SpendAlertIdParams, response: { 200: SpendAlertInfo, 404: ErrorResponse, ...authErrors } },
     },
     async (request) => toInfo(await ruleOr404(database, request.params.id)),
+  )
+
+  app.patch(
+    '/api/spend-alerts/:id',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'Change a rule\'s name, method or enabled state',
+        description: 'Spikes already alerted stay alerted: an hour never alerts twice for one rule.',
+        params: SpendAlertIdParams,
+        body: UpdateSpendAlertBody,
+        response: { 200: SpendAlertInfo, 400: ErrorResponse, 404: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => {
+      const existing = await ruleOr404(database, request.params.id)
+      const b = request.body
+      const rule: SpendAlertRule = {
+        ...existing,
+        name: b.name ?? existing.name,
+        multipleHundredths: b.multiple === undefined ? existing.multipleHundredths : multipleFrom(b.multiple),
+        minSpend: b.minSpendUsd === undefined ? existing.minSpend : limitFrom(b.minSpendUsd, 'body.minSpendUsd'),
+        baselineDays: b.baselineDays ?? existing.baselineDays,
+        enabled: b.enabled ?? existing.enabled,
+        updatedAt: watch.clock(),
+      }
+      if (!(await updateSpendAlertRule(database, rule))) throw new Errors.notFound(`No spend alert with id '${rule.id}'`)
+      watch.changed()
+      return toInfo(rule)
+    },
   )
 
   app.delete(

@@ -47,6 +47,13 @@ export const CreateSpendAlertBody = Type.Object(
 )
 export type CreateSpendAlertBody = Static<typeof CreateSpendAlertBody>
 
+const { name, multiple, minSpendUsd, baselineDays, enabled } = CreateSpendAlertBody.properties
+export const UpdateSpendAlertBody = Type.Object(
+  { name, multiple, minSpendUsd, baselineDays, enabled },
+  { additionalProperties: false, description: 'Given fields replace the stored ones. Scope, per and channels are fixed: create another rule to change them.' },
+)
+export type UpdateSpendAlertBody = Static<typeof UpdateSpendAlertBody>
+
 export const SpendAlertInfo = Type.Object({
   id: Type.String(),
   name: Type.String(),

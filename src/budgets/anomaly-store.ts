@@ -84,6 +84,23 @@ export async function insertSpendAlertRule(database: Database, r: SpendAlertRule
   }
 }
 
+/** Stores a rule's changeable fields (name, method, enabled); false when it does not exist. */
+export async function updateSpendAlertRule(database: Database, r: SpendAlertRule): Promise<boolean> {
+  const rows = await database.db
+    .update(spendAlertRules)
+    .set({
+      name: r.name,
+      multiple: formatHundredths(r.multipleHundredths),
+      minSpendUsd: formatUsd(r.minSpend),
+      baselineDays: r.baselineDays,
+      enabled: r.enabled,
+      updatedAt: r.updatedAt,
+    })
+    .where(eq(spendAlertRules.id, r.id))
+    .returning({ id: spendAlertRules.id })
+  return rows.length > 0
+}
+
 /** Deletes a rule with its spikes and their deliveries. */
 export async function deleteSpendAlertRule(database: Database, id: string): Promise<boolean> {
   return database.db.transaction(async (tx) => {

@@ -16,6 +16,7 @@ import {
   ReportScheduleIdParams,
   ReportScheduleInfo,
   ReportSendsResponse,
+  UpdateReportScheduleBody,
   type ReportScheduleInfo as ReportScheduleInfoType,
 } from './report-schedule-schemas.js'
 import {
@@ -24,6 +25,7 @@ import {
   insertReportSchedule,
   listReportSchedules,
   listSends,
+  updateReportSchedule,
   type ReportSchedule,
 } from './report-schedule-store.js'
 import { checkChannelDestinations, toChannelsInfo } from './routes.js'
@@ -123,6 +125,29 @@ export const reportScheduleRoutes: FastifyPluginAsyncTypebox<ReportScheduleRoute
       schema: { tags: ['budgets'], summary: 'One report schedule', params: ReportScheduleIdParams, response: { 200: ReportScheduleInfo, 404: ErrorResponse, ...authErrors } },
     },
     async (request) => toInfo(await scheduleOr404(database, request.params.id), scheduler.clock()),
+  )
+
+  app.patch(
+    '/api/report-schedules/:id',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['budgets'],
+        summary: 'Change a schedule\'s name, send hour or enabled state',
+        description: 'Periods already sent stay sent.',
+        params: ReportScheduleIdParams,
+        body: UpdateReportScheduleBody,
+        response: { 200: ReportScheduleInfo, 400: ErrorResponse, 404: ErrorResponse, ...authErrors },
+      },
+    },
+    async (request) => {
+      const existing = await scheduleOr404(database, request.params.id)
+      const now = scheduler.clock()
+      const b = request.body
+      const schedule = { ...existing, name: b.name ?? existing.name, sendHour: b.sendHour ?? existing.sendHour, enabled: b.enabled ?? existing.enabled, updatedAt: now }
+      if (!(await updateReportSchedule(database, schedule))) throw new Errors.notFound(`No report schedule with id '${schedule.id}'`)
+      return toInfo(schedule, now)
+    },
   )
 
   app.delete(

@@ -34,6 +34,12 @@ export const CreateReportScheduleBody = Type.Object(
 )
 export type CreateReportScheduleBody = Static<typeof CreateReportScheduleBody>
 
+const { name, sendHour, enabled } = CreateReportScheduleBody.properties
+export const UpdateReportScheduleBody = Type.Object(
+  { name, sendHour, enabled },
+  { additionalProperties: false, description: 'Given fields replace the stored ones. Period, time zone, scope and channels are fixed: create another schedule to change them.' },
+)
+
 export const ReportScheduleInfo = Type.Object({
   id: Type.String(),
   name: Type.String(),

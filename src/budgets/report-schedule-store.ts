@@ -31,6 +31,16 @@ export async function insertReportSchedule(database: Database, s: ReportSchedule
   }
 }
 
+/** Stores a schedule's changeable fields (name, send hour, enabled); false when it does not exist. */
+export async function updateReportSchedule(database: Database, s: ReportSchedule): Promise<boolean> {
+  const rows = await database.db
+    .update(reportSchedules)
+    .set({ name: s.name, sendHour: s.sendHour, enabled: s.enabled, updatedAt: s.updatedAt })
+    .where(eq(reportSchedules.id, s.id))
+    .returning({ id: reportSchedules.id })
+  return rows.length > 0
+}
+
 /** Deletes a schedule with its sends and their deliveries. */
 export async function deleteReportSchedule(database: Database, id: string): Promise<boolean> {
   return database.db.transaction(async (tx) => {

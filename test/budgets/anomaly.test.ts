@@ -162,6 +162,22 @@ t.test('per model: each of a bot\'s models against its own baseline, through Tel
   t.match(telegram.sent[0].text, /Bot bot_x on small spent \$2\.00 so far/)
 })
 
+t.test('a disabled rule sends nothing; changed and enabled again it alerts', async (t) => {
+  const clock = new TestClock(new Date(NOW))
+  const { app } = await buildBudgetApp(t, database, {}, clock)
+  await postEvents(app, history('bot_x', '14:10:00', [1, 1, 1, 1, 1, 1, 1]))
+  const rule = await createRule(app, { enabled: false, multiple: 5, minSpendUsd: 1, channels: { webhook: { url: webhook.url } } })
+  await postEvents(app, [costEvent(4, { id: 'p1', createdAt: '2025-03-20T14:05:00Z' })])
+  await app.spendWatch.evaluate()
+  t.same(await spikesOf(app, rule.id), [], 'disabled')
+  const patched = await api<{ enabled: boolean; multiple: number }>(app, 'PATCH', `/api/spend-alerts/${rule.id}`, { enabled: true, multiple: 3.5 })
+  t.match(patched, { status: 200, body: { enabled: true, multiple: 3.5 } })
+  await app.spendWatch.evaluate()
+  t.same((await spikesOf(app, rule.id)).map((s) => [s.spentUsd, s.thresholdUsd]), [[4, 3.5]], '$4 > 3.5 x $1')
+  t.equal((await api(app, 'PATCH', '/api/spend-alerts/nope', { enabled: true })).status, 404)
+  t.equal((await api(app, 'PATCH', `/api/spend-alerts/${rule.id}`, { per: 'model' })).status, 400, 'per is fixed')
+})
+
 t.test('refused definitions store nothing', async (t) => {
   const { app } = await buildBudgetApp(t, database, {}, new TestClock(new Date(NOW)))
   for (const [body, message] of [

@@ -170,6 +170,14 @@ t.test('a schedule created after its period was due waits for the next one; bad 
   const schedule = await createSchedule(app, { period: 'month', timeZone: 'UTC', sendHour: 0, channels: { webhook: { url: webhook.url } } })
   await app.reportScheduler.check()
   t.same(await sendsOf(app, schedule.id), [], 'March was due at 00:00, before the schedule existed')
+  const patched = await api<{ enabled: boolean; sendHour: number; nextSendAt: string }>(app, 'PATCH', `/api/report-schedules/${schedule.id}`, { enabled: false, sendHour: 6 })
+  t.match(patched, { status: 200, body: { enabled: false, sendHour: 6, nextSendAt: '2025-05-01T06:00:00.000Z' } })
+  clock.set('2025-05-01T07:00:00Z')
+  await app.reportScheduler.check()
+  t.same(await sendsOf(app, schedule.id), [], 'disabled: April is not sent')
+  await api(app, 'PATCH', `/api/report-schedules/${schedule.id}`, { enabled: true })
+  await app.reportScheduler.check()
+  t.same((await sendsOf(app, schedule.id)).map((s) => [s.from, s.manual]), [['2025-04-01T00:00:00.000Z', false]], 'enabled again: April is sent')
   for (const [body, message] of [
     [{ period: 'month', channels: {} }, /body\.channels must name at least one channel/],
     [{ period: 'day', channels: { webhook: { url: webhook.url } } }, /period/],
