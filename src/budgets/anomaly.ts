@@ -210,7 +210,9 @@ export class SpendWatch implements OutboxSource {
 
   /** A rule was created or deleted through this instance (others reload at their next tick). */
   changed(): void {
-    void this.reload()
+    // Queued like an evaluation, so any evaluation asked for after this sees the change.
+    this.tail = this.tail
+      .then(() => this.reload())
       .then(() => this.evaluateSoon(0))
       .catch((err: unknown) => this.opts.log.warn({ err }, 'reloading spend alert rules failed'))
   }
