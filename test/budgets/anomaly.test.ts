@@ -178,6 +178,31 @@ t.test('a disabled rule sends nothing; changed and enabled again it alerts', asy
   t.equal((await api(app, 'PATCH', `/api/spend-alerts/${rule.id}`, { per: 'model' })).status, 400, 'per is fixed')
 })
 
+t.test('a failed delivery is retried; deleting the rule cancels what is still pending', async (t) => {
+  const clock = new TestClock(new Date(NOW))
+  const { app } = await buildBudgetApp(t, database, { ALERT_RETRY_BASE_MS: '20' }, clock)
+  await postEvents(app, history('bot_x', '14:10:00', [1, 1, 1, 1, 1, 1, 1]))
+  const rule = await createRule(app, { scope: { botId: 'bot_x' }, multiple: 2, minSpendUsd: 1, channels: { webhook: { url: webhook.url } } })
+  webhook.failNext(500, 503)
+  await postEvents(app, [costEvent(3, { id: 'r1', createdAt: '2025-03-20T14:05:00Z' })])
+  await app.spendWatch.evaluate()
+  await waitFor(async () => (await spikesOf(app, rule.id))[0]?.deliveries[0]?.status === 'delivered', 'delivered after two failures')
+  const [spike] = await spikesOf(app, rule.id)
+  t.equal(spike.deliveries[0].attempts, 3)
+  t.same(new Set(webhook.received.map((r) => r.json.id)), new Set([spike.id]), 'the same alert id on every attempt')
+
+  // A second rule whose receiver keeps failing: deleting it ends its retries.
+  const broken = await startWebhookReceiver()
+  t.teardown(() => broken.close())
+  broken.failNext(...Array.from({ length: 100 }, () => 500))
+  const failing = await createRule(app, { scope: { botId: 'bot_x' }, multiple: 2, minSpendUsd: 1, channels: { webhook: { url: broken.url } } })
+  await app.spendWatch.evaluate()
+  await waitFor(async () => ((await spikesOf(app, failing.id))[0]?.deliveries[0]?.attempts ?? 0) >= 1, 'a failed attempt')
+  t.equal((await api(app, 'DELETE', `/api/spend-alerts/${failing.id}`)).status, 200)
+  t.equal((await api(app, 'GET', `/api/spend-alerts/${failing.id}/spikes`)).status, 404)
+  t.equal((await spikesOf(app, rule.id)).length, 1, 'the other rule keeps its spike')
+})
+
 t.test('refused definitions store nothing', async (t) => {
   const { app } = await buildBudgetApp(t, database, {}, new TestClock(new Date(NOW)))
   for (const [body, message] of [
