@@ -203,6 +203,20 @@ t.test('a failed delivery is retried; deleting the rule cancels what is still pe
   t.equal((await spikesOf(app, rule.id)).length, 1, 'the other rule keeps its spike')
 })
 
+t.test('without being asked: a commit of the hour\'s usage, or the timer once the hour has come, evaluates', async (t) => {
+  const clock = new TestClock(new Date(NOW))
+  const { app } = await buildBudgetApp(t, database, { SPEND_ALERT_INTERVAL_MS: '25' }, clock)
+  await postEvents(app, [...history('bot_x', '14:10:00', [1, 1, 1, 1, 1, 1, 1]), ...history('bot_y', '15:10:00', [1, 1, 1, 1, 1, 1, 1], { botId: 'bot_y' })])
+  const rule = await createRule(app, { multiple: 2, minSpendUsd: 1, channels: { webhook: { url: webhook.url } } })
+  await postEvents(app, [costEvent(3, { id: 'commit-1', createdAt: '2025-03-20T14:10:00Z' })])
+  await waitFor(async () => (await spikesOf(app, rule.id)).length === 1, 'the spike found after the commit')
+  // bot_y's usage is reported ahead of the clock: nothing is unusual until 15:00 comes.
+  await postEvents(app, [costEvent(3, { botId: 'bot_y', id: 'timer-1', createdAt: '2025-03-20T15:05:00Z' })])
+  clock.set('2025-03-20T15:06:00Z')
+  await waitFor(async () => (await spikesOf(app, rule.id)).some((s) => s.botId === 'bot_y'), 'the spike found by the timer')
+  t.same((await spikesOf(app, rule.id)).map((s) => [s.botId, s.hourStart]).sort(), [['bot_x', '2025-03-20T14:00:00.000Z'], ['bot_y', '2025-03-20T15:00:00.000Z']])
+})
+
 t.test('refused definitions store nothing', async (t) => {
   const { app } = await buildBudgetApp(t, database, {}, new TestClock(new Date(NOW)))
   for (const [body, message] of [

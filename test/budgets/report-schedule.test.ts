@@ -193,6 +193,16 @@ t.test('a schedule created after its period was due waits for the next one; bad 
   t.equal((await api(app, 'GET', `/api/report-schedules/${schedule.id}`)).status, 404)
 })
 
+t.test('the timer sends a report once its hour has come', async (t) => {
+  const clock = new TestClock(new Date('2025-03-25T10:00:00Z'))
+  const { app } = await buildBudgetApp(t, database, { REPORT_INTERVAL_MS: '25' }, clock)
+  const schedule = await createSchedule(app, { period: 'month', timeZone: 'UTC', sendHour: 2, channels: { webhook: { url: webhook.url } } })
+  await postEvents(app, [costEvent(1.5, { id: 'timer-1', createdAt: '2025-03-10T10:00:00Z' })])
+  clock.set('2025-04-01T02:00:00Z')
+  await waitFor(() => webhook.received.length === 1, 'the report')
+  t.match(webhook.received[0].json, { scheduleId: schedule.id, label: '2025-03', totals: { calls: 1, costExact: '1.5' } })
+})
+
 t.test('two instances on one database send a period once', { skip: TEST_DATABASE_URL === null ? 'two instances need two connections to one database: the embedded engine is one process\'s single connection (run with DATABASE_URL)' : false }, async (t) => {
   const other = await connectDatabase({ databaseUrl: TEST_DATABASE_URL, dataDir: 'memory://', schema: database.schema })
   t.teardown(() => other.close())
