@@ -82,7 +82,9 @@ export async function buildReport(database: Database, schedule: ReportSchedule, 
   }
 }
 
-const percent = (c: number | null) => (c === null ? 'no previous figure' : `${c >= 0 ? '+' : ''}${Math.round(c * 1000) / 10}%`)
+const percent = (c: number) => `${c >= 0 ? '+' : ''}${Math.round(c * 1000) / 10}%`
+/** "+25%; previous 8", or "previous 0" when there is no change to compute. */
+const versus = (c: number | null, previous: string) => (c === null ? `previous ${previous}` : `${percent(c)}; previous ${previous}`)
 const usdText = (exact: string) => dollars(parseUsd(exact))
 const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s)
 const lines = (items: string[]) => (items.length === 0 ? 'none' : items.join('\n'))
@@ -92,12 +94,12 @@ export function composeReport(sendId: string, report: ScheduledReport, manual: b
   const adjective = report.period === 'week' ? 'Weekly' : 'Monthly'
   const subject =
     `${adjective} usage report "${report.name}", ${report.label} (${report.timeZone}): ${usdText(report.totals.costExact)}, ` +
-    `${report.totals.calls} calls (cost ${percent(report.change.cost)} vs the previous ${report.period})`
+    `${report.totals.calls} calls${report.change.cost === null ? '' : ` (cost ${percent(report.change.cost)} vs the previous ${report.period})`}`
   const facts = [
     { label: 'Period', value: `${report.label} (${report.timeZone})${report.botId === null ? '' : `, bot ${report.botId}`}` },
-    { label: 'Calls', value: `${report.totals.calls} (${percent(report.change.calls)}; previous ${report.previous.totals.calls})` },
-    { label: 'Cost', value: `${usdText(report.totals.costExact)} (${percent(report.change.cost)}; previous ${usdText(report.previous.totals.costExact)})` },
-    { label: 'Failures', value: `${report.totals.failures} (${percent(report.change.failures)}; previous ${report.previous.totals.failures})` },
+    { label: 'Calls', value: `${report.totals.calls} (${versus(report.change.calls, String(report.previous.totals.calls))})` },
+    { label: 'Cost', value: `${usdText(report.totals.costExact)} (${versus(report.change.cost, usdText(report.previous.totals.costExact))})` },
+    { label: 'Failures', value: `${report.totals.failures} (${versus(report.change.failures, String(report.previous.totals.failures))})` },
     { label: 'Cost by model', value: lines(report.byModel.slice(0, 5).map((m) => `${m.provider}/${cut(m.model, 60)}: ${usdText(m.costExact)} (${m.calls} calls)`)) },
     { label: 'Cost by bot', value: lines(report.byBot.slice(0, 5).map((b) => `${cut(b.botId, 60)}: ${usdText(b.costExact)} (${b.calls} calls)`)) },
     { label: 'Top errors', value: lines(report.topErrors.map((e) => `${e.count}x ${cut(e.message ?? '(no message)', 120)}`)) },

@@ -106,6 +106,7 @@ t.test('a monthly report is sent once, at its hour, with the numbers of GET /api
   t.same(report.change, { calls: (7 - 3) / 3, cost: (8.75 - 3.75) / 3.75, failures: null })
   t.equal(slackPayloadProblem(slack.received[0].json), null, 'Slack accepts the message')
   t.match(String(slack.received[0].json.text), /Monthly usage report "Ops monthly", 2025-03 \(Europe\/Berlin\): \$8\.75, 7 calls \(cost \+133\.3% vs the previous month\)/)
+  t.match(String(slack.received[0].json.text), /Calls: 7 \(\+133\.3%; previous 3\)\nCost: \$8\.75 \(\+133\.3%; previous \$3\.75\)\nFailures: 3 \(previous 0\)/)
 
   // Another process, nothing in memory: the period's claim holds.
   await first.app.close()
