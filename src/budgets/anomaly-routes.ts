@@ -202,7 +202,7 @@ export const spendAlertRoutes: FastifyPluginAsyncTypebox<SpendAlertRoutesOptions
       const currentHour = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS
       const series = (await seriesSpend(database, [rule], currentHour))
         .map((s) => ({ s, check: checkHour(s.byHour, currentHour, rule) }))
-        .sort((a, b) => (a.check.spent > b.check.spent ? -1 : a.check.spent < b.check.spent ? 1 : a.s.botId < b.s.botId ? -1 : 1))
+        .sort((a, b) => (a.check.spent !== b.check.spent ? (a.check.spent > b.check.spent ? -1 : 1) : `${a.s.botId}\u0000${a.s.model}`.localeCompare(`${b.s.botId}\u0000${b.s.model}`)))
         .slice(0, 100)
       return {
         ruleId: rule.id,
