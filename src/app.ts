@@ -8,6 +8,10 @@ import { AllowanceState } from './budgets/allowance-state.js'
 import { DeliveryWorker } from './budgets/delivery.js'
 import { BudgetMonitor } from './budgets/evaluator.js'
 import { budgetRoutes } from './budgets/routes.js'
+import { SpendWatch } from './budgets/anomaly.js'
+import { spendAlertRoutes } from './budgets/anomaly-routes.js'
+import { ReportScheduler } from './budgets/report-schedule.js'
+import { reportScheduleRoutes } from './budgets/report-schedule-routes.js'
 import type { Config } from './config.js'
 import { dashboardRoutes } from './dashboard/routes.js'
 import { ChangeFeed } from './db/change-feed.js'
@@ -40,7 +44,7 @@ export interface AppDeps {
   logDestination?: NodeJS.WritableStream
   /** Shows a bootstrap admin key created at first start; default prints it to stdout. */
   announceAdminKey?: (key: string) => void
-  /** The clock budgets compute periods and projections with (tests move it); default real time. */
+  /** The clock budgets, spend alerts and report schedules compute periods, hours and projections with (tests move it); default real time. */
   budgetClock?: () => Date
 }
 
@@ -104,6 +108,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onBudgets: (budgets) => allowance.setBudgets(budgets),
   })
 
+  const spendWatch = new SpendWatch(database, alertDelivery, {
+    intervalMs: config.watch.spendAlertIntervalMs,
+    debounceMs: config.budgets.debounceMs,
+    log: app.log,
+    clock: deps.budgetClock,
+  })
+  app.decorate('spendWatch', spendWatch)
+  const reportScheduler = new ReportScheduler(database, alertDelivery, {
+    intervalMs: config.watch.reportIntervalMs,
+    log: app.log,
+    clock: deps.budgetClock,
+    reads: readDatabase,
+  })
+  app.decorate('reportScheduler', reportScheduler)
+
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
     maxEvents: config.ingest.groupMaxEvents,
@@ -116,6 +135,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onCommitted: (created) => {
       budgetMonitor.onCommitted(created)
       allowance.onCommitted(created)
+      spendWatch.onCommitted(created)
       metrics.onCommitted(created)
     },
     onFlushed: metrics.onFlushed,
@@ -144,6 +164,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (top) metrics.admitBots(top.byBot.map((b) => b.botId))
   await budgetMonitor.start()
   await allowance.start()
+  await spendWatch.start()
+  reportScheduler.start()
   changes.on('keys', () => auth.forget())
   changes.on('prices', () => void pricing.reload().catch((err: unknown) => app.log.warn({ err }, 'reloading price overrides failed; keeping the previous ones')))
   changes.on('budgets', (id) => budgetMonitor.changedElsewhere(id))
@@ -167,6 +189,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await writeQueue.close()
     await budgetMonitor.stop()
     await allowance.stop()
+    await spendWatch.stop()
+    await reportScheduler.stop()
     await alertDelivery.stop()
     await auth.close()
   })
@@ -190,16 +214,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await api.register(pricingRoutes, { database, pricing })
     await api.register(analyticsRoutes, { config, database: readDatabase, primary: database })
     await api.register(allowanceRoutes, { allowance })
-    await api.register(budgetRoutes, {
-      database,
-      monitor: budgetMonitor,
-      definitions: {
-        defaultTimeZone: config.budgets.timeZone,
-        hasDefaultTelegramToken: config.alerts.telegramBotToken !== null,
-        emailConfigured: config.alerts.smtpUrl !== null,
-        webhookAllowPrivate: config.alerts.webhookAllowPrivate,
-      },
-    })
+    const definitions = {
+      defaultTimeZone: config.budgets.timeZone,
+      hasDefaultTelegramToken: config.alerts.telegramBotToken !== null,
+      emailConfigured: config.alerts.smtpUrl !== null,
+      webhookAllowPrivate: config.alerts.webhookAllowPrivate,
+    }
+    await api.register(budgetRoutes, { database, monitor: budgetMonitor, definitions })
+    await api.register(spendAlertRoutes, { database, watch: spendWatch, definitions })
+    await api.register(reportScheduleRoutes, { database, scheduler: reportScheduler, definitions, reads: readDatabase })
   })
 
   return app

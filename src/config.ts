@@ -76,6 +76,13 @@ export interface Config {
     /** Users tracked per per-user budget and period (memory bound); past it, see docs/budgets.md. */
     maxTrackedUsers: number
   }
+  /** Unusual-spend alerts and scheduled reports (docs/budgets.md). */
+  watch: {
+    /** Every unusual-spend rule is evaluated this often (besides shortly after commits of recent usage). */
+    spendAlertIntervalMs: number
+    /** How often report schedules are checked for a period due to be sent. */
+    reportIntervalMs: number
+  }
   alerts: {
     /** smtp(s)://user:pass@host:port; null: email channels are refused. */
     smtpUrl: string | null
@@ -270,6 +277,10 @@ export function loadConfig(env: Env = process.env): Config {
       projectionMinElapsedPercent: int('BUDGET_PROJECTION_MIN_ELAPSED_PERCENT', 10, 0, 100),
       allowanceSyncMs: int('BUDGET_ALLOWANCE_SYNC_MS', 2000, 10, 3_600_000),
       maxTrackedUsers: int('BUDGET_MAX_TRACKED_USERS', 10_000, 1, 1_000_000),
+    },
+    watch: {
+      spendAlertIntervalMs: int('SPEND_ALERT_INTERVAL_MS', 60_000, 10, 3_600_000),
+      reportIntervalMs: int('REPORT_INTERVAL_MS', 60_000, 10, 3_600_000),
     },
     alerts: {
       smtpUrl,

@@ -12,7 +12,7 @@ export const MAX_REPORT_ROWS = 10_000
 const REPORT_COLUMNS = ['botId', 'provider', 'model', ...REPORT_MEASURES.map((m) => m.name)]
 
 /** The report's measures of one row: the measure table's report columns, the cost also exact. */
-function reportMeasures(t: Totals): MonthlyReport['totals'] {
+export function reportMeasures(t: Totals): MonthlyReport['totals'] {
   const measures: Record<string, number | string> = {}
   for (const m of REPORT_MEASURES) {
     if (m.kind === 'usd') {

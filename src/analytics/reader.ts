@@ -12,7 +12,10 @@ import { aggregateSql, type Dimension } from './sources.js'
  * what was just committed, `database.reads` where a slightly stale answer is fine.
  */
 
-export { monthlyReport, totalsOver, type MonthlyRow, type Span } from './queries.js'
+export { monthlyReport, topErrorMessages, totalsOver, type MonthlyRow, type Span } from './queries.js'
+/** The monthly report's measures of one row as GET /api/reports/monthly renders them, and their wire schema. */
+export { reportMeasures } from './monthly-report.js'
+export { ReportMeasures } from './schemas.js'
 /** The startDate/endDate rules of every read endpoint, for other features' date ranges (repricing). */
 export { parseRange, type TimeRange } from './query.js'
 export type { Totals } from '../db/measures.js'
@@ -54,4 +57,25 @@ export async function spendBy(
   const rows = await database.rows<{ g0: string | null; spent: string }>(sql`
     SELECT g0, coalesce(cost, 0)::text AS spent FROM (${aggregate}) a ORDER BY cost DESC, g0 LIMIT ${query.limit}`)
   return rows.map((r) => ({ value: r.g0, spent: parseUsd(r.spent) }))
+}
+
+/**
+ * Spend (pico-USD) per UTC hour, bot and (with byModel) model, in the given whole hours, for the
+ * bots that spent anything since `activeSince` (unusual-spend alerts: a bot quiet lately cannot
+ * spike). Whole UTC hours are exact in the hourly rollup, so no raw events are read.
+ */
+export async function spendPerHour(
+  database: Database,
+  query: { hours: readonly Date[]; botIds: readonly string[] | null; byModel: boolean; activeSince: Date },
+): Promise<{ hour: Date; botId: string; model: string; spent: bigint }[]> {
+  const model = query.byModel ? sql`model` : sql`''`
+  const rows = await database.rows<{ hour: Date | string; bot_id: string; model: string; cost: string }>(sql`
+    WITH spend AS (
+      SELECT hour, bot_id, ${model} AS model, sum(cost) AS cost FROM usage_hourly
+      WHERE hour IN (SELECT value::timestamptz FROM json_array_elements_text(${JSON.stringify(query.hours)}::json))
+        ${query.botIds === null ? sql`` : sql`AND bot_id IN (SELECT value FROM json_array_elements_text(${JSON.stringify(query.botIds)}::json))`}
+      GROUP BY 1, 2, 3)
+    SELECT s.hour, s.bot_id, s.model, s.cost::text AS cost FROM spend s
+    WHERE EXISTS (SELECT 1 FROM spend r WHERE r.bot_id = s.bot_id AND r.cost > 0 AND r.hour >= ${query.activeSince.toISOString()}::timestamptz)`)
+  return rows.map((r) => ({ hour: new Date(r.hour), botId: r.bot_id, model: r.model, spent: parseUsd(r.cost) }))
 }

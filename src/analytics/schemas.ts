@@ -299,7 +299,7 @@ export const MonthlyQuery = Type.Object(
 export type MonthlyQuery = Static<typeof MonthlyQuery>
 
 /** The monthly report's measures (db/measures.ts), the cost also as an exact decimal string. */
-const ReportMeasures = Object.fromEntries(
+export const ReportMeasures = Object.fromEntries(
   REPORT_MEASURES.flatMap((m): [string, TSchema][] =>
     m.kind === 'usd'
       ? [

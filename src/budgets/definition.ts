@@ -55,7 +55,7 @@ function defaultName(scope: BudgetScope, period: BudgetPeriod): string {
   return `${what.charAt(0).toUpperCase()}${what.slice(1)}, ${ADJECTIVE[period]}`
 }
 
-function limitFrom(value: number, field: string): bigint {
+export function limitFrom(value: number, field: string): bigint {
   if (parseDecimal(decimalFromNumber(value)).scale > USD_FRACTION_DIGITS) {
     throw invalid(`${field} has more than ${USD_FRACTION_DIGITS} decimal places`)
   }
@@ -71,7 +71,7 @@ function thresholdsFrom(values: number[], field: string): number[] {
   return [...values].sort((a, b) => a - b)
 }
 
-function timeZoneFrom(value: string, field: string): string {
+export function timeZoneFrom(value: string, field: string): string {
   const zone = canonicalTimeZone(value)
   if (zone === null) throw invalid(timeZoneProblem(field, value))
   return zone
@@ -129,22 +129,34 @@ function checkPerUser(budget: Budget, field: string): Budget {
   return budget
 }
 
-/** A new budget from a POST body; 400 naming the field for anything the schema cannot check. */
-export function defineBudget(id: string, body: CreateBudgetBody, ctx: DefinitionContext, now: Date): DefinedBudget {
-  const scope = toScope(body.scope)
+/**
+ * New channels from a create body's `channels` (budgets, spend alerts, report schedules alike);
+ * 400 naming the field. A generated or given webhook secret is returned to show once.
+ */
+export function defineChannels(
+  input: CreateBudgetBody['channels'],
+  ctx: DefinitionContext,
+): { channels: StoredBudgetChannels; revealedSecret: string | null } {
   const channels: StoredBudgetChannels = {}
   let revealedSecret: string | null = null
-  if (body.channels?.webhook) {
-    const w = webhookFrom(body.channels.webhook, null, 'body.channels.webhook')
+  if (input?.webhook) {
+    const w = webhookFrom(input.webhook, null, 'body.channels.webhook')
     channels.webhook = { url: w.url, secret: w.secret }
     revealedSecret = w.revealed
   }
-  if (body.channels?.email) {
+  if (input?.email) {
     checkEmail(ctx, 'body.channels.email')
-    channels.email = { to: body.channels.email.to }
+    channels.email = { to: input.email.to }
   }
-  if (body.channels?.telegram) channels.telegram = telegramFrom(body.channels.telegram, null, ctx, 'body.channels.telegram')
-  if (body.channels?.slack) channels.slack = slackFrom(body.channels.slack, 'body.channels.slack')
+  if (input?.telegram) channels.telegram = telegramFrom(input.telegram, null, ctx, 'body.channels.telegram')
+  if (input?.slack) channels.slack = slackFrom(input.slack, 'body.channels.slack')
+  return { channels, revealedSecret }
+}
+
+/** A new budget from a POST body; 400 naming the field for anything the schema cannot check. */
+export function defineBudget(id: string, body: CreateBudgetBody, ctx: DefinitionContext, now: Date): DefinedBudget {
+  const scope = toScope(body.scope)
+  const { channels, revealedSecret } = defineChannels(body.channels, ctx)
   return {
     budget: checkPerUser({
       id,

@@ -3,8 +3,14 @@ import type { Database } from '../db/connect.js'
 import { budgetAlerts, budgetDeliveries, budgets } from '../db/schema.js'
 import { alertFigures, type AlertFigures } from './alert-store.js'
 import { toBudget, type Budget, type ChannelName } from './budget-store.js'
+import { uuidv7 } from '../lib/uuidv7.js'
+import type { Static } from 'typebox'
+import type { DeliveryInfo as DeliveryInfoSchema } from './schemas.js'
 
-export type DeliveryStatus = (typeof budgetDeliveries.$inferSelect)['status']
+type DeliveryInfo = Static<typeof DeliveryInfoSchema>
+
+type DeliveryRow = typeof budgetDeliveries.$inferSelect
+export type DeliveryStatus = DeliveryRow['status']
 
 /** A delivery claimed for one attempt, with what the message needs. */
 export interface ClaimedDelivery {
@@ -28,24 +34,7 @@ export interface ClaimedDelivery {
  */
 export async function claimDueDeliveries(database: Database, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
   const { db } = database
-  const due = db
-    .select({ id: budgetDeliveries.id })
-    .from(budgetDeliveries)
-    .where(and(eq(budgetDeliveries.status, 'pending'), lte(budgetDeliveries.nextAttemptAt, sql`now()`)))
-    .orderBy(asc(budgetDeliveries.nextAttemptAt))
-    .limit(limit)
-    .for('update', { skipLocked: true })
-  const claimed = db.$with('claimed').as(
-    db
-      .update(budgetDeliveries)
-      .set({
-        attempts: sql`${budgetDeliveries.attempts} + 1`,
-        lastAttemptAt: sql`now()`,
-        nextAttemptAt: sql`now() + ${leaseMs} * interval '1 millisecond'`,
-      })
-      .where(inArray(budgetDeliveries.id, due))
-      .returning({ id: budgetDeliveries.id, alertId: budgetDeliveries.alertId, channel: budgetDeliveries.channel, attempts: budgetDeliveries.attempts }),
-  )
+  const claimed = claimStatement(database, 'budget', limit, leaseMs)
   const rows = await db
     .with(claimed)
     .select({
@@ -68,6 +57,87 @@ export async function claimDueDeliveries(database: Database, limit: number, leas
     alert: { id: a.id, ...alertFigures(a), alsoCrossed: d.alsoCrossed, createdAt: a.createdAt },
     budget: b === null ? null : toBudget(b),
   }))
+}
+
+export type DeliverySource = DeliveryRow['source']
+
+/** A claimed delivery of another source than budgets: what it delivers is looked up by `alertId`. */
+export interface ClaimedOutboxDelivery {
+  id: string
+  alertId: string
+  channel: ChannelName
+  /** Including this one. */
+  attempt: number
+}
+
+/** The claim of up to `limit` due deliveries of one source (see claimDueDeliveries), as a CTE. */
+function claimStatement(database: Database, source: DeliverySource, limit: number, leaseMs: number) {
+  const { db } = database
+  const due = db
+    .select({ id: budgetDeliveries.id })
+    .from(budgetDeliveries)
+    .where(and(eq(budgetDeliveries.status, 'pending'), eq(budgetDeliveries.source, source), lte(budgetDeliveries.nextAttemptAt, sql`now()`)))
+    .orderBy(asc(budgetDeliveries.nextAttemptAt))
+    .limit(limit)
+    .for('update', { skipLocked: true })
+  return db.$with('claimed').as(
+    db
+      .update(budgetDeliveries)
+      .set({
+        attempts: sql`${budgetDeliveries.attempts} + 1`,
+        lastAttemptAt: sql`now()`,
+        nextAttemptAt: sql`now() + ${leaseMs} * interval '1 millisecond'`,
+      })
+      .where(inArray(budgetDeliveries.id, due))
+      .returning({ id: budgetDeliveries.id, alertId: budgetDeliveries.alertId, channel: budgetDeliveries.channel, attempts: budgetDeliveries.attempts }),
+  )
+}
+
+/** Claims due deliveries of spend alerts or reports, the same way as claimDueDeliveries. */
+export async function claimDueOutboxDeliveries(
+  database: Database,
+  source: Exclude<DeliverySource, 'budget'>,
+  limit: number,
+  leaseMs: number,
+): Promise<ClaimedOutboxDelivery[]> {
+  const claimed = claimStatement(database, source, limit, leaseMs)
+  const rows = await database.db.with(claimed).select().from(claimed)
+  return rows.map((r) => ({ id: r.id, alertId: r.alertId, channel: r.channel as ChannelName, attempt: r.attempts }))
+}
+
+/** Queues one pending delivery per channel of each alert (in the caller's transaction), due now. */
+export async function queueDeliveries(
+  tx: Pick<Database['db'], 'execute'>,
+  source: Exclude<DeliverySource, 'budget'>,
+  items: { alertId: string; channels: ChannelName[] }[],
+): Promise<number> {
+  const rows = items.flatMap((i) => i.channels.map((channel) => ({ id: uuidv7(), alert_id: i.alertId, channel })))
+  if (rows.length === 0) return 0
+  await tx.execute(sql`
+    INSERT INTO budget_deliveries (id, alert_id, channel, source, status, next_attempt_at)
+    SELECT id, alert_id, channel, ${source}, 'pending', now()
+    FROM json_to_recordset(${JSON.stringify(rows)}::json) AS d(id text, alert_id text, channel text)`)
+  return rows.length
+}
+
+/** Delivery states of alerts of any source as the API shows them, per alert id, in channel order. */
+export async function deliveriesOf(database: Database, alertIds: string[]): Promise<Map<string, DeliveryInfo[]>> {
+  const byAlert = new Map<string, DeliveryInfo[]>()
+  if (alertIds.length === 0) return byAlert
+  const rows = await database.db.select().from(budgetDeliveries).where(inArray(budgetDeliveries.alertId, alertIds)).orderBy(asc(budgetDeliveries.channel))
+  for (const d of rows) {
+    const info: DeliveryInfo = {
+      channel: d.channel as ChannelName,
+      status: d.status,
+      attempts: d.attempts,
+      lastError: d.lastError,
+      lastAttemptAt: d.lastAttemptAt?.toISOString() ?? null,
+      nextAttemptAt: d.status === 'pending' ? (d.nextAttemptAt?.toISOString() ?? null) : null,
+      deliveredAt: d.deliveredAt?.toISOString() ?? null,
+    }
+    byAlert.set(d.alertId, [...(byAlert.get(d.alertId) ?? []), info])
+  }
+  return byAlert
 }
 
 export async function markDelivered(database: Database, id: string): Promise<void> {

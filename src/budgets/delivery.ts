@@ -1,14 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/connect.js'
-import { AlertChannels, composeAlert, type ChannelSettings } from './channels.js'
+import type { StoredBudgetChannels } from '../db/schema.js'
+import { AlertChannels, composeAlert, type AlertMessage, type ChannelSettings } from './channels.js'
 import {
   claimDueDeliveries,
+  claimDueOutboxDeliveries,
   markAttemptFailed,
   markCancelled,
   markDelivered,
   msUntilNextDelivery,
   releaseClaim,
   type ClaimedDelivery,
+  type ClaimedOutboxDelivery,
 } from './delivery-store.js'
 
 export interface DeliveryOptions extends ChannelSettings {
@@ -20,6 +23,22 @@ export interface DeliveryOptions extends ChannelSettings {
 }
 
 const CLAIM_BATCH = 20
+
+/** What one alert of another source (a spend alert, a report) sends, and where. */
+export interface OutboxMessage {
+  /** The channels of its rule or schedule as they are now. */
+  channels: StoredBudgetChannels
+  message: AlertMessage
+  /** Fields of the delivery's log lines (ids, never secrets). */
+  log: Record<string, string>
+}
+
+/** Another feature's alerts delivered through the same table, channels and retries as budget alerts. */
+export interface OutboxSource {
+  source: 'spend' | 'report'
+  /** The message of each alert id; an id left out is cancelled (its rule or schedule was deleted). */
+  resolve(alertIds: string[]): Promise<Map<string, OutboxMessage>>
+}
 
 export function redact(message: string, secrets: string[]): string {
   return secrets.reduce((m, s) => m.split(s).join('[redacted]'), message)
@@ -38,6 +57,7 @@ export class DeliveryWorker {
   private again = false
   private wakeTimer: NodeJS.Timeout | null = null
   private closed = false
+  private readonly sources: OutboxSource[] = []
   /** A claim outlives the slowest attempt, so only a dead instance's claims are taken over. */
   private readonly leaseMs: number
 
@@ -47,6 +67,11 @@ export class DeliveryWorker {
   ) {
     this.channels = new AlertChannels(opts)
     this.leaseMs = opts.timeoutMs * 3 + 60_000
+  }
+
+  /** Delivers `source`'s alerts too (see OutboxSource). */
+  addSource(source: OutboxSource): void {
+    this.sources.push(source)
   }
 
   /** Sends whatever is due now, then sleeps until the next pending delivery is due. */
@@ -71,9 +96,18 @@ export class DeliveryWorker {
     for (;;) {
       this.again = false
       const claimed = await claimDueDeliveries(this.database, CLAIM_BATCH, this.leaseMs)
-      if (claimed.length === 0) break
+      let more = claimed.length > 0
       await Promise.all(claimed.map((d) => this.attempt(d)))
+      for (const source of this.sources) {
+        if (this.closed) return
+        const outbox = await claimDueOutboxDeliveries(this.database, source.source, CLAIM_BATCH, this.leaseMs)
+        if (outbox.length === 0) continue
+        more = true
+        const messages = await source.resolve([...new Set(outbox.map((d) => d.alertId))])
+        await Promise.all(outbox.map((d) => this.attemptOutbox(d, messages.get(d.alertId))))
+      }
       if (this.closed) return
+      if (!more) break
     }
     const wait = await msUntilNextDelivery(this.database)
     if (wait !== null && !this.closed) this.wakeIn(Math.max(wait, 25))
@@ -92,25 +126,43 @@ export class DeliveryWorker {
     const budget = d.budget
     if (budget === null) return markCancelled(this.database, d.id, 'the budget was deleted')
     const log = this.opts.log.child({ alertId: d.alert.id, budgetId: budget.id, channel: d.channel, attempt: d.attempt })
-    const secrets = this.channels.secrets([budget.channels.webhook?.secret, budget.channels.telegram?.botToken, budget.channels.slack?.url])
+    await this.send(d, budget.channels, () => composeAlert(d, budget), log, 'budget')
+  }
+
+  private async attemptOutbox(d: ClaimedOutboxDelivery, found: OutboxMessage | undefined): Promise<void> {
+    if (found === undefined) return markCancelled(this.database, d.id, 'its spend-alert rule or report schedule was deleted')
+    const log = this.opts.log.child({ alertId: d.alertId, ...found.log, channel: d.channel, attempt: d.attempt })
+    await this.send(d, found.channels, () => found.message, log, 'rule')
+  }
+
+  /** One attempt of one delivery on its channel; the outcome is recorded in the table. */
+  private async send(
+    d: { id: string; channel: ClaimedDelivery['channel']; attempt: number },
+    channels: StoredBudgetChannels,
+    compose: () => AlertMessage,
+    log: FastifyBaseLogger,
+    owner: 'budget' | 'rule',
+  ): Promise<void> {
+    const secrets = this.channels.secrets([channels.webhook?.secret, channels.telegram?.botToken, channels.slack?.url])
     try {
-      const message = composeAlert(d, budget)
+      const message = compose()
       const signal = this.abort.signal
+      const removed = (name: string) => markCancelled(this.database, d.id, `the ${name} channel was removed from the ${owner}`)
       if (d.channel === 'webhook') {
-        const c = budget.channels.webhook
-        if (!c) return await markCancelled(this.database, d.id, 'the webhook channel was removed from the budget')
+        const c = channels.webhook
+        if (!c) return await removed('webhook')
         await this.channels.webhook(c, message, d.attempt, signal)
       } else if (d.channel === 'email') {
-        const c = budget.channels.email
-        if (!c) return await markCancelled(this.database, d.id, 'the email channel was removed from the budget')
+        const c = channels.email
+        if (!c) return await removed('email')
         await this.channels.email(c, message)
       } else if (d.channel === 'slack') {
-        const c = budget.channels.slack
-        if (!c) return await markCancelled(this.database, d.id, 'the slack channel was removed from the budget')
+        const c = channels.slack
+        if (!c) return await removed('slack')
         await this.channels.slack(c, message, signal)
       } else {
-        const c = budget.channels.telegram
-        if (!c) return await markCancelled(this.database, d.id, 'the telegram channel was removed from the budget')
+        const c = channels.telegram
+        if (!c) return await removed('telegram')
         await this.channels.telegram(c, message, signal)
       }
       await markDelivered(this.database, d.id)

@@ -49,7 +49,7 @@ function localDateOf(instant: number, timeZone: string): LocalDate {
 }
 
 /** Offset of `timeZone` from UTC at `instant`, ms (east positive). */
-function offsetAt(instant: number, timeZone: string): number {
+export function offsetAt(instant: number, timeZone: string): number {
   const whole = Math.floor(instant / 1000) * 1000
   return wallClockMs(whole, timeZone) - whole
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Database } from '../db/connect.js'
+import type { StoredBudgetChannels } from '../db/schema.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { uuidv7 } from '../lib/uuidv7.js'
 import { usdToNumber } from '../lib/money.js'
@@ -30,15 +31,21 @@ export interface BudgetRoutesOptions {
 
 const authErrors = { 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse }
 
+/** Channels as the API shows them (budgets, spend alerts, report schedules): secrets never, except a webhook secret in the response that set it. */
+export function toChannelsInfo(stored: StoredBudgetChannels, revealedSecret: string | null = null): BudgetInfoType['channels'] {
+  const channels: BudgetInfoType['channels'] = {}
+  if (stored.webhook) {
+    channels.webhook = revealedSecret === null ? { url: stored.webhook.url } : { url: stored.webhook.url, secret: revealedSecret }
+  }
+  if (stored.email) channels.email = { to: stored.email.to }
+  if (stored.telegram) channels.telegram = { chatId: stored.telegram.chatId, dedicatedBotToken: stored.telegram.botToken !== null }
+  if (stored.slack) channels.slack = { configured: true }
+  return channels
+}
+
 /** The budget as the API shows it: secrets never, except a webhook secret in the response that set it. */
 export function toBudgetInfo(b: Budget, revealedSecret: string | null = null): BudgetInfoType {
-  const channels: BudgetInfoType['channels'] = {}
-  if (b.channels.webhook) {
-    channels.webhook = revealedSecret === null ? { url: b.channels.webhook.url } : { url: b.channels.webhook.url, secret: revealedSecret }
-  }
-  if (b.channels.email) channels.email = { to: b.channels.email.to }
-  if (b.channels.telegram) channels.telegram = { chatId: b.channels.telegram.chatId, dedicatedBotToken: b.channels.telegram.botToken !== null }
-  if (b.channels.slack) channels.slack = { configured: true }
+  const channels = toChannelsInfo(b.channels, revealedSecret)
   return {
     id: b.id,
     name: b.name,
@@ -110,21 +117,23 @@ async function budgetOr404(database: Database, id: string): Promise<Budget> {
 /** How long creating a budget waits for DNS to check a webhook's host (unresolved names are checked at delivery). */
 const WEBHOOK_LOOKUP_TIMEOUT_MS = 2000
 
+/**
+ * Any channel that posts to a URL of the request's (a webhook, or a channel added later with a
+ * `url`) is a 400 when that URL is private, loopback or link-local; delivery refuses it again.
+ */
+export async function checkChannelDestinations(channels: object | undefined, definitions: DefinitionContext): Promise<void> {
+  for (const [name, channel] of Object.entries(channels ?? {})) {
+    const url: unknown = channel !== null && typeof channel === 'object' ? (channel as { url?: unknown }).url : undefined
+    if (typeof url !== 'string') continue
+    const problem = await webhookDestinationProblem(url, { allowPrivate: definitions.webhookAllowPrivate, timeoutMs: WEBHOOK_LOOKUP_TIMEOUT_MS })
+    if (problem !== null) throw new Errors.validation(`body.channels.${name}.url is refused: ${problem}`)
+  }
+}
+
 export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = async (app, opts) => {
   const { database, monitor, definitions } = opts
 
-  /**
-   * Any channel that posts to a URL of the budget's (a webhook, or a channel added later with a
-   * `url`) is a 400 here when that URL is private, loopback or link-local; delivery refuses it again.
-   */
-  async function checkWebhookDestination(channels: object | undefined): Promise<void> {
-    for (const [name, channel] of Object.entries(channels ?? {})) {
-      const url: unknown = channel !== null && typeof channel === 'object' ? (channel as { url?: unknown }).url : undefined
-      if (typeof url !== 'string') continue
-      const problem = await webhookDestinationProblem(url, { allowPrivate: definitions.webhookAllowPrivate, timeoutMs: WEBHOOK_LOOKUP_TIMEOUT_MS })
-      if (problem !== null) throw new Errors.validation(`body.channels.${name}.url is refused: ${problem}`)
-    }
-  }
+  const checkWebhookDestination = (channels: object | undefined) => checkChannelDestinations(channels, definitions)
 
   app.post(
     '/api/budgets',

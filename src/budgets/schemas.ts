@@ -161,6 +161,28 @@ export const UpdateBudgetBody = Type.Object(
 )
 export type UpdateBudgetBody = Static<typeof UpdateBudgetBody>
 
+/** Channels as every resource with channels shows them (budgets, spend alerts, report schedules). */
+export const ChannelsInfo = Type.Object({
+  webhook: Type.Optional(
+    Type.Object({
+      url: Type.String(),
+      secret: Type.Optional(
+        Type.String({ description: 'Only in the response that generated or set it; store it now. Never returned again.' }),
+      ),
+    }),
+  ),
+  email: Type.Optional(Type.Object({ to: Type.Array(Type.String()) })),
+  telegram: Type.Optional(
+    Type.Object({
+      chatId: Type.String(),
+      dedicatedBotToken: Type.Boolean({ description: 'true: the budget has its own bot token; false: ALERT_TELEGRAM_BOT_TOKEN' }),
+    }),
+  ),
+  slack: Type.Optional(
+    Type.Object({ configured: Type.Boolean({ description: 'Always true when present: the webhook URL is a secret and never returned' }) }),
+  ),
+})
+
 export const BudgetInfo = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -171,26 +193,7 @@ export const BudgetInfo = Type.Object({
   thresholds: Type.Array(Type.Integer()),
   notifyProjected: Type.Boolean(),
   enabled: Type.Boolean(),
-  channels: Type.Object({
-    webhook: Type.Optional(
-      Type.Object({
-        url: Type.String(),
-        secret: Type.Optional(
-          Type.String({ description: 'Only in the response that generated or set it; store it now. Never returned again.' }),
-        ),
-      }),
-    ),
-    email: Type.Optional(Type.Object({ to: Type.Array(Type.String()) })),
-    telegram: Type.Optional(
-      Type.Object({
-        chatId: Type.String(),
-        dedicatedBotToken: Type.Boolean({ description: 'true: the budget has its own bot token; false: ALERT_TELEGRAM_BOT_TOKEN' }),
-      }),
-    ),
-    slack: Type.Optional(
-      Type.Object({ configured: Type.Boolean({ description: 'Always true when present: the webhook URL is a secret and never returned' }) }),
-    ),
-  }),
+  channels: ChannelsInfo,
   createdAt: Instant(),
   updatedAt: Instant(),
   action: Type.Enum(BUDGET_ACTIONS),

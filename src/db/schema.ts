@@ -253,8 +253,13 @@ export const budgetDeliveries = pgTable(
   {
     id: text('id').primaryKey(),
     alertId: text('alert_id').notNull(),
-    /** 'webhook' | 'email' | 'telegram' */
+    /** 'webhook' | 'email' | 'telegram' | 'slack' */
     channel: text('channel').notNull(),
+    /**
+     * What alert_id names: a budget_alerts row ('budget'), a spend_alerts row ('spend') or a
+     * report_sends row ('report'). One outbox, claimed and retried the same way for all three.
+     */
+    source: text('source').$type<'budget' | 'spend' | 'report'>().notNull().default('budget'),
     status: text('status').$type<'pending' | 'delivered' | 'failed' | 'cancelled'>().notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
     /** When a pending delivery is next due; while an attempt runs, the end of its lease. */
@@ -267,5 +272,93 @@ export const budgetDeliveries = pgTable(
   (t) => [
     uniqueIndex('budget_deliveries_alert_channel_idx').on(t.alertId, t.channel),
     index('budget_deliveries_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+  ],
+)
+
+/**
+ * Unusual-spend rules (docs/budgets.md, "Unusual spend"): alert when an hour's spend of a bot (or
+ * of a bot's model) exceeds `multiple` times the median of the same UTC hour on the previous
+ * `baseline_days` days, and at least min_spend_usd. Few and read by every instance (reference table).
+ */
+export const spendAlertRules = pgTable('spend_alert_rules', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** Scope: null matches every bot (each bot is watched on its own) / every model. */
+  botId: text('bot_id'),
+  model: text('model'),
+  /** 'bot': one series per bot; 'model': one per bot and model. */
+  per: text('per').$type<'bot' | 'model'>().notNull(),
+  multiple: numeric('multiple', { precision: 10, scale: 2 }).notNull(),
+  minSpendUsd: usd('min_spend_usd').notNull(),
+  baselineDays: integer('baseline_days').notNull(),
+  channels: jsonb('channels').$type<StoredBudgetChannels>().notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+})
+
+/**
+ * One row per spike that alerted. The unique key makes a spike alert once across instances and
+ * restarts: evaluators INSERT ... ON CONFLICT DO NOTHING and only the inserter creates deliveries.
+ */
+export const spendAlerts = pgTable(
+  'spend_alerts',
+  {
+    id: text('id').primaryKey(),
+    ruleId: text('rule_id').notNull(),
+    botId: text('bot_id').notNull(),
+    /** '' for a per-bot series. */
+    model: text('model').notNull(),
+    /** First instant of the UTC hour that spiked. */
+    hour: ts('hour').notNull(),
+    spentUsd: usd('spent_usd').notNull(),
+    baselineUsd: usd('baseline_usd').notNull(),
+    thresholdUsd: usd('threshold_usd').notNull(),
+    /** The hour was still in progress when it alerted (spent is what it had spent so far). */
+    partial: boolean('partial').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('spend_alerts_once_idx').on(t.ruleId, t.botId, t.model, t.hour),
+    index('spend_alerts_created_at_idx').on(t.createdAt),
+  ],
+)
+
+/** Weekly or monthly usage reports sent on a schedule (docs/budgets.md, "Scheduled reports"). */
+export const reportSchedules = pgTable('report_schedules', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** 'week' (ISO, from Monday) | 'month', calendar periods in time_zone. */
+  period: text('period').$type<'week' | 'month'>().notNull(),
+  timeZone: text('time_zone').notNull(),
+  /** Scope: null reports every bot. */
+  botId: text('bot_id'),
+  /** Local hour (0-23) of the period's first day after which the previous period is sent. */
+  sendHour: integer('send_hour').notNull(),
+  channels: jsonb('channels').$type<StoredBudgetChannels>().notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+})
+
+/**
+ * One row per report sent, with the numbers as sent. Scheduled sends are unique per schedule and
+ * period (the claim: INSERT ... ON CONFLICT DO NOTHING), so a period is sent once across
+ * instances and restarts; sends asked for through the API ("send now") are not limited.
+ */
+export const reportSends = pgTable(
+  'report_sends',
+  {
+    id: text('id').primaryKey(),
+    scheduleId: text('schedule_id').notNull(),
+    periodStart: ts('period_start').notNull(),
+    periodEnd: ts('period_end').notNull(),
+    manual: boolean('manual').notNull(),
+    report: jsonb('report').$type<Record<string, unknown>>().notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('report_sends_once_idx').on(t.scheduleId, t.periodStart).where(sql`NOT manual`),
+    index('report_sends_schedule_idx').on(t.scheduleId, t.createdAt),
   ],
 )

@@ -90,4 +90,36 @@ export const ROUTE_EXAMPLES: Record<string, RouteExample> = {
   'GET /api/budgets/:id/status': { params: { id: EXAMPLE_ID }, query: { userId: '4242' } },
   'GET /api/budgets/allowance': { query: { botId: 'bot_123', userId: '4242' } },
   'GET /api/alerts': { query: { since: '2025-03-01T00:00:00Z', limit: 20 } },
+
+  'POST /api/spend-alerts': {
+    body: {
+      name: 'bot_123 spikes',
+      scope: { botId: 'bot_123' },
+      per: 'bot',
+      multiple: 3,
+      minSpendUsd: 5,
+      baselineDays: 7,
+      channels: { webhook: { url: 'https://example.com/hooks/spend' } },
+    },
+  },
+  'GET /api/spend-alerts/:id': { params: { id: EXAMPLE_ID } },
+  'PATCH /api/spend-alerts/:id': { params: { id: EXAMPLE_ID }, body: { multiple: 4, minSpendUsd: 10 } },
+  'DELETE /api/spend-alerts/:id': { params: { id: EXAMPLE_ID } },
+  'GET /api/spend-alerts/:id/status': { params: { id: EXAMPLE_ID } },
+  'GET /api/spend-alerts/:id/spikes': { params: { id: EXAMPLE_ID }, query: { limit: 20 } },
+
+  'POST /api/report-schedules': {
+    body: {
+      name: 'Ops weekly',
+      period: 'week',
+      timeZone: 'Europe/Berlin',
+      sendHour: 9,
+      channels: { webhook: { url: 'https://example.com/hooks/report' } },
+    },
+  },
+  'GET /api/report-schedules/:id': { params: { id: EXAMPLE_ID } },
+  'PATCH /api/report-schedules/:id': { params: { id: EXAMPLE_ID }, body: { sendHour: 8, enabled: true } },
+  'DELETE /api/report-schedules/:id': { params: { id: EXAMPLE_ID } },
+  'GET /api/report-schedules/:id/preview': { params: { id: EXAMPLE_ID }, query: { period: 'previous' } },
+  'GET /api/report-schedules/:id/sends': { params: { id: EXAMPLE_ID }, query: { limit: 20 } },
 }

@@ -101,7 +101,7 @@ export const apiDocs = fp(async (app) => {
         { name: 'reports', description: 'Monthly reports (JSON or CSV)' },
         { name: 'prices', description: 'Price catalog, overrides, quotes and repricing' },
         { name: 'keys', description: 'API keys (admin)' },
-        { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history (admin)' },
+        { name: 'budgets', description: 'Spending budgets per period, threshold and projection alerts, alert history, unusual-spend alerts, scheduled reports (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'metrics', description: 'Prometheus metrics (scope metrics)' },
         { name: 'otel', description: 'OpenTelemetry (OTLP/HTTP) trace ingest: GenAI spans become usage events' },

@@ -147,6 +147,30 @@ const ROUTES: RouteCase[] = [
     other: [{ method: 'GET', url: `/api/budgets/allowance?botId=${OTHER}` }],
   },
   { route: 'GET /api/alerts', scope: 'admin', own: [{ method: 'GET', url: '/api/alerts' }], other: [{ method: 'GET', url: `/api/alerts?budgetId=${otherBudgetId}` }] },
+  {
+    route: 'POST /api/spend-alerts',
+    scope: 'admin',
+    own: [{ method: 'POST', url: '/api/spend-alerts', payload: { scope: { botId: OWN } } }],
+    other: [{ method: 'POST', url: '/api/spend-alerts', payload: {} }, { method: 'POST', url: '/api/spend-alerts', payload: { scope: { botId: OTHER } } }],
+  },
+  { route: 'GET /api/spend-alerts', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/spend-alerts' }] },
+  { route: 'GET /api/spend-alerts/{id}', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/spend-alerts/x' }] },
+  { route: 'PATCH /api/spend-alerts/{id}', scope: 'admin', own: [], other: [{ method: 'PATCH', url: '/api/spend-alerts/x', payload: { enabled: false } }] },
+  { route: 'DELETE /api/spend-alerts/{id}', scope: 'admin', own: [], other: [{ method: 'DELETE', url: '/api/spend-alerts/x' }] },
+  { route: 'GET /api/spend-alerts/{id}/status', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/spend-alerts/x/status' }] },
+  { route: 'GET /api/spend-alerts/{id}/spikes', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/spend-alerts/x/spikes' }] },
+  {
+    route: 'POST /api/report-schedules',
+    scope: 'admin',
+    own: [{ method: 'POST', url: '/api/report-schedules', payload: { period: 'week', scope: { botId: OWN }, channels: { slack: { webhookUrl: 'https://hooks.slack.com/services/T/B/X' } } } }],
+    other: [{ method: 'POST', url: '/api/report-schedules', payload: { period: 'week', channels: { slack: { webhookUrl: 'https://hooks.slack.com/services/T/B/X' } } } }],
+  },
+  { route: 'GET /api/report-schedules', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/report-schedules' }] },
+  { route: 'GET /api/report-schedules/{id}', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/report-schedules/x' }] },
+  { route: 'PATCH /api/report-schedules/{id}', scope: 'admin', own: [], other: [{ method: 'PATCH', url: '/api/report-schedules/x', payload: { enabled: false } }] },
+  { route: 'DELETE /api/report-schedules/{id}', scope: 'admin', own: [], other: [{ method: 'DELETE', url: '/api/report-schedules/x' }] },
+  { route: 'GET /api/report-schedules/{id}/preview', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/report-schedules/x/preview' }] },
+  { route: 'GET /api/report-schedules/{id}/sends', scope: 'admin', own: [], other: [{ method: 'GET', url: '/api/report-schedules/x/sends' }] },
 ]
 
 t.test('the table covers every documented /api route', async (t) => {
