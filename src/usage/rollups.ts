@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { inLatencyBucket, LATENCY_BUCKETS, ROLLUP_TABLES, type RollupTable } from '../db/event-store.js'
+import { grainStart, inLatencyBucket, LATENCY_BUCKETS, ROLLUP_TABLES, type RollupTable } from '../db/event-store.js'
 
 /**
  * The one definition of what a rollup row holds and how it is computed from raw events, used by
@@ -83,7 +83,7 @@ export function upsertRollupFrom(rollup: RollupTable, eventsRelation: string, gu
   const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
   return sql`
     INSERT INTO ${sql.raw(rollup.name)} AS r (${time}, ${keys}, ${rollupMeasureColumnList()})
-    SELECT date_trunc(${sql.raw(`'${rollup.grain}'`)}, created_at, 'UTC'), ${keys},
+    SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))}, ${keys},
         ${rollupAggregatesOfEvents()}
     FROM ${sql.raw(eventsRelation)}
     WHERE ${guard}

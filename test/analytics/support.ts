@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import type { RollupTable } from '../../src/db/event-store.js'
+import { grainStart, type RollupTable } from '../../src/db/event-store.js'
 import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
@@ -52,7 +52,7 @@ export async function rollupMismatches(database: Database, rollup: RollupTable):
   return database.rows(sql`
     SELECT ${sql.raw(keyList)}, r.calls AS raw_calls, s.calls AS rollup_calls, r.cost AS raw_cost, s.cost AS rollup_cost
     FROM (
-      SELECT date_trunc(${rollup.grain}, created_at, 'UTC'), ${sql.raw(rollup.keys.join(', '))}, ${rollupAggregatesOfEvents()}
+      SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))}, ${sql.raw(rollup.keys.join(', '))}, ${rollupAggregatesOfEvents()}
       FROM usage_events GROUP BY ${positions}
     ) AS r(${columns})
     FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(keyList)})
