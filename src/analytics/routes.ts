@@ -7,6 +7,7 @@ import { ErrorResponse, Errors } from '../errors.js'
 import { ConcurrencyLimit } from '../lib/concurrency-limit.js'
 import { toUsageEvent, type EventFilter } from '../db/event-store.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
+import { topErrorMessages } from './error-messages.js'
 import { EXPORT_BATCH_SIZE, sendExport } from './export.js'
 import { histogramBuckets, summarizeLatency } from './latency.js'
 import { MAX_REPORT_ROWS, sendMonthlyReport } from './monthly-report.js'
@@ -18,7 +19,6 @@ import {
   statsFromRollups,
   summaryGroups,
   timeseries,
-  topErrorMessages,
   totalsOver,
   type PagedEventRow,
 } from './queries.js'
@@ -275,9 +275,12 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const { window, filter, span } = await scopeOf(request, q)
       const failed: EventFilter = { ...filter, success: false }
       const limit = q.limit ?? 50
-      const [rows, top, totals] = await heavy.run(() =>
-        Promise.all([eventPage(database, failed, position, limit), topErrorMessages(database, failed, q.top ?? 10), totalsOver(database, failed, span)]),
-      )
+      // Top messages read the error rollups (raw failures only for partial days): no heavy turn needed.
+      const [rows, top, totals] = await Promise.all([
+        eventPage(database, failed, position, limit),
+        topErrorMessages(database, failed, q.top ?? 10),
+        totalsOver(database, failed, span),
+      ])
       const { events, nextCursor } = page(rows, limit)
       return {
         from: iso(window.from),

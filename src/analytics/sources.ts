@@ -197,7 +197,7 @@ function rawMeasures(latency: LatencyDetail, sign: 1 | -1 = 1): string {
 }
 
 /** `column` lies in one of the spans; spans of exactly one `unit` are matched by equality. */
-function spansCondition(column: string, spans: TimeSpan[], unit?: number): SQL {
+export function spansCondition(column: string, spans: TimeSpan[], unit?: number): SQL {
   const col = sql.raw(column)
   const single = unit === undefined ? [] : spans.filter((s) => s.to - s.from === unit)
   const parts = spans

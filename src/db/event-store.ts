@@ -166,6 +166,41 @@ export const ROLLUPS_NARROWEST_FIRST: Record<RollupGrain, readonly RollupTable[]
   quarter_hour: ['usage_quarter_hourly_models'].map(byName),
 }
 
+/** Top error messages group by this many leading characters of the message (stored messages may have 4000). */
+export const ERROR_MESSAGE_KEY_LENGTH = 300
+
+/** The SQL of the message key of an events row (NULL when it has no message). */
+export const errorMessageKey = (column = 'error_message'): string => `left(${column}, ${ERROR_MESSAGE_KEY_LENGTH})`
+
+export interface ErrorRollupTable {
+  name: string
+  /** Unique constraint over `columns`, the upsert's conflict target (messages may be NULL). */
+  constraint: string
+  /** Every key column in constraint (and lock) order, the day and the message included. */
+  columns: readonly string[]
+  /** Which filter dimensions the table has. */
+  keys: readonly RollupKey[]
+}
+
+/**
+ * Failures per day and message, upserted after ROLLUP_TABLES in the ingest statement, in this
+ * order; readers take the first one with every key they filter on (the narrowest first).
+ */
+export const ERROR_ROLLUPS: readonly ErrorRollupTable[] = [
+  {
+    name: 'usage_daily_errors_models',
+    constraint: 'usage_daily_errors_models_key',
+    columns: ['day', 'provider', 'model', 'request_type', 'message'],
+    keys: ['provider', 'model', 'request_type'],
+  },
+  {
+    name: 'usage_daily_errors',
+    constraint: 'usage_daily_errors_key',
+    columns: ['bot_id', 'day', 'provider', 'model', 'request_type', 'message'],
+    keys: ['bot_id', 'provider', 'model', 'request_type'],
+  },
+]
+
 /** `latency_ms` falls into the bucket (a SQL boolean over an events row). */
 export function inLatencyBucket(bucket: LatencyBucket, latency: string = 'latency_ms'): string {
   return bucket.upperMs === null ? `${latency} >= ${bucket.lowerMs}` : `${latency} >= ${bucket.lowerMs} AND ${latency} < ${bucket.upperMs}`

@@ -10,6 +10,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  unique,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
 
@@ -246,6 +247,41 @@ export const usageQuarterHourlyModels = pgTable(
   (t) => [
     primaryKey({ name: 'usage_quarter_hourly_models_pkey', columns: [t.quarterHour, t.provider, t.model, t.requestType, t.success] }),
   ],
+)
+
+/**
+ * Failures per UTC day and error message (its first ERROR_MESSAGE_KEY_LENGTH characters; NULL
+ * when the event had none): the errors endpoint's top messages read whole days here and raw
+ * failures only for partial days. Per bot (bot_id first: a bound key reads its own rows) and over
+ * all bots per model.
+ */
+export const usageDailyErrors = pgTable(
+  'usage_daily_errors',
+  {
+    botId: text('bot_id').notNull(),
+    day: ts('day').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requestType: text('request_type').notNull(),
+    message: text('message'),
+    failures: count('failures'),
+    lastSeen: ts('last_seen').notNull(),
+  },
+  (t) => [unique('usage_daily_errors_key').on(t.botId, t.day, t.provider, t.model, t.requestType, t.message).nullsNotDistinct()],
+)
+
+export const usageDailyErrorsModels = pgTable(
+  'usage_daily_errors_models',
+  {
+    day: ts('day').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requestType: text('request_type').notNull(),
+    message: text('message'),
+    failures: count('failures'),
+    lastSeen: ts('last_seen').notNull(),
+  },
+  (t) => [unique('usage_daily_errors_models_key').on(t.day, t.provider, t.model, t.requestType, t.message).nullsNotDistinct()],
 )
 
 export const apiKeys = pgTable(

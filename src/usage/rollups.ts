@@ -1,6 +1,16 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { GRAIN_MS, grainStart, inLatencyBucket, LATENCY_BUCKETS, ROLLUP_TABLES, type RollupTable } from '../db/event-store.js'
+import {
+  ERROR_ROLLUPS,
+  errorMessageKey,
+  GRAIN_MS,
+  grainStart,
+  inLatencyBucket,
+  LATENCY_BUCKETS,
+  ROLLUP_TABLES,
+  type ErrorRollupTable,
+  type RollupTable,
+} from '../db/event-store.js'
 
 /**
  * The one definition of what a rollup row holds and how it is computed from raw events, used by
@@ -94,17 +104,42 @@ export function upsertRollupFrom(rollup: RollupTable, eventsRelation: string, gu
 }
 
 /**
+ * INSERT ... SELECT that folds the failures of `eventsRelation` into an error rollup (count and
+ * last occurrence per day and message key), in key order like upsertRollupFrom.
+ */
+export function upsertErrorRollupFrom(rollup: ErrorRollupTable, eventsRelation: string, guard: SQL = sql`TRUE`): SQL {
+  const source: Record<string, string> = { day: grainStart('day', 'created_at'), message: errorMessageKey() }
+  const select = rollup.columns.map((c) => source[c] ?? c).join(', ')
+  const positions = rollup.columns.map((_, i) => String(i + 1)).join(', ')
+  return sql`
+    INSERT INTO ${sql.raw(rollup.name)} AS r (${sql.raw(rollup.columns.join(', '))}, failures, last_seen)
+    SELECT ${sql.raw(select)}, count(*), max(created_at)
+    FROM ${sql.raw(eventsRelation)}
+    WHERE NOT success AND ${guard}
+    GROUP BY ${sql.raw(positions)}
+    ORDER BY ${sql.raw(positions)}
+    ON CONFLICT ON CONSTRAINT ${sql.raw(rollup.constraint)} DO UPDATE SET
+        failures = r.failures + excluded.failures, last_seen = greatest(r.last_seen, excluded.last_seen)`
+}
+
+/** Every rollup upsert of `eventsRelation`, in lock order: ROLLUP_TABLES, then ERROR_ROLLUPS. */
+function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): SQL[] {
+  return [
+    ...ROLLUP_TABLES.map((rollup, i) => upsertRollupFrom(rollup, eventsRelation, guard(i))),
+    ...ERROR_ROLLUPS.map((rollup, i) => upsertErrorRollupFrom(rollup, eventsRelation, guard(ROLLUP_TABLES.length + i))),
+  ]
+}
+
+/**
  * The CTEs of the ingest statement that fold the CTE `inserted` into every rollup. Each upsert
  * reads the previous one's RETURNING, which makes them run one after the other, in
- * ROLLUP_TABLES order: every writer (and repriceEvents) then takes rollup row locks in the same
- * global order, and none deadlock.
+ * ROLLUP_TABLES order (then ERROR_ROLLUPS): every writer (and repriceEvents) then takes rollup
+ * row locks in the same global order, and none deadlock.
  */
 export function rollupUpsertCtes(eventsRelation: string): SQL {
+  const guard = (i: number) => (i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`))
   return sql.join(
-    ROLLUP_TABLES.map((rollup, i) => {
-      const guard = i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`)
-      return sql`${sql.raw(`rolled_${i}`)} AS (${upsertRollupFrom(rollup, eventsRelation, guard)} RETURNING 1)`
-    }),
+    everyUpsert(eventsRelation, guard).map((upsert, i) => sql`${sql.raw(`rolled_${i}`)} AS (${upsert} RETURNING 1)`),
     sql`,
     `,
   )
@@ -139,6 +174,10 @@ export async function rebuildRollups(database: Database): Promise<void> {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
       const derivable = rollup !== full && GRAIN_MS[rollup.grain] % GRAIN_MS[full.grain] === 0
       await tx.execute(derivable ? rollupFromRollup(rollup, full) : upsertRollupFrom(rollup, 'usage_events'))
+    }
+    for (const rollup of ERROR_ROLLUPS) {
+      await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
+      await tx.execute(upsertErrorRollupFrom(rollup, 'usage_events'))
     }
   })
 }
