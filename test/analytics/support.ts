@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { grainStart, type RollupTable } from '../../src/db/event-store.js'
+import { errorMessageKey, grainStart, type ErrorRollupTable, type RollupTable } from '../../src/db/event-store.js'
 import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
@@ -57,4 +57,17 @@ export async function rollupMismatches(database: Database, rollup: RollupTable):
     ) AS r(${columns})
     FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(keyList)})
     WHERE r.calls IS NULL OR s.calls IS NULL OR ${measuresOf('r')} IS DISTINCT FROM ${measuresOf('s')}`)
+}
+
+/** Rows of an error rollup that differ from the failures counted from raw events. */
+export async function errorRollupMismatches(database: Database, rollup: ErrorRollupTable): Promise<Record<string, unknown>[]> {
+  const source: Record<string, string> = { day: grainStart('day', 'created_at'), message: errorMessageKey() }
+  return database.rows(sql`
+    SELECT ${sql.raw(rollup.columns.map((c) => `coalesce(r.${c}, s.${c}) AS ${c}`).join(', '))}, r.failures AS raw_failures, s.failures AS rollup_failures
+    FROM (
+      SELECT ${sql.raw(rollup.columns.map((c) => `${source[c] ?? c} AS ${c}`).join(', '))}, count(*) AS failures, max(created_at) AS last_seen
+      FROM usage_events WHERE NOT success GROUP BY ${sql.raw(rollup.columns.map((_, i) => String(i + 1)).join(', '))}
+    ) r
+    FULL JOIN ${sql.raw(rollup.name)} s ON ${sql.raw(rollup.columns.map((c) => (c === 'message' ? `(r.message IS NULL) = (s.message IS NULL) AND coalesce(r.message, '') = coalesce(s.message, '')` : `r.${c} = s.${c}`)).join(' AND '))}
+    WHERE r.failures IS NULL OR s.failures IS NULL OR (r.failures, r.last_seen) IS DISTINCT FROM (s.failures, s.last_seen)`)
 }
