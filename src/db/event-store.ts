@@ -1,6 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
-import type { UsageEvent } from '../usage/schemas.js'
-import { LATENCY_BUCKET_LOWER_BOUNDS_MS, latencyBucketColumn } from './schema.js'
+import type { UsageEvent } from '../lib/usage-event.js'
 
 /**
  * The event store as both sides see it: the raw usage_events row, the filters every read shares,
@@ -92,19 +91,6 @@ export function filterConditions(f: EventFilter, timeColumn: SQL = sql.raw('crea
   return parts.length === 0 ? sql`TRUE` : sql.join(parts, sql` AND `)
 }
 
-export interface LatencyBucket {
-  column: string
-  lowerMs: number
-  /** Exclusive; null for the last, open-ended bucket. */
-  upperMs: number | null
-}
-
-export const LATENCY_BUCKETS: readonly LatencyBucket[] = LATENCY_BUCKET_LOWER_BOUNDS_MS.map((lowerMs, i) => ({
-  column: latencyBucketColumn(lowerMs),
-  lowerMs,
-  upperMs: i + 1 < LATENCY_BUCKET_LOWER_BOUNDS_MS.length ? LATENCY_BUCKET_LOWER_BOUNDS_MS[i + 1] : null,
-}))
-
 /** Key columns a rollup may have after its time column, in primary-key (and lock) order. */
 export const ROLLUP_KEY_COLUMNS = ['bot_id', 'provider', 'model', 'request_type', 'success'] as const
 export type RollupKey = (typeof ROLLUP_KEY_COLUMNS)[number]
@@ -125,6 +111,11 @@ export interface RollupTable {
   grain: RollupGrain
   /** Key columns after the time column (named like the grain), in primary-key order. */
   keys: readonly RollupKey[]
+  /**
+   * Also indexed by (bot_id, time): reads by one bot (every bound key's read) would otherwise walk
+   * all bots' rows of the range.
+   */
+  botIndex?: boolean
 }
 
 const MODEL_KEYS: readonly RollupKey[] = ['provider', 'model', 'request_type', 'success']
@@ -140,8 +131,8 @@ const BOT_KEYS: readonly RollupKey[] = ['bot_id', 'success']
  * offset is not whole hours (Asia/Kolkata, Asia/Kathmandu), which otherwise reads raw events.
  */
 export const ROLLUP_TABLES: readonly RollupTable[] = [
-  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS },
-  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS },
+  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
+  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
   { name: 'usage_daily_models', grain: 'day', keys: MODEL_KEYS },
   { name: 'usage_daily_bots', grain: 'day', keys: BOT_KEYS },
   { name: 'usage_hourly_models', grain: 'hour', keys: MODEL_KEYS },
@@ -200,9 +191,4 @@ export const ERROR_ROLLUPS: readonly ErrorRollupTable[] = [
     keys: ['bot_id', 'provider', 'model', 'request_type'],
   },
 ]
-
-/** `latency_ms` falls into the bucket (a SQL boolean over an events row). */
-export function inLatencyBucket(bucket: LatencyBucket, latency: string = 'latency_ms'): string {
-  return bucket.upperMs === null ? `${latency} >= ${bucket.lowerMs}` : `${latency} >= ${bucket.lowerMs} AND ${latency} < ${bucket.upperMs}`
-}
 
