@@ -165,19 +165,29 @@ const rollupMeasures = (measures: readonly Measure[], sign: 1 | -1 = 1): string 
 
 const rawMeasures = (measures: readonly Measure[], sign: 1 | -1 = 1): string => signedMeasures(measures, (m) => m.perEvent, sign)
 
-/** `column` lies in one of the spans; spans of exactly one `unit` are matched by equality. */
+/** Spans of at most this many rollup rows (per key) are matched row by row: one array, cheap to plan. */
+const LISTED_SPAN_UNITS = 24
+
+/**
+ * `column` lies in one of the spans. With the rollup's `unit`, short spans become one
+ * `= ANY(array)` of row times (an edge hour or quarter per bucket makes hundreds of spans, which as
+ * OR-ed ranges cost more to plan than to run); long ones stay ranges.
+ */
 export function spansCondition(column: string, spans: TimeSpan[], unit?: number): SQL {
   const col = sql.raw(column)
-  const single = unit === undefined ? [] : spans.filter((s) => s.to - s.from === unit)
-  const parts = spans
-    .filter((s) => !single.includes(s))
-    .map((s) => {
-      const bounds: SQL[] = []
-      if (Number.isFinite(s.from)) bounds.push(sql`${col} >= ${new Date(s.from).toISOString()}`)
-      if (Number.isFinite(s.to)) bounds.push(sql`${col} < ${new Date(s.to).toISOString()}`)
-      return bounds.length === 0 ? sql`TRUE` : sql`(${sql.join(bounds, sql` AND `)})`
-    })
-  if (single.length > 0) parts.push(sql`${col} = ANY(${`{${single.map((s) => new Date(s.from).toISOString()).join(',')}}`}::timestamptz[])`)
+  const listed: number[] = []
+  const parts: SQL[] = []
+  for (const s of spans) {
+    if (unit !== undefined && Number.isFinite(s.from) && Number.isFinite(s.to) && s.to - s.from <= LISTED_SPAN_UNITS * unit) {
+      for (let t = s.from; t < s.to; t += unit) listed.push(t)
+      continue
+    }
+    const bounds: SQL[] = []
+    if (Number.isFinite(s.from)) bounds.push(sql`${col} >= ${new Date(s.from).toISOString()}`)
+    if (Number.isFinite(s.to)) bounds.push(sql`${col} < ${new Date(s.to).toISOString()}`)
+    parts.push(bounds.length === 0 ? sql`TRUE` : sql`(${sql.join(bounds, sql` AND `)})`)
+  }
+  if (listed.length > 0) parts.push(sql`${col} = ANY(${`{${listed.map((t) => new Date(t).toISOString()).join(',')}}`}::timestamptz[])`)
   return sql`(${sql.join(parts, sql` OR `)})`
 }
 
