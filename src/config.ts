@@ -30,6 +30,8 @@ export interface Config {
   authCacheTtlMs: number
   /** Longest date range an aggregate or export query may cover, days. */
   maxQueryRangeDays: number
+  /** Longest range of a breakdown by a metadata key, which reads raw events. */
+  metadataRawMaxDays: number
   pgPoolSize: number
   /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
   pgReadPoolSize: number
@@ -236,6 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     authCacheTtlMs: int('AUTH_CACHE_TTL_MS', 5000, 0, 300_000),
     maxQueryRangeDays: int('MAX_QUERY_RANGE_DAYS', 400, 1, 36500),
+    metadataRawMaxDays: int('METADATA_RAW_MAX_DAYS', 31, 1, 36500),
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
     pgReadPoolSize: int('PG_READ_POOL_SIZE', 4, 1, 200),
     pgConnectTimeoutMs: int('PG_CONNECT_TIMEOUT_MS', 5000, 100, 120_000),

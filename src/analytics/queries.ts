@@ -292,22 +292,6 @@ export function eventPage(
     LIMIT ${limit + 1}`)
 }
 
-export interface ErrorMessageCount {
-  message: string | null
-  count: number
-  lastSeen: Date
-}
-
-/** The most frequent error messages among failures matching the filter. */
-export async function topErrorMessages(database: Database, filter: EventFilter, limit: number): Promise<ErrorMessageCount[]> {
-  if (limit === 0) return []
-  const rows = await database.rows<{ message: string | null; n: string | number; last_seen: Date | string }>(sql`
-    SELECT error_message AS message, count(*) AS n, max(created_at) AS last_seen
-    FROM usage_events WHERE ${filterConditions({ ...filter, success: false })}
-    GROUP BY error_message ORDER BY n DESC, last_seen DESC LIMIT ${limit}`)
-  return rows.map((r) => ({ message: r.message, count: Number(r.n), lastSeen: r.last_seen instanceof Date ? r.last_seen : new Date(r.last_seen) }))
-}
-
 /**
  * Every event matching the filter, oldest first, fetched `batchSize` rows per query by keyset:
  * memory stays bounded by one batch however large the export, and no transaction is held open.

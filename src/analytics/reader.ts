@@ -12,7 +12,8 @@ import { aggregateSql, type Dimension } from './sources.js'
  * what was just committed, `database.reads` where a slightly stale answer is fine.
  */
 
-export { monthlyReport, topErrorMessages, totalsOver, type MonthlyRow, type Span } from './queries.js'
+export { monthlyReport, totalsOver, type MonthlyRow, type Span } from './queries.js'
+export { topErrorMessages } from './error-messages.js'
 /** The monthly report's measures of one row as GET /api/reports/monthly renders them, and their wire schema. */
 export { reportMeasures } from './monthly-report.js'
 export { ReportMeasures } from './schemas.js'

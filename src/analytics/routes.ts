@@ -7,6 +7,8 @@ import { ErrorResponse, Errors } from '../errors.js'
 import { ConcurrencyLimit } from '../lib/concurrency-limit.js'
 import { toUsageEvent, type EventFilter } from '../db/event-store.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
+import { topErrorMessages } from './error-messages.js'
+import { DAY_MS, HOUR_MS } from './sources.js'
 import { EXPORT_BATCH_SIZE, sendExport } from './export.js'
 import { histogramBuckets, summarizeLatency } from './latency.js'
 import { MAX_REPORT_ROWS, sendMonthlyReport } from './monthly-report.js'
@@ -18,7 +20,6 @@ import {
   statsFromRollups,
   summaryGroups,
   timeseries,
-  topErrorMessages,
   totalsOver,
   type PagedEventRow,
 } from './queries.js'
@@ -210,8 +211,8 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         summary: 'Totals per model, provider, bot, request type or metadata key (one or two dimensions)',
         description:
           'groupBy=model,botId groups by both. A metadata.<key> dimension (e.g. metadata.userId) groups by that top-level ' +
-          'metadata value and reads raw events, so it costs time in proportion to the events in the range; other ' +
-          'dimensions read rollups.',
+          'metadata value and reads raw events, so it costs time in proportion to the events in the range and the range ' +
+          'is limited to METADATA_RAW_MAX_DAYS (400 above); other dimensions read rollups. `source` says which.',
         querystring: BreakdownQuery,
         response: { 200: BreakdownResponse, ...errors },
       },
@@ -232,8 +233,15 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
           order: q.order ?? 'desc',
           limit: q.limit ?? 50,
         })
-      // Metadata dimensions read raw events; the others read rollups.
-      const data = dimensions.some((d) => 'metadataKey' in d) ? await heavy.run(query) : await query()
+      // Metadata dimensions read raw events (over a capped range); the others read rollups.
+      const raw = dimensions.some((d) => 'metadataKey' in d)
+      if (raw && span.to - span.from > config.metadataRawMaxDays * DAY_MS + HOUR_MS) {
+        throw new Errors.validation(
+          `querystring.startDate..endDate covers more than ${config.metadataRawMaxDays} days, the limit of a metadata.<key> breakdown, ` +
+            'which reads raw events (METADATA_RAW_MAX_DAYS)',
+        )
+      }
+      const data = raw ? await heavy.run(query) : await query()
       return {
         from: iso(window.from),
         to: iso(window.to),
@@ -245,6 +253,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         })),
         totals: wireTotals(data.totals),
         groupCount: data.groupCount,
+        source: raw ? ('raw' as const) : ('rollups' as const),
       }
     },
   )
@@ -275,9 +284,12 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const { window, filter, span } = await scopeOf(request, q)
       const failed: EventFilter = { ...filter, success: false }
       const limit = q.limit ?? 50
-      const [rows, top, totals] = await heavy.run(() =>
-        Promise.all([eventPage(database, failed, position, limit), topErrorMessages(database, failed, q.top ?? 10), totalsOver(database, failed, span)]),
-      )
+      // Top messages read the error rollups (raw failures only for partial days): no heavy turn needed.
+      const [rows, top, totals] = await Promise.all([
+        eventPage(database, failed, position, limit),
+        topErrorMessages(database, failed, q.top ?? 10),
+        totalsOver(database, failed, span),
+      ])
       const { events, nextCursor } = page(rows, limit)
       return {
         from: iso(window.from),

@@ -226,6 +226,11 @@ export const BreakdownResponse = Type.Object({
   ),
   totals: UsageTotals,
   groupCount: Type.Integer({ description: 'Groups before limit' }),
+  source: Type.Enum(['rollups', 'raw'] as const, {
+    description:
+      "Where the figures come from: 'rollups' (whole hours and days, raw events only at the edges) or 'raw' (every event " +
+      'of the range: a metadata.<key> dimension, limited to METADATA_RAW_MAX_DAYS)',
+  }),
 })
 
 // ---- errors and events ------------------------------------------------------------------------

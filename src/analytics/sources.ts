@@ -1,10 +1,13 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
 import {
-  DAILY_ROLLUPS_NARROWEST_FIRST,
   filterConditions,
-  HOURLY_ROLLUP,
+  GRAIN_MS,
+  grainStart,
+  ROLLUP_GRAINS,
+  ROLLUPS_NARROWEST_FIRST,
   type EventFilter,
+  type RollupGrain,
   type RollupKey,
   type RollupTable,
 } from '../db/event-store.js'
@@ -13,11 +16,17 @@ import { LATENCY_BUCKETS, MEASURES, measuresFor, type CoreMeasureName, type Late
 /**
  * Exact aggregates over any time range, read mostly from rollups.
  *
- * A range is cut at every bucket boundary (local days, weeks, months of a time zone). Between two
- * cuts, whole UTC days come from usage_daily, the remaining whole UTC hours from usage_hourly, and
- * only the partial hours at the edges from raw usage_events. A rollup row is used only when its
- * whole hour or day lies inside one bucket, so a zone whose offset is not a whole number of hours
- * (Asia/Kolkata, +05:30) reads raw events for the hour its boundary splits, and answers stay exact.
+ * A range is cut at every bucket boundary (local days, weeks, months of a time zone). Each piece
+ * between two cuts is covered by whole UTC days, hours and quarter-hours of the rollups, and raw
+ * events only for what no rollup row fits. A piece that covers more than half of a UTC day is
+ * read as that day's row MINUS the hours outside the piece (and likewise an hour as its row minus
+ * the quarter-hours outside), so a Berlin day is one daily row per key plus one hour and minus
+ * one hour, not 24 hourly rows. Sums and histograms subtract exactly; the maximum latency does
+ * not, so questions that need it are planned without subtraction.
+ *
+ * Rows of a subtracted part and of the coarser row it is taken from belong to the bucket of that
+ * row: the piece covers more than half of the row's span and is contiguous, so it contains the
+ * row's midpoint, and grouping them at that midpoint puts them in the piece's bucket.
  */
 
 export const HOUR_MS = 3_600_000
@@ -29,49 +38,75 @@ export interface TimeSpan {
   to: number
 }
 
-export interface SourcePlan {
-  daily: TimeSpan[]
-  hourly: TimeSpan[]
-  raw: TimeSpan[]
+export interface PlanSpan extends TimeSpan {
+  /** -1: the part of a coarser row that lies outside its piece, subtracted. */
+  sign: 1 | -1
+  /**
+   * The grain of the coarser row this span belongs to: its rows are grouped at that row's
+   * midpoint. Null when the span lies inside its piece (grouped at the rows' own time).
+   */
+  anchor: RollupGrain | null
+}
+
+export type Source = RollupGrain | 'raw'
+export type SourcePlan = Record<Source, PlanSpan[]>
+
+export interface PlanOptions {
+  /** Rollup grains that can answer the question, coarsest first; the rest is raw. */
+  grains: readonly RollupGrain[]
+  /** Whether a coarser row minus finer rows may replace finer rows (not for maxima). */
+  subtract: boolean
 }
 
 const floorTo = (t: number, unit: number) => (Number.isFinite(t) ? Math.floor(t / unit) * unit : t)
 const ceilTo = (t: number, unit: number) => (Number.isFinite(t) ? Math.ceil(t / unit) * unit : t)
 
-function push(spans: TimeSpan[], from: number, to: number): void {
-  if (from >= to) return
+const emptyPlan = (): SourcePlan => ({ day: [], hour: [], quarter_hour: [], raw: [] })
+
+function push(spans: PlanSpan[], span: PlanSpan): void {
+  if (span.from >= span.to) return
   const last = spans[spans.length - 1]
-  if (last && last.to === from) last.to = to
-  else spans.push({ from, to })
+  if (last && last.to === span.from && last.sign === span.sign && last.anchor === span.anchor) last.to = span.to
+  else spans.push(span)
+}
+
+/** Adds [a, b) with `sign` to the plan from grain `level` of opts.grains down to raw events. */
+function cover(plan: SourcePlan, a: number, b: number, level: number, sign: 1 | -1, anchor: RollupGrain | null, opts: PlanOptions): void {
+  if (a >= b) return
+  const grain = opts.grains[level]
+  if (grain === undefined) return push(plan.raw, { from: a, to: b, sign, anchor })
+  const unit = GRAIN_MS[grain]
+  // A part of [a, b) that lies inside one unit of this grain.
+  const piece = (p: number, q: number) => {
+    if (p >= q) return
+    if (opts.subtract && q - p > unit / 2) {
+      const u = floorTo(p, unit)
+      const rowAnchor = anchor ?? grain
+      push(plan[grain], { from: u, to: u + unit, sign, anchor: rowAnchor })
+      const minus = sign === 1 ? -1 : 1
+      cover(plan, u, p, level + 1, minus, rowAnchor, opts)
+      cover(plan, q, u + unit, level + 1, minus, rowAnchor, opts)
+    } else {
+      cover(plan, p, q, level + 1, sign, anchor, opts)
+    }
+  }
+  const [first, last] = [ceilTo(a, unit), floorTo(b, unit)]
+  if (first > last) return piece(a, b)
+  piece(a, first)
+  push(plan[grain], { from: first, to: last, sign, anchor })
+  piece(last, b)
 }
 
 /** Which source answers which part of [from, to), given the bucket boundaries inside it. */
-export function planSources(from: number, to: number, cuts: readonly number[] = []): SourcePlan {
-  const plan: SourcePlan = { daily: [], hourly: [], raw: [] }
+export function planSources(from: number, to: number, cuts: readonly number[], opts: PlanOptions): SourcePlan {
+  const plan = emptyPlan()
   const points = [from, ...cuts.filter((c) => c > from && c < to).sort((a, b) => a - b), to]
-  for (let i = 0; i + 1 < points.length; i++) {
-    const [a, b] = [points[i], points[i + 1]]
-    const [hourFrom, hourTo] = [ceilTo(a, HOUR_MS), floorTo(b, HOUR_MS)]
-    if (hourFrom >= hourTo) {
-      push(plan.raw, a, b)
-      continue
-    }
-    push(plan.raw, a, hourFrom)
-    const [dayFrom, dayTo] = [ceilTo(hourFrom, DAY_MS), floorTo(hourTo, DAY_MS)]
-    if (dayFrom >= dayTo) {
-      push(plan.hourly, hourFrom, hourTo)
-    } else {
-      push(plan.hourly, hourFrom, dayFrom)
-      push(plan.daily, dayFrom, dayTo)
-      push(plan.hourly, dayTo, hourTo)
-    }
-    push(plan.raw, hourTo, b)
-  }
+  for (let i = 0; i + 1 < points.length; i++) cover(plan, points[i], points[i + 1], 0, 1, null, opts)
   return plan
 }
 
 /** Every part of the range from raw events: for dimensions no rollup has (metadata keys). */
-export const rawOnlyPlan = (from: number, to: number): SourcePlan => ({ daily: [], hourly: [], raw: from < to ? [{ from, to }] : [] })
+export const rawOnlyPlan = (from: number, to: number): SourcePlan => planSources(from, to, [], { grains: [], subtract: false })
 
 export type ColumnDimension = 'bot_id' | 'provider' | 'model' | 'request_type'
 export type Dimension = { column: ColumnDimension } | { metadataKey: string }
@@ -114,20 +149,45 @@ export const measureAggregates = (latency: LatencyDetail): SQL => aggregatesOf(m
 const aggregatesOf = (measures: readonly Measure[]): SQL =>
   sql.raw(measures.map((m) => `${m.kind === 'max' ? 'max' : 'sum'}(${m.column}) AS ${m.column}`).join(', '))
 
-const rollupMeasures = (measures: readonly Measure[]): string =>
-  measures.map((m) => (m.fromRollup === undefined ? m.column : `${m.fromRollup} AS ${m.column}`)).join(', ')
+/** `expression AS column` for each measure, negated for subtracted rows (never a maximum). */
+function signedMeasures(measures: readonly Measure[], expressionOf: (m: Measure) => string, sign: 1 | -1): string {
+  return measures
+    .map((m) => {
+      const expression = expressionOf(m)
+      if (sign === 1) return expression === m.column ? m.column : `${expression} AS ${m.column}`
+      if (m.kind === 'max') throw new Error('a maximum cannot be subtracted')
+      return `-(${expression}) AS ${m.column}`
+    })
+    .join(', ')
+}
 
-const rawMeasures = (measures: readonly Measure[]): string =>
-  measures.map((m) => (m.perEvent === m.column ? m.column : `${m.perEvent} AS ${m.column}`)).join(', ')
+const rollupMeasures = (measures: readonly Measure[], sign: 1 | -1 = 1): string => signedMeasures(measures, (m) => m.fromRollup ?? m.column, sign)
 
-function spansCondition(column: string, spans: TimeSpan[]): SQL {
+const rawMeasures = (measures: readonly Measure[], sign: 1 | -1 = 1): string => signedMeasures(measures, (m) => m.perEvent, sign)
+
+/** Spans of at most this many rollup rows (per key) are matched row by row: one array, cheap to plan. */
+const LISTED_SPAN_UNITS = 24
+
+/**
+ * `column` lies in one of the spans. With the rollup's `unit`, short spans become one
+ * `= ANY(array)` of row times (an edge hour or quarter per bucket makes hundreds of spans, which as
+ * OR-ed ranges cost more to plan than to run); long ones stay ranges.
+ */
+export function spansCondition(column: string, spans: TimeSpan[], unit?: number): SQL {
   const col = sql.raw(column)
-  const parts = spans.map((s) => {
+  const listed: number[] = []
+  const parts: SQL[] = []
+  for (const s of spans) {
+    if (unit !== undefined && Number.isFinite(s.from) && Number.isFinite(s.to) && s.to - s.from <= LISTED_SPAN_UNITS * unit) {
+      for (let t = s.from; t < s.to; t += unit) listed.push(t)
+      continue
+    }
     const bounds: SQL[] = []
     if (Number.isFinite(s.from)) bounds.push(sql`${col} >= ${new Date(s.from).toISOString()}`)
     if (Number.isFinite(s.to)) bounds.push(sql`${col} < ${new Date(s.to).toISOString()}`)
-    return bounds.length === 0 ? sql`TRUE` : sql`(${sql.join(bounds, sql` AND `)})`
-  })
+    parts.push(bounds.length === 0 ? sql`TRUE` : sql`(${sql.join(bounds, sql` AND `)})`)
+  }
+  if (listed.length > 0) parts.push(sql`${col} = ANY(${`{${listed.map((t) => new Date(t).toISOString()).join(',')}}`}::timestamptz[])`)
   return sql`(${sql.join(parts, sql` OR `)})`
 }
 
@@ -150,12 +210,28 @@ function neededKeys(spec: AggregateSpec): RollupKey[] {
   return [...keys]
 }
 
-/** The daily rollup with the fewest rows that still has every key the spec needs. */
-export function dailyRollupFor(spec: AggregateSpec): RollupTable {
+/** The rollup of `grain` with the fewest rows that still has every key the spec needs, if any. */
+export function rollupFor(grain: RollupGrain, spec: AggregateSpec): RollupTable | undefined {
   const needed = neededKeys(spec)
-  const table = DAILY_ROLLUPS_NARROWEST_FIRST.find((r) => needed.every((k) => r.keys.includes(k)))
-  if (!table) throw new Error(`no daily rollup has keys ${needed.join(', ')}`)
-  return table
+  return ROLLUPS_NARROWEST_FIRST[grain].find((r) => needed.every((k) => r.keys.includes(k)))
+}
+
+/** The time a source row is grouped at: its own, or the midpoint of the coarser row it belongs to. */
+function rowTime(column: string, anchor: RollupGrain | null): string {
+  if (anchor === null) return column
+  return `${grainStart(anchor, column)} + interval '${GRAIN_MS[anchor] / 2000} seconds'`
+}
+
+/** The spans of one source split by (sign, anchor): each group is one SELECT. */
+function spanGroups(spans: PlanSpan[]): { sign: 1 | -1; anchor: RollupGrain | null; spans: PlanSpan[] }[] {
+  const groups = new Map<string, { sign: 1 | -1; anchor: RollupGrain | null; spans: PlanSpan[] }>()
+  for (const s of spans) {
+    const key = `${s.sign}:${s.anchor}`
+    let group = groups.get(key)
+    if (!group) groups.set(key, (group = { sign: s.sign, anchor: s.anchor, spans: [] }))
+    group.spans.push(s)
+  }
+  return [...groups.values()]
 }
 
 /** The rows of every source the plan needs, with uniform columns: t, g0..gN, measures. */
@@ -165,16 +241,18 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
   const dimList = dims.length > 0 ? sql`, ${sql.join(dims, sql`, `)}` : sql``
   const where = filterConditions({ ...spec.filter, from: undefined, to: undefined })
   const branches: SQL[] = []
-  const rollup = (table: string, time: string, spans: TimeSpan[]) => {
-    if (spans.length === 0) return
-    branches.push(sql`SELECT ${sql.raw(time)} AS t${dimList}, ${sql.raw(rollupMeasures(measures))}
-      FROM ${sql.raw(table)} WHERE ${where} AND ${spansCondition(time, spans)}`)
+  for (const grain of ROLLUP_GRAINS) {
+    if (plan[grain].length === 0) continue
+    const table = rollupFor(grain, spec)
+    if (!table) throw new Error(`no ${grain} rollup has the keys of this question`)
+    for (const g of spanGroups(plan[grain])) {
+      branches.push(sql`SELECT ${sql.raw(rowTime(grain, g.anchor))} AS t${dimList}, ${sql.raw(rollupMeasures(measures, g.sign))}
+        FROM ${sql.raw(table.name)} WHERE ${where} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
+    }
   }
-  rollup(dailyRollupFor(spec).name, 'day', plan.daily)
-  rollup(HOURLY_ROLLUP.name, 'hour', plan.hourly)
-  if (plan.raw.length > 0) {
-    branches.push(sql`SELECT created_at AS t${dimList}, ${sql.raw(rawMeasures(measures))}
-      FROM usage_events WHERE ${where} AND ${spansCondition('created_at', plan.raw)}`)
+  for (const g of spanGroups(plan.raw)) {
+    branches.push(sql`SELECT ${sql.raw(rowTime('created_at', g.anchor))} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
+      FROM usage_events WHERE ${where} AND ${spansCondition('created_at', g.spans)}`)
   }
   if (branches.length === 0) {
     // An empty range still yields a well-typed (empty) relation.
@@ -183,10 +261,22 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
   return sql.join(branches, sql` UNION ALL `)
 }
 
-/** The plan for a spec: raw only when a dimension needs raw events, else cut at the bucket starts. */
+/**
+ * Subtraction needs every measure to subtract (no maximum) and the calls among them: a group
+ * whose rows cancel out is recognized by its zero calls.
+ */
+function subtractable(measures: readonly Measure[]): boolean {
+  return measures.every((m) => m.kind !== 'max') && measures.some((m) => m.column === 'calls')
+}
+
+/**
+ * The plan for a spec: raw only when a dimension needs raw events, else cut at the bucket starts,
+ * from every grain that has a rollup with the spec's keys, subtracting when the measures allow.
+ */
 export function planFor(spec: AggregateSpec): SourcePlan {
   if ((spec.dimensions ?? []).some((d) => 'metadataKey' in d)) return rawOnlyPlan(spec.from, spec.to)
-  return planSources(spec.from, spec.to, spec.bucket?.starts ?? [])
+  const grains = ROLLUP_GRAINS.filter((g) => rollupFor(g, spec) !== undefined)
+  return planSources(spec.from, spec.to, spec.bucket?.starts ?? [], { grains, subtract: subtractable(measuresOf(spec)) })
 }
 
 /**
@@ -194,13 +284,16 @@ export function planFor(spec: AggregateSpec): SourcePlan {
  * g0..gN, then the measure columns (see parseTotals).
  */
 export function aggregateSql(spec: AggregateSpec, plan: SourcePlan = planFor(spec)): SQL {
+  const measures = measuresOf(spec)
   const groups: SQL[] = []
   if (spec.bucket) groups.push(sql`date_trunc(${spec.bucket.unit}, t, ${spec.bucket.tz}) AS bucket`)
   ;(spec.dimensions ?? []).forEach((_, i) => groups.push(sql.raw(`g${i}`)))
   const groupList = groups.length > 0 ? sql`${sql.join(groups, sql`, `)}, ` : sql``
-  const groupBy =
-    groups.length > 0 ? sql` GROUP BY ${sql.raw(groups.map((_, i) => String(i + 1)).join(', '))}` : sql``
-  return sql`SELECT ${groupList}${aggregatesOf(measuresOf(spec))} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
+  // A group whose rows all cancel out (an event seen only in an hour subtracted, then added
+  // back in the next bucket) has no calls: it is not a group of the answer.
+  const having = measures.some((m) => m.column === 'calls') ? sql` HAVING sum(calls) <> 0` : sql``
+  const groupBy = groups.length > 0 ? sql` GROUP BY ${sql.raw(groups.map((_, i) => String(i + 1)).join(', '))}${having}` : sql``
+  return sql`SELECT ${groupList}${aggregatesOf(measures)} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
 }
 
 export type SqlValue = string | number | boolean | null | Date

@@ -95,7 +95,16 @@ export function filterConditions(f: EventFilter, timeColumn: SQL = sql.raw('crea
 export const ROLLUP_KEY_COLUMNS = ['bot_id', 'provider', 'model', 'request_type', 'success'] as const
 export type RollupKey = (typeof ROLLUP_KEY_COLUMNS)[number]
 
-export type RollupGrain = 'hour' | 'day'
+/** UTC grains of the rollups, coarsest first; a rollup's time column is named like its grain. */
+export const ROLLUP_GRAINS = ['day', 'hour', 'quarter_hour'] as const
+export type RollupGrain = (typeof ROLLUP_GRAINS)[number]
+
+export const GRAIN_MS: Record<RollupGrain, number> = { day: 86_400_000, hour: 3_600_000, quarter_hour: 900_000 }
+
+/** SQL truncating the timestamptz expression `time` to the start of its UTC `grain`. */
+export function grainStart(grain: RollupGrain, time: string): string {
+  return grain === 'quarter_hour' ? `date_bin('15 minutes', ${time}, TIMESTAMPTZ '2000-01-01 00:00:00+00')` : `date_trunc('${grain}', ${time}, 'UTC')`
+}
 
 export interface RollupTable {
   name: string
@@ -109,25 +118,77 @@ export interface RollupTable {
   botIndex?: boolean
 }
 
+const MODEL_KEYS: readonly RollupKey[] = ['provider', 'model', 'request_type', 'success']
+const BOT_KEYS: readonly RollupKey[] = ['bot_id', 'success']
+
 /**
  * Every rollup, in the order writers lock them: insertEvents upserts them in this order (each
  * after the previous one finished) and repriceEvents locks them in this order too.
+ *
+ * Per grain there is the full key and narrower tables (all bots per model; all models per bot):
+ * readers take the narrowest one that has the keys a question needs (ROLLUPS_NARROWEST_FIRST).
+ * The quarter-hour grain exists only per model: it serves the boundary hour of zones whose
+ * offset is not whole hours (Asia/Kolkata, Asia/Kathmandu), which otherwise reads raw events.
  */
 export const ROLLUP_TABLES: readonly RollupTable[] = [
   { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
   { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
-  { name: 'usage_daily_models', grain: 'day', keys: ['provider', 'model', 'request_type', 'success'] },
-  { name: 'usage_daily_bots', grain: 'day', keys: ['bot_id', 'success'] },
+  { name: 'usage_daily_models', grain: 'day', keys: MODEL_KEYS },
+  { name: 'usage_daily_bots', grain: 'day', keys: BOT_KEYS },
+  { name: 'usage_hourly_models', grain: 'hour', keys: MODEL_KEYS },
+  { name: 'usage_hourly_bots', grain: 'hour', keys: BOT_KEYS },
+  { name: 'usage_quarter_hourly_models', grain: 'quarter_hour', keys: MODEL_KEYS },
 ]
 
-export const HOURLY_ROLLUP = ROLLUP_TABLES[0]
-
-/**
- * Daily rollups in the order readers prefer them: fewest rows per day first (models are usually
- * fewer than bots), the full key last. A reader takes the first one that has every key it needs.
- */
-export const DAILY_ROLLUPS_NARROWEST_FIRST: readonly RollupTable[] = ['usage_daily_models', 'usage_daily_bots', 'usage_daily'].map((name) => {
+const byName = (name: string): RollupTable => {
   const table = ROLLUP_TABLES.find((r) => r.name === name)
   if (!table) throw new Error(`unknown rollup ${name}`)
   return table
-})
+}
+
+/**
+ * Rollups of each grain in the order readers prefer them: fewest rows per unit first (models are
+ * usually fewer than bots), the full key last. A reader takes the first one that has every key
+ * it needs; a grain with no such table is read from the next finer grain (or raw events).
+ */
+export const ROLLUPS_NARROWEST_FIRST: Record<RollupGrain, readonly RollupTable[]> = {
+  day: ['usage_daily_models', 'usage_daily_bots', 'usage_daily'].map(byName),
+  hour: ['usage_hourly_models', 'usage_hourly_bots', 'usage_hourly'].map(byName),
+  quarter_hour: ['usage_quarter_hourly_models'].map(byName),
+}
+
+/** Top error messages group by this many leading characters of the message (stored messages may have 4000). */
+export const ERROR_MESSAGE_KEY_LENGTH = 300
+
+/** The SQL of the message key of an events row (NULL when it has no message). */
+export const errorMessageKey = (column = 'error_message'): string => `left(${column}, ${ERROR_MESSAGE_KEY_LENGTH})`
+
+export interface ErrorRollupTable {
+  name: string
+  /** Unique constraint over `columns`, the upsert's conflict target (messages may be NULL). */
+  constraint: string
+  /** Every key column in constraint (and lock) order, the day and the message included. */
+  columns: readonly string[]
+  /** Which filter dimensions the table has. */
+  keys: readonly RollupKey[]
+}
+
+/**
+ * Failures per day and message, upserted after ROLLUP_TABLES in the ingest statement, in this
+ * order; readers take the first one with every key they filter on (the narrowest first).
+ */
+export const ERROR_ROLLUPS: readonly ErrorRollupTable[] = [
+  {
+    name: 'usage_daily_errors_models',
+    constraint: 'usage_daily_errors_models_key',
+    columns: ['day', 'provider', 'model', 'request_type', 'message'],
+    keys: ['provider', 'model', 'request_type'],
+  },
+  {
+    name: 'usage_daily_errors',
+    constraint: 'usage_daily_errors_key',
+    columns: ['bot_id', 'day', 'provider', 'model', 'request_type', 'message'],
+    keys: ['bot_id', 'provider', 'model', 'request_type'],
+  },
+]
+

@@ -1,7 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { formatUsd, parseUsd } from '../lib/money.js'
-import { filterConditions, ROLLUP_TABLES, type EventFilter, type EventRow, type RollupTable } from '../db/event-store.js'
+import { filterConditions, grainStart, ROLLUP_TABLES, type EventFilter, type EventRow, type RollupTable } from '../db/event-store.js'
 import { rollupUpsertCtes } from './rollups.js'
 
 /** An event ready to store: validated, normalized and priced. */
@@ -206,7 +206,7 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
           USING (bot_id, id))`
         const deltaRows = (rollup: RollupTable) => {
           const keys = sql.raw(rollup.keys.join(', '))
-          return sql`(SELECT date_trunc(${rollup.grain}, created_at, 'UTC') AS ${sql.raw(rollup.grain)}, ${keys},
+          return sql`(SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))} AS ${sql.raw(rollup.grain)}, ${keys},
             sum(coalesce(new_cost, 0) - coalesce(cost, 0)) AS d_cost,
             sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
             sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,

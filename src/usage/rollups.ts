@@ -1,6 +1,14 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { ROLLUP_TABLES, type RollupTable } from '../db/event-store.js'
+import {
+  ERROR_ROLLUPS,
+  errorMessageKey,
+  GRAIN_MS,
+  grainStart,
+  ROLLUP_TABLES,
+  type ErrorRollupTable,
+  type RollupTable,
+} from '../db/event-store.js'
 import { STORED_MEASURES, type Measure } from '../db/measures.js'
 
 /**
@@ -57,7 +65,7 @@ export function upsertRollupFrom(rollup: RollupTable, eventsRelation: string, gu
   const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
   return sql`
     INSERT INTO ${sql.raw(rollup.name)} AS r (${time}, ${keys}, ${rollupMeasureColumnList()})
-    SELECT date_trunc(${sql.raw(`'${rollup.grain}'`)}, created_at, 'UTC'), ${keys},
+    SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))}, ${keys},
         ${rollupAggregatesOfEvents()}
     FROM ${sql.raw(eventsRelation)}
     WHERE ${guard}
@@ -68,32 +76,80 @@ export function upsertRollupFrom(rollup: RollupTable, eventsRelation: string, gu
 }
 
 /**
+ * INSERT ... SELECT that folds the failures of `eventsRelation` into an error rollup (count and
+ * last occurrence per day and message key), in key order like upsertRollupFrom.
+ */
+export function upsertErrorRollupFrom(rollup: ErrorRollupTable, eventsRelation: string, guard: SQL = sql`TRUE`): SQL {
+  const source: Record<string, string> = { day: grainStart('day', 'created_at'), message: errorMessageKey() }
+  const select = rollup.columns.map((c) => source[c] ?? c).join(', ')
+  const positions = rollup.columns.map((_, i) => String(i + 1)).join(', ')
+  return sql`
+    INSERT INTO ${sql.raw(rollup.name)} AS r (${sql.raw(rollup.columns.join(', '))}, failures, last_seen)
+    SELECT ${sql.raw(select)}, count(*), max(created_at)
+    FROM ${sql.raw(eventsRelation)}
+    WHERE NOT success AND ${guard}
+    GROUP BY ${sql.raw(positions)}
+    ORDER BY ${sql.raw(positions)}
+    ON CONFLICT ON CONSTRAINT ${sql.raw(rollup.constraint)} DO UPDATE SET
+        failures = r.failures + excluded.failures, last_seen = greatest(r.last_seen, excluded.last_seen)`
+}
+
+/** Every rollup upsert of `eventsRelation`, in lock order: ROLLUP_TABLES, then ERROR_ROLLUPS. */
+function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): SQL[] {
+  return [
+    ...ROLLUP_TABLES.map((rollup, i) => upsertRollupFrom(rollup, eventsRelation, guard(i))),
+    ...ERROR_ROLLUPS.map((rollup, i) => upsertErrorRollupFrom(rollup, eventsRelation, guard(ROLLUP_TABLES.length + i))),
+  ]
+}
+
+/**
  * The CTEs of the ingest statement that fold the CTE `inserted` into every rollup. Each upsert
  * reads the previous one's RETURNING, which makes them run one after the other, in
- * ROLLUP_TABLES order: every writer (and repriceEvents) then takes rollup row locks in the same
- * global order, and none deadlock.
+ * ROLLUP_TABLES order (then ERROR_ROLLUPS): every writer (and repriceEvents) then takes rollup
+ * row locks in the same global order, and none deadlock.
  */
 export function rollupUpsertCtes(eventsRelation: string): SQL {
+  const guard = (i: number) => (i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`))
   return sql.join(
-    ROLLUP_TABLES.map((rollup, i) => {
-      const guard = i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`)
-      return sql`${sql.raw(`rolled_${i}`)} AS (${upsertRollupFrom(rollup, eventsRelation, guard)} RETURNING 1)`
-    }),
+    everyUpsert(eventsRelation, guard).map((upsert, i) => sql`${sql.raw(`rolled_${i}`)} AS (${upsert} RETURNING 1)`),
     sql`,
     `,
   )
 }
 
 /**
+ * INSERT ... SELECT that fills `target` from the rows of `source`, a rollup with every key of
+ * target at a grain that divides target's (a day of hours, all bots of a model): sums add,
+ * maxima take the greatest, and a histogram bucket stays NULL when empty in every source row.
+ */
+export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL {
+  const keys = target.keys.join(', ')
+  const measures = ROLLUP_MEASURE_COLUMNS.map((c) => (c === 'latency_max_ms' ? `max(${c})` : `sum(${c})`)).join(', ')
+  const positions = Array.from({ length: target.keys.length + 1 }, (_, i) => String(i + 1)).join(', ')
+  return sql.raw(`
+    INSERT INTO ${target.name} (${target.grain}, ${keys}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
+    SELECT ${grainStart(target.grain, source.grain)}, ${keys}, ${measures}
+    FROM ${source.name} GROUP BY ${positions}`)
+}
+
+/**
  * Rebuilds every rollup from the raw events in one transaction (after a bulk load that bypassed
- * insertEvents, or after the histogram layout changed). Rollup rows for hours whose raw events
- * were removed by retention are lost, so never run it on a database with retention enabled.
+ * insertEvents, or after the histogram layout changed): the full-key hourly rollup from raw, the
+ * coarser and narrower ones from it (ten times fewer rows to read), the quarter-hours from raw.
+ * Rollup rows for hours whose raw events were removed by retention are lost, so never run it on
+ * a database with retention enabled.
  */
 export async function rebuildRollups(database: Database): Promise<void> {
+  const [full] = ROLLUP_TABLES
   await database.db.transaction(async (tx) => {
     for (const rollup of ROLLUP_TABLES) {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
-      await tx.execute(upsertRollupFrom(rollup, 'usage_events'))
+      const derivable = rollup !== full && GRAIN_MS[rollup.grain] % GRAIN_MS[full.grain] === 0
+      await tx.execute(derivable ? rollupFromRollup(rollup, full) : upsertRollupFrom(rollup, 'usage_events'))
+    }
+    for (const rollup of ERROR_ROLLUPS) {
+      await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
+      await tx.execute(upsertErrorRollupFrom(rollup, 'usage_events'))
     }
   })
 }

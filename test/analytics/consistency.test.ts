@@ -1,11 +1,11 @@
 import { sql } from 'drizzle-orm'
-import t from 'tap'
-import { ROLLUP_TABLES } from '../../src/db/event-store.js'
+import t, { type Test } from 'tap'
+import { ERROR_MESSAGE_KEY_LENGTH, ERROR_ROLLUPS, ROLLUP_TABLES } from '../../src/db/event-store.js'
 import { inLatencyBucket, LATENCY_BUCKETS } from '../../src/db/measures.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { postBatch, postUsage } from '../helpers/usage.js'
-import { get, rollupMismatches, statsFromRaw } from './support.js'
+import { errorRollupMismatches, get, rollupMismatches, statsFromRaw } from './support.js'
 
 /**
  * Property test: whatever mix of single and batch ingest, duplicates and repricing happens,
@@ -53,6 +53,7 @@ function randomEvent(): Record<string, unknown> {
 
 async function assertRollupsMatchRaw(t: { same: (a: unknown, b: unknown, m: string) => void }, when: string) {
   for (const rollup of ROLLUP_TABLES) t.same(await rollupMismatches(database, rollup), [], `${rollup.name} equals raw ${when}`)
+  for (const rollup of ERROR_ROLLUPS) t.same(await errorRollupMismatches(database, rollup), [], `${rollup.name} equals raw ${when}`)
 }
 
 t.test('rollups equal raw totals after inserts, duplicates, batches and repricing', async (t) => {
@@ -138,15 +139,25 @@ const fromRaw = (r: RawBucket) => ({
   unpricedCalls: Number(r.unpriced),
 })
 
-t.test('every endpoint agrees with raw events over random ranges and zones', async (t) => {
-  const zones = ['UTC', 'Europe/Berlin', 'Asia/Kolkata', 'America/St_Johns']
-  for (let i = 0; i < 12; i++) {
-    const a = START - 3_600_000 + Math.floor(random() * (SPAN + 7_200_000))
-    const b = a + 1 + Math.floor(random() * (START + SPAN + 3_600_000 - a))
+const zones = ['UTC', 'Europe/Berlin', 'Asia/Kolkata', 'America/St_Johns', 'Asia/Kathmandu', 'America/New_York']
+
+/** A random range (sometimes whole local days, as a date picker sends them) and every endpoint's answers over it against raw GROUP BYs. */
+async function compareRange(t: Test, i: number): Promise<void> {
+  {
+    let a = START - 3_600_000 + Math.floor(random() * (SPAN + 7_200_000))
+    let b = a + 1 + Math.floor(random() * (START + SPAN + 3_600_000 - a))
+    const tz = zones[i % zones.length]
+    if (i % 2 === 1) {
+      // Local midnights of tz: the ranges that read daily rows plus or minus edge hours and quarters.
+      const [edges] = await database.rows<{ a: Date | string; b: Date | string }>(sql`
+        SELECT date_trunc('day', ${new Date(a).toISOString()}::timestamptz, ${tz}) AS a,
+          date_trunc('day', ${new Date(b).toISOString()}::timestamptz, ${tz}) + interval '1 day' AS b`)
+      a = new Date(edges.a).getTime()
+      b = new Date(edges.b).getTime()
+    }
     const [from, to] = [new Date(a).toISOString(), new Date(b).toISOString()]
     // endDate is inclusive: the last millisecond before `to`.
     const range = `startDate=${encodeURIComponent(from)}&endDate=${encodeURIComponent(new Date(b - 1).toISOString())}`
-    const tz = zones[i % zones.length]
     const botId = i % 3 === 0 ? 'bot_b' : undefined
     const botQuery = botId ? `&botId=${botId}` : ''
     const label = `${from}..${to} ${tz}${botId ? ' bot_b' : ''}`
@@ -200,5 +211,61 @@ t.test('every endpoint agrees with raw events over random ranges and zones', asy
       `GET /api/usage stats equal raw: ${label}`,
     )
     t.equal(stats.body.totalCost, expected.length > 0 ? Number(expected[0].total_cost) : 0)
+
+    // Per model and local week: groups whose subtracted and added rows cancel must not appear.
+    const byModel = await get<{ series: { group: string; buckets: (Totals & { start: string })[] }[] }>(
+      app,
+      `/api/usage/timeseries?interval=week&groupBy=model&tz=${tz}&${range}${botQuery}`,
+    )
+    const perModel = await database.rows<RawBucket & { model: string }>(sql`
+      SELECT model, date_trunc('week', created_at, ${tz}) AS bucket, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failures,
+        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, coalesce(sum(cost), 0) AS cost,
+        count(*) FILTER (WHERE NOT priced) AS unpriced
+      FROM usage_events WHERE created_at >= ${from} AND created_at < ${to} ${botId ? sql`AND bot_id = ${botId}` : sql``}
+      GROUP BY 1, 2 ORDER BY 1, 2`)
+    t.same(
+      byModel.body.series.flatMap((s) => s.buckets.filter((x) => x.calls > 0).map((x) => ({ model: s.group, start: x.start, ...pickTotals(x) }))).sort((x, y) => (x.model + x.start).localeCompare(y.model + y.start)),
+      perModel.map((r) => ({ model: r.model, start: new Date(r.bucket).toISOString(), ...fromRaw(r) })),
+      `timeseries by local week and model equals raw: ${label}`,
+    )
+
+    // Top error messages: error rollup for whole days, raw failures for the partial ones.
+    const errors = await get<{ failures: number; topMessages: { message: string | null; count: number; lastSeen: string }[] }>(
+      app,
+      `/api/usage/errors?top=100&limit=1&${range}${botQuery}`,
+    )
+    const messages = await database.rows<{ message: string | null; n: number | string; last_seen: Date | string }>(sql`
+      SELECT left(error_message, ${ERROR_MESSAGE_KEY_LENGTH}) AS message, count(*) AS n, max(created_at) AS last_seen FROM usage_events
+      WHERE NOT success AND created_at >= ${from} AND created_at < ${to} ${botId ? sql`AND bot_id = ${botId}` : sql``}
+      GROUP BY 1`)
+    const byMessage = (x: { message: string | null }, y: { message: string | null }) => String(x.message).localeCompare(String(y.message))
+    t.same(
+      [...errors.body.topMessages].sort(byMessage),
+      messages.map((m) => ({ message: m.message, count: Number(m.n), lastSeen: new Date(m.last_seen).toISOString() })).sort(byMessage),
+      `top error messages equal raw: ${label}`,
+    )
+    t.equal(errors.body.failures, Number(total.failures), `failure count equals raw: ${label}`)
   }
+}
+
+t.test('every endpoint agrees with raw events over random ranges and zones', async (t) => {
+  for (let i = 0; i < 12; i++) await compareRange(t, i)
+})
+
+t.test('late and out-of-order events at zone boundaries, after the rollups hold rows for their hours', async (t) => {
+  // Instants on and next to the local midnights of the zones above, inside the data's days, and
+  // a message longer than the message key (grouped by its first characters).
+  const boundaries = ['2024-03-30T23:00:00Z', '2024-03-31T22:00:00Z', '2024-03-31T18:30:00Z', '2024-04-01T18:15:00Z', '2024-03-30T02:30:00Z', '2024-03-31T04:00:00Z']
+  const late = boundaries.flatMap((at) =>
+    [-1, 0, 1, 899_999, 900_000].map((offset) => ({
+      ...randomEvent(),
+      createdAt: new Date(Date.parse(at) + offset).toISOString(),
+      success: false,
+      errorMessage: offset === 0 ? `${'x'.repeat(ERROR_MESSAGE_KEY_LENGTH)} ${at}` : 'timeout',
+    })),
+  )
+  const res = await postBatch(app, late.reverse())
+  t.equal(res.json().created, late.length)
+  await assertRollupsMatchRaw(t, 'after late events')
+  for (let i = 12; i < 24; i++) await compareRange(t, i)
 })

@@ -23,6 +23,8 @@ const { app } = await buildTestApp(t, database, {
   ANALYTICS_MAX_CONCURRENT: '2',
   ANALYTICS_MAX_QUEUED: '3',
   ANALYTICS_MAX_QUEUE_WAIT_MS: '60000',
+  // The heavy query of this test: a metadata breakdown (raw events) over the longest range.
+  METADATA_RAW_MAX_DAYS: '400',
 })
 
 const END = new Date()

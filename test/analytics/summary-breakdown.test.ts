@@ -41,6 +41,7 @@ interface Breakdown {
   rows: (Totals & { group: Record<string, string | null>; latency: Latency })[]
   totals: Totals
   groupCount: number
+  source: string
 }
 
 await seed(app, [
@@ -159,6 +160,17 @@ t.test('breakdown by a metadata key, alone and with a column', async (t) => {
   ])
   const filtered = await get<Breakdown>(app, `/api/usage/breakdown?groupBy=metadata.userId&success=false&${q}`)
   t.same(filtered.body.rows.map((r) => [r.group, r.calls]), [[{ 'metadata.userId': 'u2' }, 1]])
+  t.equal(users.body.source, 'raw', 'a metadata breakdown says it read raw events')
+  const byModel = await get<Breakdown>(app, `/api/usage/breakdown?groupBy=model&${q}`)
+  t.equal(byModel.body.source, 'rollups')
+  // Raw reads are capped at METADATA_RAW_MAX_DAYS (31): 32 days is a 400 naming the range and the setting.
+  const long = await get<{ message: string }>(app, '/api/usage/breakdown?groupBy=metadata.userId&startDate=2024-04-01&endDate=2024-05-02')
+  t.equal(long.status, 400)
+  t.match(long.body.message, /querystring\.startDate\.\.endDate covers more than 31 days.*METADATA_RAW_MAX_DAYS/)
+  const ok = await get<Breakdown>(app, '/api/usage/breakdown?groupBy=metadata.userId&startDate=2024-04-02&endDate=2024-05-02')
+  t.equal(ok.status, 200, '31 days are allowed')
+  const wide = await get<Breakdown>(app, '/api/usage/breakdown?groupBy=model&startDate=2024-01-01&endDate=2024-05-02')
+  t.equal(wide.status, 200, 'rollup dimensions keep MAX_QUERY_RANGE_DAYS')
 })
 
 t.test('bad breakdown and summary parameters get 400', async (t) => {

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { filterConditions, type EventFilter, type RollupTable } from '../../src/db/event-store.js'
+import { errorMessageKey, filterConditions, grainStart, type ErrorRollupTable, type EventFilter, type RollupTable } from '../../src/db/event-store.js'
 import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
@@ -52,11 +52,24 @@ export async function rollupMismatches(database: Database, rollup: RollupTable):
   return database.rows(sql`
     SELECT ${sql.raw(keyList)}, r.calls AS raw_calls, s.calls AS rollup_calls, r.cost AS raw_cost, s.cost AS rollup_cost
     FROM (
-      SELECT date_trunc(${rollup.grain}, created_at, 'UTC'), ${sql.raw(rollup.keys.join(', '))}, ${rollupAggregatesOfEvents()}
+      SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))}, ${sql.raw(rollup.keys.join(', '))}, ${rollupAggregatesOfEvents()}
       FROM usage_events GROUP BY ${positions}
     ) AS r(${columns})
     FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(keyList)})
     WHERE r.calls IS NULL OR s.calls IS NULL OR ${measuresOf('r')} IS DISTINCT FROM ${measuresOf('s')}`)
+}
+
+/** Rows of an error rollup that differ from the failures counted from raw events. */
+export async function errorRollupMismatches(database: Database, rollup: ErrorRollupTable): Promise<Record<string, unknown>[]> {
+  const source: Record<string, string> = { day: grainStart('day', 'created_at'), message: errorMessageKey() }
+  return database.rows(sql`
+    SELECT ${sql.raw(rollup.columns.map((c) => `coalesce(r.${c}, s.${c}) AS ${c}`).join(', '))}, r.failures AS raw_failures, s.failures AS rollup_failures
+    FROM (
+      SELECT ${sql.raw(rollup.columns.map((c) => `${source[c] ?? c} AS ${c}`).join(', '))}, count(*) AS failures, max(created_at) AS last_seen
+      FROM usage_events WHERE NOT success GROUP BY ${sql.raw(rollup.columns.map((_, i) => String(i + 1)).join(', '))}
+    ) r
+    FULL JOIN ${sql.raw(rollup.name)} s ON ${sql.raw(rollup.columns.map((c) => (c === 'message' ? `(r.message IS NULL) = (s.message IS NULL) AND coalesce(r.message, '') = coalesce(s.message, '')` : `r.${c} = s.${c}`)).join(' AND '))}
+    WHERE r.failures IS NULL OR s.failures IS NULL OR (r.failures, r.last_seen) IS DISTINCT FROM (s.failures, s.last_seen)`)
 }
 
 /**

@@ -35,16 +35,18 @@ t.test('period boundaries are inclusive at the start and exclusive at the end', 
 })
 
 t.test('budget spend reads the partial edge hours of offset zones from raw events, the rest from rollups', async (t) => {
+  // Spend of one bot: no quarter-hour rollup has bot_id, and a cost-only sum is not subtracted.
+  const additive = { grains: ['day', 'hour'] as const, subtract: false }
   const iso = (spans: { from: number; to: number }[]) => spans.map((s) => [new Date(s.from).toISOString(), new Date(s.to).toISOString()])
   const kolkata = periodWindow(new Date('2025-03-20T12:00:00Z'), 'day', 'Asia/Kolkata')
-  const plan = planSources(kolkata.start.getTime(), kolkata.end.getTime())
+  const plan = planSources(kolkata.start.getTime(), kolkata.end.getTime(), [], additive)
   t.same(iso(plan.raw), [
     ['2025-03-19T18:30:00.000Z', '2025-03-19T19:00:00.000Z'],
     ['2025-03-20T18:00:00.000Z', '2025-03-20T18:30:00.000Z'],
   ])
-  t.same(iso(plan.hourly), [['2025-03-19T19:00:00.000Z', '2025-03-20T18:00:00.000Z']])
+  t.same(iso(plan.hour), [['2025-03-19T19:00:00.000Z', '2025-03-20T18:00:00.000Z']])
   const utc = periodWindow(new Date('2025-03-20T12:00:00Z'), 'month', 'UTC')
-  const month = planSources(utc.start.getTime(), utc.end.getTime())
+  const month = planSources(utc.start.getTime(), utc.end.getTime(), [], additive)
   t.same(iso(month.raw), [])
-  t.same(iso(month.daily), [['2025-03-01T00:00:00.000Z', '2025-04-01T00:00:00.000Z']])
+  t.same(iso(month.day), [['2025-03-01T00:00:00.000Z', '2025-04-01T00:00:00.000Z']])
 })

@@ -22,7 +22,7 @@ interface Teardown {
  */
 export async function createTestDatabase(
   t: Teardown,
-  opts: Pick<ConnectOptions, 'poolSize' | 'readPoolSize' | 'queryTimeoutMs' | 'connectTimeoutMs'> = {},
+  opts: Pick<ConnectOptions, 'poolSize' | 'readPoolSize' | 'queryTimeoutMs' | 'connectTimeoutMs'> & { migrate?: boolean } = {},
 ): Promise<Database> {
   const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`
   const database = await connectDatabase({
@@ -32,7 +32,7 @@ export async function createTestDatabase(
     ...opts,
     poolSize: opts.poolSize ?? 10,
   })
-  await migrateDatabase(database)
+  if (opts.migrate !== false) await migrateDatabase(database)
   t.teardown(async () => {
     if (database.engine === 'postgres') await dropSchema(schema)
     await database.close()
