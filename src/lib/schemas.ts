@@ -26,3 +26,10 @@ export const TokenSums = {
   cacheWriteTokens: Type.Integer(),
   reasoningTokens: Type.Integer(),
 }
+
+/** Processing tiers a provider bills differently (batch jobs, OpenAI and Gemini flex/priority). */
+export const SERVICE_TIERS = ['standard', 'flex', 'priority', 'batch'] as const
+export type ServiceTier = (typeof SERVICE_TIERS)[number]
+export const ServiceTierField = Type.Enum(SERVICE_TIERS, {
+  description: 'Processing tier the provider billed: standard (default), flex, priority or batch (batch APIs)',
+})

@@ -11,6 +11,7 @@ import { PriceCatalog, overrideProblems, type PriceOverride, type PriceTier, typ
 import { canonicalProvider } from './dataset.js'
 import { decimalFromNumber, formatUsd, parseUsd } from '../lib/money.js'
 import { compileOverride } from './overrides.js'
+import { usagePartProblem } from '../lib/usage-parts.js'
 import { deleteOverride, insertOverride, listOverrides, replaceOverride, withOverridesLock, type StoredOverride } from './repository.js'
 import {
   OverrideBody,
@@ -54,6 +55,16 @@ function rates(p: Pick<PriceOverride, 'input' | 'output' | 'cacheRead' | 'cacheW
   }
 }
 
+function unitRates(p: Pick<ResolvedPrice, 'inputAudio' | 'cacheAudioRead' | 'outputAudio' | 'thinkingOutput' | 'webSearch'>) {
+  return {
+    inputAudio: usdOrNull(p.inputAudio),
+    cacheAudioRead: usdOrNull(p.cacheAudioRead),
+    outputAudio: usdOrNull(p.outputAudio),
+    thinkingOutput: usdOrNull(p.thinkingOutput),
+    webSearch: usdOrNull(p.webSearch),
+  }
+}
+
 export function toPriceInfo(p: ResolvedPrice): PriceInfo {
   return {
     source: p.source.kind,
@@ -62,8 +73,10 @@ export function toPriceInfo(p: ResolvedPrice): PriceInfo {
     provider: p.provider,
     model: p.model,
     ...rates(p),
+    ...unitRates(p),
     effectiveFrom: p.effectiveFrom?.toISOString() ?? null,
     effectiveTo: p.effectiveTo?.toISOString() ?? null,
+    corrections: p.corrections.map((c) => ({ ...c, fields: [...c.fields] })),
   }
 }
 
@@ -88,8 +101,28 @@ function overridePriceInfo(o: PriceOverride): PriceInfo {
     provider: canonicalProvider(o.provider),
     model: o.modelPattern,
     ...rates(o),
+    ...unitRates({}),
     effectiveFrom: o.effectiveFrom.toISOString(),
     effectiveTo: o.effectiveTo?.toISOString() ?? null,
+    corrections: [],
+  }
+}
+
+function resolveReason(provider: string, model: string, price: ResolvedPrice | null, refused: string | null): string {
+  if (price === null) {
+    const base = `No override and no dataset price (genai-prices@${PriceCatalog.datasetVersion()}) matches provider '${provider}' model '${model}'`
+    const why = refused === null ? '' : `; the dataset would match ${refused} only by prefix, and the name adds a newer version number`
+    return `${base}${why}: events are stored unpriced (add an override to price them)`
+  }
+  const corrected =
+    price.corrections.length === 0 ? '' : `; corrected by ${price.corrections.map((c) => `${c.id} (${c.source}, checked ${c.checked})`).join(', ')}`
+  switch (price.source.kind) {
+    case 'override':
+      return `Override ${price.source.overrideId} (pattern '${price.model}', in effect from ${price.effectiveFrom?.toISOString()}) wins over the dataset and corrections`
+    case 'correction':
+      return `'${model}' is priced as ${price.provider}/${price.model}, a model the dataset lacks, by a committed correction${corrected}; no override applies`
+    case 'dataset':
+      return `'${model}' resolves to ${price.provider}/${price.model} in genai-prices@${price.source.version}${corrected}; no override applies`
   }
 }
 
@@ -183,14 +216,17 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
     async (request) => {
       const { provider, model } = request.query
       const at = parseAt(request.query.at, 'querystring.at')
-      const price = catalog.resolve(provider, model, at)
-      const reason =
-        price === null
-          ? `No override and no dataset price (genai-prices@${PriceCatalog.datasetVersion()}) matches provider '${provider}' model '${model}': events are stored unpriced`
-          : price.source.kind === 'override'
-            ? `Override ${price.source.overrideId} (pattern '${price.model}', in effect from ${price.effectiveFrom?.toISOString()}) wins over the dataset`
-            : `'${model}' resolves to ${price.provider}/${price.model} in genai-prices@${price.source.version}; no override applies`
-      return { provider, model, at: at.toISOString(), priced: price !== null, reason, price: price && toPriceInfo(price) }
+      const { price, refused } = catalog.explain(provider, model, at)
+      return {
+        provider,
+        model,
+        at: at.toISOString(),
+        priced: price !== null,
+        reason: resolveReason(provider, model, price, refused),
+        corrected: price !== null && price.corrections.length > 0,
+        refusedMatch: refused,
+        price: price && toPriceInfo(price),
+      }
     },
   )
 
@@ -214,28 +250,47 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
         cacheWriteTokens: b.cacheWriteTokens ?? 0,
         cacheWrite1hTokens: b.cacheWrite1hTokens ?? 0,
         reasoningTokens: b.reasoningTokens ?? 0,
+        inputAudioTokens: b.inputAudioTokens ?? 0,
+        outputAudioTokens: b.outputAudioTokens ?? 0,
+        webSearchRequests: b.webSearchRequests ?? 0,
+        serviceTier: b.serviceTier ?? 'standard',
       }
-      if (usage.cacheReadTokens + usage.cacheWriteTokens > usage.inputTokens) {
-        throw new Errors.validation('body.cacheReadTokens + cacheWriteTokens exceed inputTokens: inputTokens must include cache reads and writes')
-      }
-      if (usage.cacheWrite1hTokens > usage.cacheWriteTokens) throw new Errors.validation('body.cacheWrite1hTokens exceeds cacheWriteTokens')
-      if (usage.reasoningTokens > usage.outputTokens) throw new Errors.validation('body.reasoningTokens exceeds outputTokens: outputTokens must include reasoning')
+      const problem = usagePartProblem(usage)
+      if (problem !== null) throw new Errors.validation(problem.message((field) => `body.${field}`))
       const at = b.at === undefined ? new Date() : new Date(b.at)
       const quote = catalog.quote(b.provider, b.model, at, usage)
       if (!quote.priced) {
-        return { priced: false, cost: null, costExact: null, breakdown: null, tierAboveInputTokens: null, reason: quote.reason, price: null }
+        return {
+          priced: false,
+          cost: null,
+          costExact: null,
+          breakdown: null,
+          tierAboveInputTokens: null,
+          serviceTier: null,
+          modifier: null,
+          unbilled: [],
+          reason: quote.reason,
+          price: null,
+        }
       }
+      const parts = quote.breakdown
       return {
         priced: true,
         cost: usd(quote.cost),
         costExact: quote.cost,
         breakdown: {
-          input: usd(quote.breakdown.input),
-          cacheRead: usd(quote.breakdown.cacheRead),
-          cacheWrite: usd(quote.breakdown.cacheWrite),
-          output: usd(quote.breakdown.output),
+          input: usd(parts.input),
+          cacheRead: usd(parts.cacheRead),
+          cacheWrite: usd(parts.cacheWrite),
+          output: usd(parts.output),
+          inputAudio: usd(parts.inputAudio),
+          outputAudio: usd(parts.outputAudio),
+          webSearch: usd(parts.webSearch),
         },
         tierAboveInputTokens: quote.tierAboveInputTokens,
+        serviceTier: quote.serviceTier,
+        modifier: quote.modifier,
+        unbilled: quote.unbilled,
         reason: `priced with ${quote.price.sourceLabel}`,
         price: toPriceInfo(quote.price),
       }
