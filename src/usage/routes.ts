@@ -4,7 +4,8 @@ import type { Config } from '../config.js'
 import { assertMayWrite, boundBot } from '../auth/plugin.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent, type WriteQueue } from './ingest.js'
-import { BatchBody, BatchResponse, UsageEvent, UsageEventInput, type BatchItemResult } from './schemas.js'
+import { UsageEvent } from '../lib/usage-event.js'
+import { BatchBody, BatchResponse, UsageEventInput, type BatchItemResult } from './schemas.js'
 
 export interface UsageRoutesOptions {
   config: Config
