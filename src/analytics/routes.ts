@@ -233,7 +233,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
           limit: q.limit ?? 50,
         })
       // Metadata dimensions read raw events; the others read rollups.
-      const data = dimensions.some((d) => 'metadataKey' in d) ? await heavy.run(query) : await query()
+      const data = dimensions.some((d) => !('column' in d)) ? await heavy.run(query) : await query()
       return {
         from: iso(window.from),
         to: iso(window.to),

@@ -74,7 +74,8 @@ export function planSources(from: number, to: number, cuts: readonly number[] = 
 export const rawOnlyPlan = (from: number, to: number): SourcePlan => ({ daily: [], hourly: [], raw: from < to ? [{ from, to }] : [] })
 
 export type ColumnDimension = 'bot_id' | 'provider' | 'model' | 'request_type'
-export type Dimension = { column: ColumnDimension } | { metadataKey: string }
+/** rawColumn: an event column no rollup keys on (service_tier): read from raw events, like metadata keys. */
+export type Dimension = { column: ColumnDimension } | { metadataKey: string } | { rawColumn: 'service_tier' }
 
 export type { LatencyDetail, Totals }
 
@@ -134,7 +135,8 @@ function spansCondition(column: string, spans: TimeSpan[]): SQL {
 function dimensionExpressions(dimensions: Dimension[]): SQL[] {
   return dimensions.map((d, i) => {
     const alias = sql.raw(`g${i}`)
-    return 'column' in d ? sql`${sql.raw(d.column)} AS ${alias}` : sql`metadata ->> ${d.metadataKey} AS ${alias}`
+    if ('column' in d) return sql`${sql.raw(d.column)} AS ${alias}`
+    return 'rawColumn' in d ? sql`${sql.raw(d.rawColumn)} AS ${alias}` : sql`metadata ->> ${d.metadataKey} AS ${alias}`
   })
 }
 
@@ -185,7 +187,7 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
 
 /** The plan for a spec: raw only when a dimension needs raw events, else cut at the bucket starts. */
 export function planFor(spec: AggregateSpec): SourcePlan {
-  if ((spec.dimensions ?? []).some((d) => 'metadataKey' in d)) return rawOnlyPlan(spec.from, spec.to)
+  if ((spec.dimensions ?? []).some((d) => !('column' in d))) return rawOnlyPlan(spec.from, spec.to)
   return planSources(spec.from, spec.to, spec.bucket?.starts ?? [])
 }
 
