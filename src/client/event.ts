@@ -26,6 +26,8 @@ export interface TrackEvent {
   webSearchRequests?: number
   /** The tier the provider billed the call at; the service assumes 'standard'. */
   serviceTier?: ServiceTier
+  /** The region the provider reported running the call in (Anthropic usage.inference_geo). */
+  inferenceGeo?: string
   estimatedCost?: number
   requestType?: string
   success?: boolean
@@ -126,6 +128,12 @@ export function prepareEvent(input: unknown, botId: string, extraMetadata?: Meta
       throw new InvalidEventError(`serviceTier must be one of ${SERVICE_TIERS.join(', ')}`)
     }
     event.serviceTier = raw.serviceTier as ServiceTier
+  }
+  if (raw.inferenceGeo !== undefined) {
+    if (typeof raw.inferenceGeo !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(raw.inferenceGeo)) {
+      throw new InvalidEventError('inferenceGeo must be 1..32 characters of [a-z0-9_-], starting with a letter')
+    }
+    event.inferenceGeo = raw.inferenceGeo
   }
   if (raw.estimatedCost !== undefined) {
     if (typeof raw.estimatedCost !== 'number' || !Number.isFinite(raw.estimatedCost) || raw.estimatedCost < 0) {

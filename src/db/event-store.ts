@@ -30,6 +30,7 @@ export interface EventRow {
   output_audio_tokens: number
   web_search_requests: number
   service_tier: string
+  inference_geo: string | null
   latency_ms: number | null
   cost: string | null
   reported_cost: string | null
@@ -61,6 +62,7 @@ export function toUsageEvent(r: EventRow): UsageEvent {
     outputAudioTokens: r.output_audio_tokens,
     webSearchRequests: r.web_search_requests,
     serviceTier: r.service_tier,
+    inferenceGeo: r.inference_geo,
     latencyMs: r.latency_ms,
     estimatedCost: usdOrNull(r.cost),
     reportedCost: usdOrNull(r.reported_cost),

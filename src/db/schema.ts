@@ -57,6 +57,8 @@ export const usageEvents = pgTable(
     webSearchRequests: integer('web_search_requests').notNull().default(0),
     /** 'standard' | 'flex' | 'priority' | 'batch': the tier the provider billed. */
     serviceTier: text('service_tier').notNull().default('standard'),
+    /** The region the provider reported (Anthropic inference_geo), or null. */
+    inferenceGeo: text('inference_geo'),
     latencyMs: integer('latency_ms'),
     /** Authoritative cost: catalog price when priced, else the client's reported cost, else null. */
     cost: usd('cost'),

@@ -27,6 +27,7 @@ export const UsageEvent = Type.Object(
     outputAudioTokens: Type.Integer(),
     webSearchRequests: Type.Integer(),
     serviceTier: Type.String({ description: 'standard, flex, priority or batch' }),
+    inferenceGeo: Nullable(Type.String({ description: 'Region the provider reported running the call in' })),
     latencyMs: Nullable(Type.Integer()),
     estimatedCost: Nullable(Type.Number({ description: 'Authoritative cost in USD (server price, else the reported cost); null when unpriced' })),
     reportedCost: Nullable(Type.Number({ description: 'estimatedCost as the client sent it' })),

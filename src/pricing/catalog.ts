@@ -7,7 +7,7 @@ import { canonicalProvider, DATASET_VERSION, DatasetIndex, normalizeModelName, t
 import { CorrectionIndex, holdsAt, ratesOfAddedModel, type CorrectedRates } from './corrected.js'
 import type { CatalogCorrection } from './corrections.js'
 import { costOfUsage, unbilledParts } from './cost.js'
-import { modifierFor } from './modifiers.js'
+import { modifierFor, regionModifierFor } from './modifiers.js'
 import { compileOverride, overrideProblems, pickOverride, type CompiledOverride } from './overrides.js'
 import type { BillableUsage, PriceOverride, PriceQuote, ResolvedPrice } from './types.js'
 
@@ -86,12 +86,14 @@ export class PriceCatalog {
     if (price === null) return { priced: false, reason: unpricedReason(provider, model, refused) }
     const serviceTier = usage.serviceTier ?? 'standard'
     const modifier = modifierFor(price.provider, serviceTier)
+    const regionModifier = regionModifierFor(price.provider, usage.inferenceGeo, serviceTier)
     return {
       priced: true,
       price,
-      ...costOfUsage(price, usage, modifier),
+      ...costOfUsage(price, usage, modifier, regionModifier),
       serviceTier,
       modifier,
+      regionModifier,
       unbilled: unbilledParts(price, usage, serviceTier, modifier),
     }
   }

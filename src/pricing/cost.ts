@@ -3,7 +3,7 @@
  * reads and writes, reasoning, web searches), the long-context tier, the service-tier modifier.
  * Pure; docs/pricing.md ("Buckets") is the specification.
  */
-import { costForTokens, formatUsd, multiplyUsd } from '../lib/money.js'
+import { costForTokens, formatUsd, multiplyDecimals, multiplyUsd } from '../lib/money.js'
 import type { AppliedModifier, BillableUsage, CostBreakdown, PriceSchedule, PriceTier, ServiceTier } from './types.js'
 
 export interface UsageCost {
@@ -35,9 +35,9 @@ function checkCount(field: string, value: unknown): void {
  * part of it beyond the uncached input is taken to be cache reads of audio), text output,
  * reasoning, audio output, web searches. When the parts exceed their total the remainder is
  * clamped to 0 rather than negative: the service validates usage before it gets here. The
- * modifier multiplies every token bucket, not web searches.
+ * modifiers (service tier, region) multiply every token bucket, not web searches.
  */
-export function costOfUsage(price: PriceSchedule, usage: BillableUsage, modifier: AppliedModifier | null = null): UsageCost {
+export function costOfUsage(price: PriceSchedule, usage: BillableUsage, ...modifiers: (AppliedModifier | null)[]): UsageCost {
   for (const field of REQUIRED_FIELDS) checkCount(field, usage[field])
   for (const field of OPTIONAL_FIELDS) if (usage[field] !== undefined) checkCount(field, usage[field])
   const inputAudioTokens = usage.inputAudioTokens ?? 0
@@ -64,7 +64,10 @@ export function costOfUsage(price: PriceSchedule, usage: BillableUsage, modifier
   const cacheWrite5mTokens = Math.max(0, usage.cacheWriteTokens - usage.cacheWrite1hTokens)
   const plainOutputTokens = Math.max(0, usage.outputTokens - usage.reasoningTokens - outputAudioTokens)
 
-  const scale = (pico: bigint) => (modifier === null ? pico : multiplyUsd(pico, modifier.multiplier))
+  // Several modifiers (a tier and a region) multiply exactly, then round once per bucket.
+  const factors = modifiers.flatMap((m) => (m === null ? [] : [m.multiplier]))
+  const factor = factors.length === 0 ? null : factors.reduce(multiplyDecimals)
+  const scale = (pico: bigint) => (factor === null ? pico : multiplyUsd(pico, factor))
   const inputCost = scale(costForTokens(uncachedText, input))
   const cacheReadCost = scale(costForTokens(cacheReadText, cacheRead))
   const cacheWriteCost = scale(costForTokens(cacheWrite5mTokens, cacheWrite) + costForTokens(usage.cacheWrite1hTokens, cacheWrite1h))

@@ -86,6 +86,41 @@ export const TIER_MODIFIERS: readonly TierModifier[] = [
   },
 ]
 
+export interface RegionModifier {
+  provider: string
+  /** The region as the provider reports it. */
+  inferenceGeo: string
+  multiplier: string
+  source: string
+  checked: string
+  note: string
+}
+
+/**
+ * Regional processing. Anthropic reports usage.inference_geo; 'us' (US-only inference, requested
+ * with inference_geo) costs 1.1x on the models that support it, and the others report
+ * 'not_available', so the region alone decides. OpenAI's regional endpoints (+10% on GPT-5.4)
+ * are not reported in responses and are not modelled.
+ */
+export const REGION_MODIFIERS: readonly RegionModifier[] = [
+  {
+    provider: 'anthropic',
+    inferenceGeo: 'us',
+    multiplier: '1.1',
+    source: 'https://docs.anthropic.com/en/docs/build-with-claude/data-residency',
+    checked: '2026-12-02',
+    note: 'US-only inference (inference_geo "us") is priced at 1.1x every token price; "global" is the standard price.',
+  },
+]
+
+/** The modifier for the region a call reports, or null. */
+export function regionModifierFor(providerId: string, inferenceGeo: string | null | undefined, serviceTier: ServiceTier): AppliedModifier | null {
+  if (inferenceGeo == null) return null
+  const entry = REGION_MODIFIERS.find((m) => m.provider === providerId && m.inferenceGeo === inferenceGeo)
+  if (entry === undefined) return null
+  return { serviceTier, inferenceGeo, multiplier: entry.multiplier, source: entry.source, checked: entry.checked, note: entry.note }
+}
+
 /** The modifier for a provider's tier, or null for standard and for tiers with no published modifier. */
 export function modifierFor(providerId: string, serviceTier: ServiceTier): AppliedModifier | null {
   if (serviceTier === 'standard') return null

@@ -160,6 +160,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
         outputAudioTokens: b.outputAudioTokens ?? 0,
         webSearchRequests: b.webSearchRequests ?? 0,
         serviceTier: b.serviceTier ?? 'standard',
+        inferenceGeo: b.inferenceGeo ?? null,
       }
       const problem = usagePartProblem(usage)
       if (problem !== null) throw new Errors.validation(problem.message((field) => `body.${field}`))
@@ -174,6 +175,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
           tierAboveInputTokens: null,
           serviceTier: null,
           modifier: null,
+          regionModifier: null,
           unbilled: [],
           reason: quote.reason,
           price: null,
@@ -196,6 +198,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
         tierAboveInputTokens: quote.tierAboveInputTokens,
         serviceTier: quote.serviceTier,
         modifier: quote.modifier,
+        regionModifier: quote.regionModifier,
         unbilled: quote.unbilled,
         reason: `priced with ${quote.price.sourceLabel}`,
         price: toPriceInfo(quote.price),

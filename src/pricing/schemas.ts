@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { DATE_OR_TIMESTAMP_FORMAT } from '../lib/time.js'
-import { BotId, MAX_TOKENS, Model, Provider, ServiceTierField, TokenCount } from '../lib/schemas.js'
+import { BotId, InferenceGeoField, MAX_TOKENS, Model, Provider, ServiceTierField, TokenCount } from '../lib/schemas.js'
 
 const PerMTok = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000, description: `${description}, USD per million tokens` })
 const NullablePerMTok = (description: string) => Type.Union([PerMTok(description), Type.Null()])
@@ -140,10 +140,20 @@ export const QuoteBody = Type.Object(
     outputAudioTokens: Type.Optional(TokenCount('Part of outputTokens: audio output')),
     webSearchRequests: Type.Optional(TokenCount('Server-side web searches')),
     serviceTier: Type.Optional(ServiceTierField),
+    inferenceGeo: Type.Optional(InferenceGeoField),
   },
   { additionalProperties: false },
 )
 export type QuoteBody = Static<typeof QuoteBody>
+
+const Modifier = Type.Object({
+  serviceTier: ServiceTierField,
+  inferenceGeo: Type.Optional(Type.String()),
+  multiplier: Type.String({ description: 'Multiplies every token bucket (not web searches)' }),
+  source: Type.String(),
+  checked: Type.String(),
+  note: Type.String(),
+})
 
 export const QuoteResponse = Type.Object({
   priced: Type.Boolean(),
@@ -163,19 +173,8 @@ export const QuoteResponse = Type.Object({
   ]),
   tierAboveInputTokens: Type.Union([Type.Integer(), Type.Null()]),
   serviceTier: Type.Union([ServiceTierField, Type.Null()]),
-  modifier: Type.Union(
-    [
-      Type.Object({
-        serviceTier: ServiceTierField,
-        multiplier: Type.String({ description: 'Multiplies every token bucket (not web searches)' }),
-        source: Type.String(),
-        checked: Type.String(),
-        note: Type.String(),
-      }),
-      Type.Null(),
-    ],
-    { description: 'The service-tier modifier applied, or null' },
-  ),
+  modifier: Type.Union([Modifier, Type.Null()], { description: 'The service-tier modifier applied, or null' }),
+  regionModifier: Type.Union([Modifier, Type.Null()], { description: "The region modifier applied (Anthropic inference_geo 'us': 1.1x), or null" }),
   unbilled: Type.Array(Type.String(), { description: 'What the cost leaves out and why' }),
   reason: Type.String(),
   price: Type.Union([PriceInfo, Type.Null()]),

@@ -77,6 +77,7 @@ export function repriceWith(priceEvent: PriceEvent): Reprice {
       outputAudioTokens: r.output_audio_tokens,
       webSearchRequests: r.web_search_requests,
       serviceTier: asServiceTier(r.service_tier),
+      inferenceGeo: r.inference_geo,
       reportedCost: r.reported_cost,
     })
 }

@@ -29,6 +29,8 @@ export interface BillableUsage {
   webSearchRequests?: number
   /** The provider's processing tier; default 'standard'. Batch, flex and priority change the price (modifiers.ts). */
   serviceTier?: ServiceTier
+  /** The region the provider reported running the call in (Anthropic inference_geo); null or absent: none. */
+  inferenceGeo?: string | null
 }
 
 
@@ -133,9 +135,12 @@ export interface CostBreakdown {
   webSearch: string
 }
 
-/** A price modifier for a processing tier (modifiers.ts). */
+/** A price modifier for a processing tier or a region (modifiers.ts). */
 export interface AppliedModifier {
+  /** The tier it is for; for a region modifier, the call's tier. */
   serviceTier: ServiceTier
+  /** Set for a region modifier. */
+  inferenceGeo?: string
   /** Multiplies every token bucket (not web searches). */
   multiplier: string
   source: string
@@ -155,6 +160,8 @@ export type PriceQuote =
       serviceTier: ServiceTier
       /** The modifier applied for serviceTier, or null (standard, or no published modifier: see unbilled). */
       modifier: AppliedModifier | null
+      /** The modifier applied for inferenceGeo (Anthropic 'us': 1.1x), or null. */
+      regionModifier: AppliedModifier | null
       /** What the cost leaves out and why, e.g. web searches of a model with no search price. */
       unbilled: string[]
     }

@@ -26,6 +26,7 @@ export type PriceableEvent = Pick<
   | 'outputAudioTokens'
   | 'webSearchRequests'
   | 'serviceTier'
+  | 'inferenceGeo'
   | 'reportedCost'
 >
 
@@ -109,6 +110,7 @@ export function normalizeEvent(
     outputAudioTokens: input.outputAudioTokens ?? 0,
     webSearchRequests: input.webSearchRequests ?? 0,
     serviceTier: input.serviceTier ?? 'standard',
+    inferenceGeo: input.inferenceGeo ?? null,
     latencyMs: input.latencyMs ?? null,
     // The JSON number's shortest decimal form, exact to 12 places; stored as numeric.
     reportedCost: input.estimatedCost === undefined ? null : formatUsd(usdFromNumber(input.estimatedCost)),

@@ -58,8 +58,8 @@ t.test('Anthropic: server-side web searches and the service tier, streaming or n
   t.teardown(() => fake.close())
   const tracker = recordingTracker()
   const anthropic = instrumentAnthropic(new Anthropic({ apiKey: 'k', baseURL: fake.url, maxRetries: 0 }), tracker)
-  const usage = { input_tokens: 2000, output_tokens: 300, server_tool_use: { web_search_requests: 3, web_fetch_requests: 1 }, service_tier: 'batch' }
-  fake.enqueue({ usage }, { usage: { ...usage, service_tier: 'priority' } }, {})
+  const usage = { input_tokens: 2000, output_tokens: 300, server_tool_use: { web_search_requests: 3, web_fetch_requests: 1 }, service_tier: 'batch', inference_geo: 'us' }
+  fake.enqueue({ usage }, { usage: { ...usage, service_tier: 'priority', inference_geo: 'global' } }, { usage: { inference_geo: 'not_available' } })
   const params = { model: 'claude-sonnet-4-5', max_tokens: 100, messages: [{ role: 'user' as const, content: 'search' }] }
   await anthropic.messages.create(params)
   for await (const _event of await anthropic.messages.create({ ...params, stream: true })) {
@@ -67,11 +67,12 @@ t.test('Anthropic: server-side web searches and the service tier, streaming or n
   }
   await anthropic.messages.create(params)
   t.match(tracker.events, [
-    { model: 'claude-sonnet-4-5', inputTokens: 2000, outputTokens: 300, webSearchRequests: 3, serviceTier: 'batch' },
-    { webSearchRequests: 3, serviceTier: 'priority' },
+    { model: 'claude-sonnet-4-5', inputTokens: 2000, outputTokens: 300, webSearchRequests: 3, serviceTier: 'batch', inferenceGeo: 'us' },
+    { webSearchRequests: 3, serviceTier: 'priority', inferenceGeo: 'global' },
     { inputTokens: 12, outputTokens: 7, serviceTier: 'standard' },
   ])
   t.notOk('webSearchRequests' in tracker.events[2], 'no searches, no field')
+  t.notOk('inferenceGeo' in tracker.events[2], "'not_available' (a model without regions) is not reported")
 })
 
 t.test('Gemini: the audio part of the prompt and of the answer', async (t) => {

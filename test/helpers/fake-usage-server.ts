@@ -33,7 +33,7 @@ export interface FakeUsageServerOptions {
 const allowed = new Set([
   'id', 'botId', 'model', 'provider', 'inputTokens', 'outputTokens', 'totalTokens', 'cacheReadTokens',
   'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens', 'inputAudioTokens', 'outputAudioTokens', 'webSearchRequests',
-  'serviceTier', 'estimatedCost', 'requestType', 'success', 'errorMessage', 'latencyMs', 'metadata', 'createdAt',
+  'serviceTier', 'inferenceGeo', 'estimatedCost', 'requestType', 'success', 'errorMessage', 'latencyMs', 'metadata', 'createdAt',
 ])
 const counts = [
   'inputTokens', 'outputTokens', 'totalTokens', 'cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens',

@@ -11,6 +11,7 @@ const ANTHROPIC = 'https://docs.anthropic.com/en/docs/about-claude/pricing'
 const ANTHROPIC_SEARCH = 'https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/web-search-tool#usage-and-pricing'
 const ANTHROPIC_BATCH = 'https://docs.anthropic.com/en/docs/build-with-claude/batch-processing#pricing'
 const ANTHROPIC_1M = 'https://docs.anthropic.com/en/docs/build-with-claude/context-windows#1m-token-context-window'
+const ANTHROPIC_GEO = 'https://docs.anthropic.com/en/docs/build-with-claude/data-residency'
 const OPENAI = 'https://platform.openai.com/docs/pricing'
 const OPENAI_LONG = 'https://developers.openai.com/api/docs/pricing'
 const OPENAI_FLEX = 'https://platform.openai.com/docs/guides/flex-processing'
@@ -67,6 +68,11 @@ const rows: Row[] = [
   // claude-sonnet-4-6: tiered until 2026-03-13, flat afterwards (dated change)
   { source: ANTHROPIC, provider: 'anthropic', model: 'claude-sonnet-4-6', at: '2026-03-12T23:59:59Z', usage: { inputTokens: 300_000, outputTokens: 1000 }, cost: '1.8225' }, // 300000*6 + 1000*22.5
   { source: ANTHROPIC, provider: 'anthropic', model: 'claude-sonnet-4-6', at: '2026-03-13T00:00:00Z', usage: { inputTokens: 300_000, outputTokens: 1000 }, cost: '0.915' }, // 300000*3 + 1000*15
+  // regional inference: claude-opus-4-6 5 / 25; inference_geo 'us' is 1.1x every token price
+  { source: ANTHROPIC_GEO, provider: 'anthropic', model: 'claude-opus-4-6', usage: { inputTokens: 10_000, outputTokens: 1000, inferenceGeo: 'us' }, cost: '0.0825' }, // (10000*5 + 1000*25)/1e6 * 1.1
+  { source: ANTHROPIC_GEO, provider: 'anthropic', model: 'claude-opus-4-6', usage: { inputTokens: 10_000, outputTokens: 1000, inferenceGeo: 'global' }, cost: '0.075' }, // global is the standard price
+  { source: ANTHROPIC_GEO, provider: 'anthropic', model: 'claude-opus-4-6', usage: { inputTokens: 10_000, outputTokens: 1000, inferenceGeo: 'us', serviceTier: 'batch' }, cost: '0.04125' }, // 0.075 * 0.5 * 1.1
+  { source: ANTHROPIC_GEO, provider: 'anthropic', model: 'claude-opus-4-6', usage: { inputTokens: 10_000, outputTokens: 1000, inferenceGeo: 'us', webSearchRequests: 1 }, cost: '0.0925' }, // 0.075 * 1.1 + 1*10/1000 (searches not multiplied)
   { source: UNKNOWN, provider: 'anthropic', model: 'claude-sonnet-5-5', usage: { inputTokens: 1000, outputTokens: 1000 }, cost: null }, // a newer sonnet, not claude-sonnet-5's $2 / $10
   { source: UNKNOWN, provider: 'anthropic', model: 'claude-opus-9', usage: { inputTokens: 1000, outputTokens: 1000 }, cost: null },
 

@@ -28,15 +28,17 @@ const events = [
   { ...base, id: 'gemini-audio', provider: 'google', model: 'gemini-2.5-flash', inputTokens: 1_000_000, inputAudioTokens: 1_000_000, outputTokens: 0, cost: 1 },
   // flex is half: (1000*2/1e6 + 1000*8/1e6) * 0.5
   { ...base, id: 'flex', provider: 'openai', model: 'o3', inputTokens: 1000, outputTokens: 1000, reasoningTokens: 800, serviceTier: 'flex', cost: 0.005 },
+  // US-only inference is 1.1x (https://docs.anthropic.com/en/docs/build-with-claude/data-residency): (10000*5 + 1000*25)/1e6 * 1.1
+  { ...base, id: 'geo', provider: 'anthropic', model: 'claude-opus-4-6', inputTokens: 10_000, outputTokens: 1000, inferenceGeo: 'us', cost: 0.0825 },
 ]
 
 t.test('audio, web searches and service tiers are stored, priced and rolled up', async (t) => {
   const res = await postBatch(app, events.map(({ cost: _cost, ...e }) => e))
   t.equal(res.statusCode, 200)
-  t.match(res.json(), { created: 4, invalid: 0 })
+  t.match(res.json(), { created: 5, invalid: 0 })
   const listed = await getJson<{ events: Record<string, unknown>[] }>(app, '/api/usage/events?startDate=2025-10-01&endDate=2025-10-01&limit=10', admin)
   t.equal(listed.status, 200)
-  for (const e of events as (typeof events[number] & { inputAudioTokens?: number; outputAudioTokens?: number; webSearchRequests?: number; serviceTier?: string })[]) {
+  for (const e of events as (typeof events[number] & { inputAudioTokens?: number; outputAudioTokens?: number; webSearchRequests?: number; serviceTier?: string; inferenceGeo?: string })[]) {
     const stored = listed.body.events.find((x) => x.id === e.id)
     t.match(stored, {
       estimatedCost: e.cost,
@@ -45,6 +47,7 @@ t.test('audio, web searches and service tiers are stored, priced and rolled up',
       outputAudioTokens: e.outputAudioTokens ?? 0,
       webSearchRequests: e.webSearchRequests ?? 0,
       serviceTier: e.serviceTier ?? 'standard',
+      inferenceGeo: e.inferenceGeo ?? null,
     }, e.id)
   }
   t.same(await rollupMismatches(database), [])
@@ -53,7 +56,7 @@ t.test('audio, web searches and service tiers are stored, priced and rolled up',
   t.same([Number(roll.a), Number(roll.b), Number(roll.c)], [1_000_600, 300, 2], 'the daily rollup sums the new counts')
 
   const summary = await getJson<{ totals: Record<string, unknown> }>(app, '/api/usage/summary?startDate=2025-10-01&endDate=2025-10-01', admin)
-  t.match(summary.body.totals, { inputAudioTokens: 1_000_600, outputAudioTokens: 300, webSearchRequests: 2, cost: 1.0889 })
+  t.match(summary.body.totals, { inputAudioTokens: 1_000_600, outputAudioTokens: 300, webSearchRequests: 2, cost: 1.1714 })
 
   const byTier = await getJson<{ rows: { group: Record<string, string>; calls: number; cost: number }[] }>(
     app,
@@ -63,7 +66,7 @@ t.test('audio, web searches and service tiers are stored, priced and rolled up',
   t.equal(byTier.status, 200)
   t.same(
     byTier.body.rows.map((r) => [Object.values(r.group)[0], r.calls, r.cost]).sort(),
-    [['batch', 1, 0.0425], ['flex', 1, 0.005], ['standard', 2, 1.0414]],
+    [['batch', 1, 0.0425], ['flex', 1, 0.005], ['standard', 3, 1.1239]],
   )
 
   const report = await getJson<{ rows: Record<string, unknown>[]; totals: Record<string, unknown> }>(app, '/api/reports/monthly?month=2025-10', admin)
@@ -74,7 +77,8 @@ t.test('audio, web searches and service tiers are stored, priced and rolled up',
   const [header, ...lines] = csv.body.trim().split('\n').map((l) => l.split(','))
   const row = (id: string) => Object.fromEntries(header.map((h, i) => [h, lines.find((l) => l[0] === id)?.[i]]))
   t.match(row('search'), { webSearchRequests: '2', serviceTier: 'batch' })
-  t.match(row('audio'), { inputAudioTokens: '600', outputAudioTokens: '300', serviceTier: 'standard' })
+  t.match(row('audio'), { inputAudioTokens: '600', outputAudioTokens: '300', serviceTier: 'standard', inferenceGeo: '' })
+  t.match(row('geo'), { inferenceGeo: 'us' })
 })
 
 t.test('repricing keeps the tier and the per-request search price under an override', async (t) => {
@@ -102,6 +106,7 @@ t.test('parts larger than their totals and unknown tiers are refused, naming the
     [{ ...ok, webSearchRequests: -1 }, /^body\.webSearchRequests must be >= 0/],
     [{ ...ok, webSearchRequests: 1.5 }, /^body\.webSearchRequests must be integer/],
     [{ ...ok, serviceTier: 'turbo' }, /^body\.serviceTier must be one of standard, flex, priority, batch/],
+    [{ ...ok, inferenceGeo: 'US East' }, /^body\.inferenceGeo has invalid characters/],
   ]
   for (const [body, message] of cases) {
     const res = await postUsage(app, body)

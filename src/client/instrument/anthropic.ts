@@ -95,5 +95,8 @@ export function anthropicUsage(usage: Record<string, unknown> | undefined): Norm
   if (searches !== undefined && searches > 0) normalized.webSearchRequests = searches
   const tier = serviceTierOf(usage?.service_tier)
   if (tier !== undefined) normalized.serviceTier = tier
+  // 'us' (US-only inference) is billed 1.1x; 'not_available' (a model without regions) says nothing.
+  const geo = usage?.inference_geo
+  if (typeof geo === 'string' && /^[a-z][a-z0-9_-]{0,31}$/.test(geo) && geo !== 'not_available') normalized.inferenceGeo = geo
   return normalized
 }

@@ -13,6 +13,7 @@ export interface NormalizedUsage {
   outputAudioTokens?: number
   webSearchRequests?: number
   serviceTier?: ServiceTier
+  inferenceGeo?: string
 }
 
 const OPTIONAL_USAGE_KEYS = [
@@ -290,6 +291,7 @@ export function definedOnly(usage: NormalizedUsage): NormalizedUsage {
   const result: NormalizedUsage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }
   for (const key of OPTIONAL_USAGE_KEYS) if (usage[key] !== undefined) result[key] = usage[key]
   if (usage.serviceTier !== undefined) result.serviceTier = usage.serviceTier
+  if (usage.inferenceGeo !== undefined) result.inferenceGeo = usage.inferenceGeo
   return result
 }
 
