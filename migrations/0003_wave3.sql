@@ -54,6 +54,32 @@ ALTER TABLE "budget_alerts" ADD COLUMN "user_id" text DEFAULT '' NOT NULL;--> st
 ALTER TABLE "budget_deliveries" ADD COLUMN "source" text DEFAULT 'budget' NOT NULL;--> statement-breakpoint
 ALTER TABLE "budgets" ADD COLUMN "action" text DEFAULT 'alert' NOT NULL;--> statement-breakpoint
 ALTER TABLE "budgets" ADD COLUMN "per_user_key" text;--> statement-breakpoint
+ALTER TABLE "usage_daily" ADD COLUMN "input_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily" ADD COLUMN "output_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily" ADD COLUMN "web_search_requests" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily_bots" ADD COLUMN "input_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily_bots" ADD COLUMN "output_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily_bots" ADD COLUMN "web_search_requests" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily_models" ADD COLUMN "input_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily_models" ADD COLUMN "output_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_daily_models" ADD COLUMN "web_search_requests" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_events" ADD COLUMN "input_audio_tokens" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_events" ADD COLUMN "output_audio_tokens" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_events" ADD COLUMN "web_search_requests" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_events" ADD COLUMN "service_tier" text DEFAULT 'standard' NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_events" ADD COLUMN "inference_geo" text;--> statement-breakpoint
+ALTER TABLE "usage_hourly" ADD COLUMN "input_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly" ADD COLUMN "output_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly" ADD COLUMN "web_search_requests" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly_bots" ADD COLUMN "input_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly_bots" ADD COLUMN "output_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly_bots" ADD COLUMN "web_search_requests" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly_models" ADD COLUMN "input_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly_models" ADD COLUMN "output_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_hourly_models" ADD COLUMN "web_search_requests" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_quarter_hourly_models" ADD COLUMN "input_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_quarter_hourly_models" ADD COLUMN "output_audio_tokens" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "usage_quarter_hourly_models" ADD COLUMN "web_search_requests" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
 CREATE UNIQUE INDEX "report_sends_once_idx" ON "report_sends" USING btree ("schedule_id","period_start") WHERE NOT manual;--> statement-breakpoint
 CREATE INDEX "report_sends_schedule_idx" ON "report_sends" USING btree ("schedule_id","created_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "spend_alerts_once_idx" ON "spend_alerts" USING btree ("rule_id","bot_id","model","hour");--> statement-breakpoint

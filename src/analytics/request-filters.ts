@@ -20,14 +20,15 @@ const DIMENSION_COLUMNS: Record<string, ColumnDimension> = {
 }
 const METADATA_DIMENSION = new RegExp(`^metadata\\.(${METADATA_KEY_CHARS})$`)
 
-/** A groupBy name (model, provider, botId, requestType or metadata.<key>) as a query dimension. */
+/** A groupBy name (model, provider, botId, requestType, serviceTier or metadata.<key>) as a query dimension. */
 export function parseDimension(name: string, field: string): Dimension {
   const column = DIMENSION_COLUMNS[name]
   if (column) return { column }
+  if (name === 'serviceTier') return { rawColumn: 'service_tier' }
   const metadata = METADATA_DIMENSION.exec(name)
   if (metadata) return { metadataKey: metadata[1] }
   throw new Errors.validation(
-    `${field} has unknown dimension '${name}': use model, provider, botId, requestType or metadata.<key>`,
+    `${field} has unknown dimension '${name}': use model, provider, botId, requestType, serviceTier or metadata.<key>`,
   )
 }
 

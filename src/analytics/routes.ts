@@ -233,12 +233,12 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
           order: q.order ?? 'desc',
           limit: q.limit ?? 50,
         })
-      // Metadata dimensions read raw events (over a capped range); the others read rollups.
-      const raw = dimensions.some((d) => 'metadataKey' in d)
+      // Metadata and service-tier dimensions read raw events (over a capped range); the others read rollups.
+      const raw = dimensions.some((d) => !('column' in d))
       if (raw && span.to - span.from > config.metadataRawMaxDays * DAY_MS + HOUR_MS) {
         throw new Errors.validation(
-          `querystring.startDate..endDate covers more than ${config.metadataRawMaxDays} days, the limit of a metadata.<key> breakdown, ` +
-            'which reads raw events (METADATA_RAW_MAX_DAYS)',
+          `querystring.startDate..endDate covers more than ${config.metadataRawMaxDays} days, the limit of a breakdown by metadata.<key> ` +
+            'or serviceTier, which reads raw events (METADATA_RAW_MAX_DAYS)',
         )
       }
       const data = raw ? await heavy.run(query) : await query()

@@ -202,7 +202,7 @@ export const BreakdownQuery = Type.Object(
     groupBy: Type.String({
       minLength: 1,
       maxLength: 200,
-      description: 'One or two comma-separated dimensions: model, provider, botId, requestType, metadata.<key> (e.g. metadata.userId)',
+      description: 'One or two comma-separated dimensions: model, provider, botId, requestType, serviceTier (read from raw events), metadata.<key> (e.g. metadata.userId)',
     }),
     sort: Type.Optional(Type.Enum(BREAKDOWN_SORTS, { default: 'cost' })),
     order: Type.Optional(Type.Enum(['asc', 'desc'] as const, { default: 'desc' })),

@@ -109,7 +109,8 @@ export function planSources(from: number, to: number, cuts: readonly number[], o
 export const rawOnlyPlan = (from: number, to: number): SourcePlan => planSources(from, to, [], { grains: [], subtract: false })
 
 export type ColumnDimension = 'bot_id' | 'provider' | 'model' | 'request_type'
-export type Dimension = { column: ColumnDimension } | { metadataKey: string }
+/** rawColumn: an event column no rollup keys on (service_tier): read from raw events, like metadata keys. */
+export type Dimension = { column: ColumnDimension } | { metadataKey: string } | { rawColumn: 'service_tier' }
 
 export type { LatencyDetail, Totals }
 
@@ -194,7 +195,8 @@ export function spansCondition(column: string, spans: TimeSpan[], unit?: number)
 function dimensionExpressions(dimensions: Dimension[]): SQL[] {
   return dimensions.map((d, i) => {
     const alias = sql.raw(`g${i}`)
-    return 'column' in d ? sql`${sql.raw(d.column)} AS ${alias}` : sql`metadata ->> ${d.metadataKey} AS ${alias}`
+    if ('column' in d) return sql`${sql.raw(d.column)} AS ${alias}`
+    return 'rawColumn' in d ? sql`${sql.raw(d.rawColumn)} AS ${alias}` : sql`metadata ->> ${d.metadataKey} AS ${alias}`
   })
 }
 
@@ -274,7 +276,7 @@ function subtractable(measures: readonly Measure[]): boolean {
  * from every grain that has a rollup with the spec's keys, subtracting when the measures allow.
  */
 export function planFor(spec: AggregateSpec): SourcePlan {
-  if ((spec.dimensions ?? []).some((d) => 'metadataKey' in d)) return rawOnlyPlan(spec.from, spec.to)
+  if ((spec.dimensions ?? []).some((d) => !('column' in d))) return rawOnlyPlan(spec.from, spec.to)
   const grains = ROLLUP_GRAINS.filter((g) => rollupFor(g, spec) !== undefined)
   return planSources(spec.from, spec.to, spec.bucket?.starts ?? [], { grains, subtract: subtractable(measuresOf(spec)) })
 }

@@ -18,6 +18,16 @@ export interface TrackEvent {
   cacheWriteTokens?: number
   cacheWrite1hTokens?: number
   reasoningTokens?: number
+  /** Part of inputTokens that was audio. */
+  inputAudioTokens?: number
+  /** Part of outputTokens that was generated audio. */
+  outputAudioTokens?: number
+  /** Server-side web searches the call ran. */
+  webSearchRequests?: number
+  /** The tier the provider billed the call at; the service assumes 'standard'. */
+  serviceTier?: ServiceTier
+  /** The region the provider reported running the call in (Anthropic usage.inference_geo). */
+  inferenceGeo?: string
   estimatedCost?: number
   requestType?: string
   success?: boolean
@@ -48,7 +58,19 @@ export const limits = {
   metadataBytes: 16 * 1024,
 } as const
 
-const optionalCounts = ['cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const
+const optionalCounts = [
+  'cacheReadTokens',
+  'cacheWriteTokens',
+  'cacheWrite1hTokens',
+  'reasoningTokens',
+  'inputAudioTokens',
+  'outputAudioTokens',
+  'webSearchRequests',
+] as const
+
+/** The service's processing tiers (kept here: the published client carries no server code). */
+export const SERVICE_TIERS = ['standard', 'flex', 'priority', 'batch'] as const
+export type ServiceTier = (typeof SERVICE_TIERS)[number]
 
 export interface PreparedEvent {
   readonly event: UsageEvent
@@ -95,6 +117,24 @@ export function prepareEvent(input: unknown, botId: string, extraMetadata?: Meta
   }
   for (const field of optionalCounts) {
     if (raw[field] !== undefined) event[field] = count(raw, field)
+  }
+  if ((event.inputAudioTokens ?? 0) > event.inputTokens) {
+    throw new InvalidEventError(`inputAudioTokens (${event.inputAudioTokens}) exceeds inputTokens (${event.inputTokens})`)
+  }
+  if ((event.outputAudioTokens ?? 0) + (event.reasoningTokens ?? 0) > event.outputTokens) {
+    throw new InvalidEventError(`outputAudioTokens + reasoningTokens exceed outputTokens (${event.outputTokens})`)
+  }
+  if (raw.serviceTier !== undefined) {
+    if (typeof raw.serviceTier !== 'string' || !(SERVICE_TIERS as readonly string[]).includes(raw.serviceTier)) {
+      throw new InvalidEventError(`serviceTier must be one of ${SERVICE_TIERS.join(', ')}`)
+    }
+    event.serviceTier = raw.serviceTier as ServiceTier
+  }
+  if (raw.inferenceGeo !== undefined) {
+    if (typeof raw.inferenceGeo !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(raw.inferenceGeo)) {
+      throw new InvalidEventError('inferenceGeo must be 1..32 characters of [a-z0-9_-], starting with a letter')
+    }
+    event.inferenceGeo = raw.inferenceGeo
   }
   if (raw.estimatedCost !== undefined) {
     if (typeof raw.estimatedCost !== 'number' || !Number.isFinite(raw.estimatedCost) || raw.estimatedCost < 0) {

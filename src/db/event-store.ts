@@ -26,6 +26,11 @@ export interface EventRow {
   cache_write_tokens: number
   cache_write_1h_tokens: number
   reasoning_tokens: number
+  input_audio_tokens: number
+  output_audio_tokens: number
+  web_search_requests: number
+  service_tier: string
+  inference_geo: string | null
   latency_ms: number | null
   cost: string | null
   reported_cost: string | null
@@ -53,6 +58,11 @@ export function toUsageEvent(r: EventRow): UsageEvent {
     cacheWriteTokens: r.cache_write_tokens,
     cacheWrite1hTokens: r.cache_write_1h_tokens,
     reasoningTokens: r.reasoning_tokens,
+    inputAudioTokens: r.input_audio_tokens,
+    outputAudioTokens: r.output_audio_tokens,
+    webSearchRequests: r.web_search_requests,
+    serviceTier: r.service_tier,
+    inferenceGeo: r.inference_geo,
     latencyMs: r.latency_ms,
     estimatedCost: usdOrNull(r.cost),
     reportedCost: usdOrNull(r.reported_cost),

@@ -59,6 +59,9 @@ export const CORE_MEASURES = [
   count('cacheReadTokens', 'cache_read_tokens', 'cache_read_tokens'),
   count('cacheWriteTokens', 'cache_write_tokens', 'cache_write_tokens'),
   count('reasoningTokens', 'reasoning_tokens', 'reasoning_tokens'),
+  { ...count('inputAudioTokens', 'input_audio_tokens', 'input_audio_tokens'), description: 'Part of inputTokens that was audio' },
+  { ...count('outputAudioTokens', 'output_audio_tokens', 'output_audio_tokens'), description: 'Part of outputTokens that was audio' },
+  { ...count('webSearchRequests', 'web_search_requests', 'web_search_requests'), description: 'Server-side web searches' },
   {
     name: 'cost',
     column: 'cost',

@@ -51,6 +51,15 @@ export const usageEvents = pgTable(
     cacheWriteTokens: integer('cache_write_tokens').notNull().default(0),
     cacheWrite1hTokens: integer('cache_write_1h_tokens').notNull().default(0),
     reasoningTokens: integer('reasoning_tokens').notNull().default(0),
+    /** Part of inputTokens that was audio. */
+    inputAudioTokens: integer('input_audio_tokens').notNull().default(0),
+    /** Part of outputTokens that was audio. */
+    outputAudioTokens: integer('output_audio_tokens').notNull().default(0),
+    webSearchRequests: integer('web_search_requests').notNull().default(0),
+    /** 'standard' | 'flex' | 'priority' | 'batch': the tier the provider billed. */
+    serviceTier: text('service_tier').notNull().default('standard'),
+    /** The region the provider reported (Anthropic inference_geo), or null. */
+    inferenceGeo: text('inference_geo'),
     latencyMs: integer('latency_ms'),
     /** Authoritative cost: catalog price when priced, else the client's reported cost, else null. */
     cost: usd('cost'),

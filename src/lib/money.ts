@@ -108,3 +108,25 @@ function divideRoundHalfUp(numerator: bigint, divisor: bigint): bigint {
   const remainder = numerator % divisor
   return remainder * 2n >= divisor ? quotient + 1n : quotient
 }
+
+/**
+ * `pico` multiplied by a non-negative decimal multiplier ("0.5", "2", "1.1"), rounded half-up to
+ * a whole pico-USD: how a service-tier modifier scales a bucket's cost.
+ */
+export function multiplyUsd(pico: bigint, multiplier: string): bigint {
+  const factor = parseDecimal(multiplier)
+  if (factor.units < 0n || pico < 0n) throw new RangeError(`cannot scale ${pico} by ${multiplier}`)
+  return divideRoundHalfUp(pico * factor.units, 10n ** BigInt(factor.scale))
+}
+
+/** The exact product of two non-negative decimal strings ("0.5" x "1.1" = "0.55"). */
+export function multiplyDecimals(a: string, b: string): string {
+  const x = parseDecimal(a)
+  const y = parseDecimal(b)
+  const units = x.units * y.units
+  const scale = x.scale + y.scale
+  if (scale === 0) return units.toString()
+  const digits = units.toString().padStart(scale + 1, '0')
+  const text = `${digits.slice(0, -scale)}.${digits.slice(-scale)}`.replace(/0+$/, '').replace(/\.$/, '')
+  return text
+}

@@ -34,3 +34,18 @@ export const TokenSums = {
   cacheWriteTokens: Type.Integer(),
   reasoningTokens: Type.Integer(),
 }
+
+/** Processing tiers a provider bills differently (batch jobs, OpenAI and Gemini flex/priority). */
+export const SERVICE_TIERS = ['standard', 'flex', 'priority', 'batch'] as const
+export type ServiceTier = (typeof SERVICE_TIERS)[number]
+/** Where the provider ran the call, as it reports it (Anthropic usage.inference_geo: 'us', 'global'). */
+export const InferenceGeoField = Type.String({
+  minLength: 1,
+  maxLength: 32,
+  pattern: '^[a-z][a-z0-9_-]*$',
+  description: "Region the provider ran the call in, as it reports it (Anthropic inference_geo: 'us' is billed 1.1x)",
+})
+
+export const ServiceTierField = Type.Enum(SERVICE_TIERS, {
+  description: 'Processing tier the provider billed: standard (default), flex, priority or batch (batch APIs)',
+})

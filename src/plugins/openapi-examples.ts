@@ -58,8 +58,17 @@ export const ROUTE_EXAMPLES: Record<string, RouteExample> = {
   'GET /api/prices': { query: { provider: 'anthropic' } },
   'GET /api/prices/resolve': { query: { provider: 'anthropic', model: 'claude-3-5-sonnet-20241022' } },
   'POST /api/prices/quote': {
-    body: { provider: 'anthropic', model: 'claude-3-5-sonnet-20241022', inputTokens: 1200, outputTokens: 300, cacheReadTokens: 1000 },
+    body: {
+      provider: 'anthropic',
+      model: 'claude-sonnet-4-5-20250929',
+      inputTokens: 1200,
+      outputTokens: 300,
+      cacheReadTokens: 1000,
+      webSearchRequests: 2,
+      serviceTier: 'batch',
+    },
   },
+  'GET /api/prices/unmatched': { query: { startDate: '2025-03-01', endDate: '2025-03-31', limit: 20 } },
   'POST /api/prices/overrides': { body: OVERRIDE_EXAMPLE },
   'PUT /api/prices/overrides/:id': { params: { id: EXAMPLE_ID }, body: { ...OVERRIDE_EXAMPLE, output: 11, note: 'contract 2025, renegotiated' } },
   'DELETE /api/prices/overrides/:id': { params: { id: EXAMPLE_ID } },

@@ -4,9 +4,12 @@
  * How costs are computed is documented in docs/pricing.md.
  */
 import { canonicalProvider, DATASET_VERSION, DatasetIndex, normalizeModelName, type DatasetPrice } from './dataset.js'
-import { costForTokens, formatUsd } from '../lib/money.js'
+import { CorrectionIndex, holdsAt, ratesOfAddedModel, type CorrectedRates } from './corrected.js'
+import type { CatalogCorrection } from './corrections.js'
+import { costOfUsage, unbilledParts } from './cost.js'
+import { modifierFor, regionModifierFor } from './modifiers.js'
 import { compileOverride, overrideProblems, pickOverride, type CompiledOverride } from './overrides.js'
-import type { BillableUsage, CostBreakdown, PriceOverride, PriceQuote, PriceSchedule, PriceTier, ResolvedPrice } from './types.js'
+import type { BillableUsage, PriceOverride, PriceQuote, ResolvedPrice } from './types.js'
 
 export type {
   BillableUsage,
@@ -18,23 +21,28 @@ export type {
   PriceSource,
   PriceTier,
   ResolvedPrice,
+  ServiceTier,
 } from './types.js'
+export { SERVICE_TIERS } from '../lib/schemas.js'
 export { overrideProblems } from './overrides.js'
+export { costOfUsage, type UsageCost } from './cost.js'
 
 export const DATASET_LABEL = 'genai-prices'
 
-export interface UsageCost {
-  cost: string
-  costPico: bigint
-  breakdown: CostBreakdown
-  tierAboveInputTokens: number | null
+/** Which price applies and, when none does, the dataset model a stricter match refused. */
+export interface Resolution {
+  price: ResolvedPrice | null
+  /** 'provider/model' the name only extends with a newer version number ('claude-sonnet-5-5' of claude-sonnet-5). */
+  refused: string | null
 }
 
 export class PriceCatalog {
   #dataset = new DatasetIndex()
+  #corrections: CorrectionIndex
   #overrides: CompiledOverride[] = []
 
-  constructor(opts?: { overrides?: PriceOverride[] }) {
+  constructor(opts?: { overrides?: PriceOverride[]; corrections?: readonly CatalogCorrection[] }) {
+    this.#corrections = new CorrectionIndex(opts?.corrections)
     this.setOverrides(opts?.overrides ?? [])
   }
 
@@ -53,22 +61,68 @@ export class PriceCatalog {
     this.#overrides = overrides.map(compileOverride)
   }
 
-  /** The override active at `at` if one matches, else the dataset price effective at `at`, else null. */
+  /**
+   * The override active at `at` if one matches, else the dataset price effective at `at` with the
+   * committed corrections applied, else a model only a correction prices, else null.
+   */
   resolve(provider: string, model: string, at: Date): ResolvedPrice | null {
+    return this.explain(provider, model, at).price
+  }
+
+  explain(provider: string, model: string, at: Date): Resolution {
     assertValidDate(at)
+    const own = this.#correctedPrice(provider, model, at)
     if (this.#overrides.length > 0) {
       const providerId = canonicalProvider(provider)
-      const override = pickOverride(this.#overrides, providerId, this.#spellings(provider, model), at)
-      if (override !== null) return fromOverride(override, providerId)
+      const override = pickOverride(this.#overrides, providerId, this.#spellings(provider, model, own.price), at)
+      // Overrides set token prices; the per-request search price stays the catalog's.
+      if (override !== null) return { price: fromOverride(override, providerId, own.price?.webSearch ?? null), refused: null }
     }
-    const price = this.#dataset.priceAt(provider, model, at)
-    return price === null ? null : fromDataset(price)
+    return own
   }
 
   quote(provider: string, model: string, at: Date, usage: BillableUsage): PriceQuote {
-    const price = this.resolve(provider, model, at)
-    if (price === null) return { priced: false, reason: `no price for provider ${provider} model ${model}` }
-    return { priced: true, price, ...costOfUsage(price, usage) }
+    const { price, refused } = this.explain(provider, model, at)
+    if (price === null) return { priced: false, reason: unpricedReason(provider, model, refused) }
+    const serviceTier = usage.serviceTier ?? 'standard'
+    const modifier = modifierFor(price.provider, serviceTier)
+    const regionModifier = regionModifierFor(price.provider, usage.inferenceGeo, serviceTier)
+    return {
+      priced: true,
+      price,
+      ...costOfUsage(price, usage, modifier, regionModifier),
+      serviceTier,
+      modifier,
+      regionModifier,
+      unbilled: unbilledParts(price, usage, serviceTier, modifier),
+    }
+  }
+
+  #correctedPrice(provider: string, model: string, at: Date): Resolution {
+    const match = this.#dataset.match(provider, model)
+    let found = match.found
+    if (found === null) {
+      const added = this.#addedBy(provider, model)
+      if (added !== null) {
+        found = this.#dataset.byId(added.provider, added.model)
+        if (found === null) return { price: holdsAt(added, at) ? fromAddedModel(added) : null, refused: null }
+      }
+    }
+    if (found === null) {
+      const refused = match.refused === null ? null : `${match.refused.provider.id}/${match.refused.model.id}`
+      return { price: null, refused }
+    }
+    const price = this.#dataset.priceOf(found, at)
+    if (price === null) return { price: null, refused: null }
+    return { price: fromDataset(price, this.#corrections.apply(price.providerId, price.modelId, price, at)), refused: null }
+  }
+
+  #addedBy(provider: string, model: string): CatalogCorrection | null {
+    const providerId = canonicalProvider(provider)
+    const name = normalizeModelName(model)
+    const byName = this.#corrections.added(providerId, name)
+    if (byName !== null || !name.includes('/')) return byName
+    return this.#corrections.added(providerId, name.slice(name.lastIndexOf('/') + 1))
   }
 
   /**
@@ -90,102 +144,60 @@ export class PriceCatalog {
         (price) => price.modelId.toLowerCase().includes(needle) || resolved.has(`${price.providerId}/${price.modelId}`),
       )
     }
-    return prices.map(fromDataset)
+    return prices.map((price) => fromDataset(price, this.#corrections.apply(price.providerId, price.modelId, price, filter.at)))
   }
 
   static datasetVersion(): string {
     return DATASET_VERSION
   }
 
-  /** The names an override pattern is tried against: the spelling, without a 'x/' prefix, and the dataset id. */
-  #spellings(provider: string, model: string): string[] {
+  /** The names an override pattern is tried against: the spelling, without a 'x/' prefix, and the model id it resolves to. */
+  #spellings(provider: string, model: string, resolved: ResolvedPrice | null): string[] {
     const name = normalizeModelName(model)
     const names = [name]
     if (name.includes('/')) names.push(name.slice(name.lastIndexOf('/') + 1))
-    const found = this.#dataset.find(provider, model)
-    if (found !== null) names.push(found.model.id.toLowerCase())
+    if (resolved !== null) names.push(resolved.model.toLowerCase())
     return names
   }
 }
 
-/**
- * The exact cost of `usage` at `price`. Buckets: uncached input, cache read, cache write (5-minute
- * and 1-hour), output and reasoning. When the parts exceed their total (more cache tokens than
- * input tokens, more reasoning than output), the remainder is clamped to 0 rather than negative:
- * the service validates usage before it gets here.
- */
-export function costOfUsage(price: PriceSchedule, usage: BillableUsage): UsageCost {
-  for (const field of USAGE_FIELDS) {
-    const value = usage[field]
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`usage.${field} must be a non-negative integer, got ${String(value)}`)
-    }
-  }
-  const tier = applicableTier(price.tiers, usage.inputTokens)
-  const input = tier?.input ?? price.input
-  const output = tier?.output ?? price.output
-  const cacheRead = tier?.cacheRead ?? price.cacheRead ?? input
-  const cacheWrite = tier?.cacheWrite ?? price.cacheWrite ?? input
-  const cacheWrite1h = tier?.cacheWrite1h ?? price.cacheWrite1h ?? cacheWrite
-  const reasoning = price.reasoning ?? output
-
-  const uncachedTokens = Math.max(0, usage.inputTokens - usage.cacheReadTokens - usage.cacheWriteTokens)
-  const cacheWrite5mTokens = Math.max(0, usage.cacheWriteTokens - usage.cacheWrite1hTokens)
-  const plainOutputTokens = Math.max(0, usage.outputTokens - usage.reasoningTokens)
-
-  const inputCost = costForTokens(uncachedTokens, input)
-  const cacheReadCost = costForTokens(usage.cacheReadTokens, cacheRead)
-  const cacheWriteCost =
-    costForTokens(cacheWrite5mTokens, cacheWrite) + costForTokens(usage.cacheWrite1hTokens, cacheWrite1h)
-  const outputCost = costForTokens(plainOutputTokens, output) + costForTokens(usage.reasoningTokens, reasoning)
-  const costPico = inputCost + cacheReadCost + cacheWriteCost + outputCost
-  return {
-    cost: formatUsd(costPico),
-    costPico,
-    breakdown: {
-      input: formatUsd(inputCost),
-      cacheRead: formatUsd(cacheReadCost),
-      cacheWrite: formatUsd(cacheWriteCost),
-      output: formatUsd(outputCost),
-    },
-    tierAboveInputTokens: tier === null ? null : tier.aboveInputTokens,
-  }
+function unpricedReason(provider: string, model: string, refused: string | null): string {
+  const reason = `no price for provider ${provider} model ${model}`
+  if (refused === null) return reason
+  return `${reason}: the name extends ${refused} with a newer version number, so it is not priced as ${refused} (add an override)`
 }
 
-const USAGE_FIELDS = [
-  'inputTokens',
-  'outputTokens',
-  'cacheReadTokens',
-  'cacheWriteTokens',
-  'cacheWrite1hTokens',
-  'reasoningTokens',
-] as const satisfies readonly (keyof BillableUsage)[]
-
-/** The tier with the highest threshold the prompt exceeds; the whole request is billed at it. */
-function applicableTier(tiers: readonly PriceTier[], inputTokens: number): PriceTier | null {
-  let best: PriceTier | null = null
-  for (const tier of tiers) {
-    if (inputTokens > tier.aboveInputTokens && (best === null || tier.aboveInputTokens > best.aboveInputTokens)) {
-      best = tier
-    }
-  }
-  return best
-}
-
-function fromDataset(price: DatasetPrice): ResolvedPrice {
+function fromDataset(price: DatasetPrice, corrected: CorrectedRates): ResolvedPrice {
+  const label = `${DATASET_LABEL}@${DATASET_VERSION}:${price.providerId}/${price.modelId}`
+  const ids = corrected.applied.map((c) => c.id)
   return {
     source: { kind: 'dataset', version: DATASET_VERSION, providerId: price.providerId, modelId: price.modelId },
-    sourceLabel: `${DATASET_LABEL}@${DATASET_VERSION}:${price.providerId}/${price.modelId}`,
+    sourceLabel: ids.length === 0 ? label : `${label}+corrections:${ids.join(',')}`,
     provider: price.providerId,
     model: price.modelId,
-    ...price.rates,
     reasoning: null,
-    effectiveFrom: price.effectiveFrom,
-    effectiveTo: price.effectiveTo,
+    ...corrected.rates,
+    effectiveFrom: corrected.effectiveFrom,
+    effectiveTo: corrected.effectiveTo,
+    corrections: corrected.applied,
   }
 }
 
-function fromOverride(override: PriceOverride, providerId: string): ResolvedPrice {
+function fromAddedModel(c: CatalogCorrection): ResolvedPrice {
+  return {
+    source: { kind: 'correction', correctionId: c.id, providerId: c.provider, modelId: c.model },
+    sourceLabel: `correction:${c.id}`,
+    provider: c.provider,
+    model: c.model,
+    reasoning: null,
+    ...ratesOfAddedModel(c),
+    effectiveFrom: c.effectiveFrom === null ? null : new Date(`${c.effectiveFrom}T00:00:00Z`),
+    effectiveTo: c.effectiveTo === null ? null : new Date(`${c.effectiveTo}T00:00:00Z`),
+    corrections: [{ id: c.id, source: c.source, checked: c.checked, fields: Object.keys(c.prices), why: c.why }],
+  }
+}
+
+function fromOverride(override: PriceOverride, providerId: string, webSearch: string | null): ResolvedPrice {
   return {
     source: { kind: 'override', overrideId: override.id },
     sourceLabel: `override:${override.id}`,
@@ -198,8 +210,10 @@ function fromOverride(override: PriceOverride, providerId: string): ResolvedPric
     cacheWrite1h: override.cacheWrite1h,
     reasoning: override.reasoning,
     tiers: override.tiers.map((tier) => ({ ...tier })),
+    webSearch,
     effectiveFrom: override.effectiveFrom,
     effectiveTo: override.effectiveTo,
+    corrections: [],
   }
 }
 

@@ -17,6 +17,7 @@ import {
   type Provider,
 } from '@pydantic/genai-prices'
 import { decimalFromNumber } from '../lib/money.js'
+import { datasetSpellings, strictlyMatches } from './matching.js'
 import type { PriceSchedule } from './types.js'
 
 export const DATASET_PACKAGE = '@pydantic/genai-prices'
@@ -48,8 +49,9 @@ export function normalizeModelName(model: string): string {
 }
 
 /**
- * Token prices of one dataset entry in our shape; keys we do not bill (audio, searches) are
- * dropped. The dataset has no separate reasoning price.
+ * Prices of one dataset entry in our shape: tokens (text and audio) and web searches; units we do
+ * not bill (images, video, storage searches, audio hours) are dropped. The dataset has no separate
+ * reasoning price.
  */
 export type DatasetRates = Omit<PriceSchedule, 'reasoning'>
 
@@ -61,9 +63,16 @@ export interface DatasetPrice {
   effectiveTo: Date | null
 }
 
-interface DatasetModel {
+export interface DatasetModel {
   provider: Provider
   model: ModelInfo
+}
+
+/** What the dataset says about a spelling: its model, or the model it would have matched loosely. */
+interface MatchResult {
+  found: DatasetModel | null
+  /** Set when the dataset matched only by extending an older model's name ('claude-sonnet-5-5' as claude-sonnet-5). */
+  refused: DatasetModel | null
 }
 
 const MATCH_CACHE_LIMIT = 10_000
@@ -75,25 +84,45 @@ const MATCH_TIMESTAMP = new Date(0)
  * aliases resolve exactly as the dataset defines them. Matches are cached per instance.
  */
 export class DatasetIndex {
-  #matches = new Map<string, DatasetModel | null>()
+  #matches = new Map<string, MatchResult>()
 
   find(provider: string, model: string): DatasetModel | null {
+    return this.match(provider, model).found
+  }
+
+  /** The model a spelling resolves to, strictly (see matching.ts), and the one refused if any. */
+  match(provider: string, model: string): MatchResult {
     const providerId = provider.trim().toLowerCase()
     const name = normalizeModelName(model)
     const key = `${providerId}\u0000${name}`
     const cached = this.#matches.get(key)
     if (cached !== undefined) return cached
-    let found = matchModel(providerId, name)
+    let result = matchModel(providerId, name)
     // 'anthropic/claude-...', 'publishers/google/models/gemini-...': retry with the last segment.
-    if (found === null && name.includes('/')) found = matchModel(providerId, name.slice(name.lastIndexOf('/') + 1))
+    if (result.found === null && name.includes('/')) {
+      const last = matchModel(providerId, name.slice(name.lastIndexOf('/') + 1))
+      result = { found: last.found, refused: last.found === null ? (result.refused ?? last.refused) : null }
+    }
     if (this.#matches.size >= MATCH_CACHE_LIMIT) this.#matches.clear()
-    this.#matches.set(key, found)
-    return found
+    this.#matches.set(key, result)
+    return result
   }
 
   priceAt(provider: string, model: string, at: Date): DatasetPrice | null {
     const found = this.find(provider, model)
     return found === null ? null : priceOfModel(found, at)
+  }
+
+  /** The price of a model found with find() or byId(), at `at`. */
+  priceOf(model: DatasetModel, at: Date): DatasetPrice | null {
+    return priceOfModel(model, at)
+  }
+
+  /** A dataset model by its provider's and its own id. */
+  byId(providerId: string, modelId: string): DatasetModel | null {
+    const provider = findProvider({ providerId })
+    const model = provider?.models.find((m) => m.id === modelId)
+    return provider === undefined || model === undefined ? null : { provider, model }
   }
 
   /** Every token-priced model of one provider (any alias), or of the default providers, at `at`. */
@@ -112,17 +141,22 @@ export class DatasetIndex {
   }
 }
 
-function matchModel(providerId: string, name: string): DatasetModel | null {
-  if (providerId === '' || name === '') return null
+const NO_MATCH: MatchResult = { found: null, refused: null }
+
+function matchModel(providerId: string, name: string): MatchResult {
+  if (providerId === '' || name === '') return NO_MATCH
   let result: ReturnType<typeof calcPrice>
   try {
     result = calcPrice({}, name, { providerId, timestamp: MATCH_TIMESTAMP })
   } catch {
     // Only malformed dataset entries throw; such a model is reported as unpriced.
-    return null
+    return NO_MATCH
   }
-  if (result === null) return null
-  return { provider: ownerOf(result.provider, result.model), model: result.model }
+  if (result === null) return NO_MATCH
+  const matched = { provider: ownerOf(result.provider, result.model), model: result.model }
+  const logic = result.model.match
+  const strict = datasetSpellings(name).some((spelling) => strictlyMatches(logic, spelling))
+  return strict ? { found: matched, refused: null } : { found: null, refused: matched }
 }
 
 // A provider may fall back to another provider's models (google -> anthropic): credit the owner.
@@ -230,6 +264,10 @@ const RATE_KEYS = {
   cacheRead: 'cache_read_mtok',
   cacheWrite: 'cache_write_mtok',
   cacheWrite1h: 'cache_write_1h_mtok',
+  inputAudio: 'input_audio_mtok',
+  cacheAudioRead: 'cache_audio_read_mtok',
+  outputAudio: 'output_audio_mtok',
+  webSearch: 'web_searches_kcount',
 } as const
 
 /**
@@ -247,12 +285,18 @@ function toRates(prices: ModelPrice): DatasetRates | null {
   const thresholds = [...new Set([input, output, cacheRead, cacheWrite, cacheWrite1h].flatMap(tierStarts))].sort(
     (a, b) => a - b,
   )
+  // Audio and search prices are flat in the dataset for every model that has them; a tiered one
+  // would be billed at its base price.
   return {
     input: rateAt(input, -1) ?? '0',
     output: rateAt(output, -1) ?? '0',
     cacheRead: rateAt(cacheRead, -1),
     cacheWrite: rateAt(cacheWrite, -1),
     cacheWrite1h: rateAt(cacheWrite1h, -1),
+    inputAudio: rateAt(prices[RATE_KEYS.inputAudio], -1),
+    cacheAudioRead: rateAt(prices[RATE_KEYS.cacheAudioRead], -1),
+    outputAudio: rateAt(prices[RATE_KEYS.outputAudio], -1),
+    webSearch: rateAt(prices[RATE_KEYS.webSearch], -1),
     tiers: thresholds.map((threshold) => ({
       aboveInputTokens: threshold,
       input: rateAt(input, threshold) ?? '0',

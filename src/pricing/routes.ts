@@ -7,15 +7,15 @@ import { parseInstant, SUPPORTED_DATES } from '../lib/time.js'
 import { uuidv7 } from '../lib/uuidv7.js'
 import { parseRange } from '../analytics/reader.js'
 import { repriceEvents } from '../usage/repository.js'
-import { PriceCatalog, overrideProblems, type PriceOverride, type PriceTier, type ResolvedPrice } from './catalog.js'
+import { PriceCatalog, overrideProblems, type PriceOverride } from './catalog.js'
 import { canonicalProvider } from './dataset.js'
 import { decimalFromNumber, formatUsd, parseUsd } from '../lib/money.js'
 import { compileOverride } from './overrides.js'
-import { deleteOverride, insertOverride, listOverrides, replaceOverride, withOverridesLock, type StoredOverride } from './repository.js'
+import { usagePartProblem } from '../lib/usage-parts.js'
+import { deleteOverride, insertOverride, listOverrides, replaceOverride, withOverridesLock } from './repository.js'
 import {
   OverrideBody,
   OverrideInfo,
-  PriceInfo,
   PricesQuery,
   PricesResponse,
   QuoteBody,
@@ -25,73 +25,11 @@ import {
   ResolveQuery,
   ResolveResponse,
 } from './schemas.js'
+import { overridePriceInfo, resolveReason, toOverrideInfo, toPriceInfo, usd } from './price-info.js'
 import { repriceWith, type PricingService } from './service.js'
+import { unmatchedRoutes } from './unmatched.js'
 
 const authErrors = { 401: ErrorResponse, 403: ErrorResponse, 429: ErrorResponse }
-const usd = (v: string) => Number(v)
-const usdOrNull = (v: string | null | undefined) => (v === null || v === undefined ? null : Number(v))
-
-function tierInfo(t: PriceTier) {
-  return {
-    aboveInputTokens: t.aboveInputTokens,
-    input: usd(t.input),
-    output: usd(t.output),
-    cacheRead: usdOrNull(t.cacheRead),
-    cacheWrite: usdOrNull(t.cacheWrite),
-    cacheWrite1h: usdOrNull(t.cacheWrite1h),
-  }
-}
-
-function rates(p: Pick<PriceOverride, 'input' | 'output' | 'cacheRead' | 'cacheWrite' | 'cacheWrite1h' | 'reasoning' | 'tiers'>) {
-  return {
-    input: usd(p.input),
-    output: usd(p.output),
-    cacheRead: usdOrNull(p.cacheRead),
-    cacheWrite: usdOrNull(p.cacheWrite),
-    cacheWrite1h: usdOrNull(p.cacheWrite1h),
-    reasoning: usdOrNull(p.reasoning),
-    tiers: p.tiers.map(tierInfo),
-  }
-}
-
-export function toPriceInfo(p: ResolvedPrice): PriceInfo {
-  return {
-    source: p.source.kind,
-    sourceLabel: p.sourceLabel,
-    overrideId: p.source.kind === 'override' ? p.source.overrideId : null,
-    provider: p.provider,
-    model: p.model,
-    ...rates(p),
-    effectiveFrom: p.effectiveFrom?.toISOString() ?? null,
-    effectiveTo: p.effectiveTo?.toISOString() ?? null,
-  }
-}
-
-function toOverrideInfo(o: StoredOverride): OverrideInfo {
-  return {
-    id: o.id,
-    provider: o.provider,
-    modelPattern: o.modelPattern,
-    effectiveFrom: o.effectiveFrom.toISOString(),
-    effectiveTo: o.effectiveTo?.toISOString() ?? null,
-    ...rates(o),
-    note: o.note,
-    createdAt: o.createdAt.toISOString(),
-  }
-}
-
-function overridePriceInfo(o: PriceOverride): PriceInfo {
-  return {
-    source: 'override',
-    sourceLabel: `override:${o.id}`,
-    overrideId: o.id,
-    provider: canonicalProvider(o.provider),
-    model: o.modelPattern,
-    ...rates(o),
-    effectiveFrom: o.effectiveFrom.toISOString(),
-    effectiveTo: o.effectiveTo?.toISOString() ?? null,
-  }
-}
 
 function parseAt(value: string | undefined, field: string): Date {
   if (value === undefined) return new Date()
@@ -138,6 +76,7 @@ function assertValidOverride(o: PriceOverride, existing: PriceOverride[]): void 
 export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pricing: PricingService }> = async (app, opts) => {
   const { database, pricing } = opts
   const catalog = pricing.catalog
+  await app.register(unmatchedRoutes, { database, catalog })
 
   app.get(
     '/api/prices',
@@ -183,14 +122,17 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
     async (request) => {
       const { provider, model } = request.query
       const at = parseAt(request.query.at, 'querystring.at')
-      const price = catalog.resolve(provider, model, at)
-      const reason =
-        price === null
-          ? `No override and no dataset price (genai-prices@${PriceCatalog.datasetVersion()}) matches provider '${provider}' model '${model}': events are stored unpriced`
-          : price.source.kind === 'override'
-            ? `Override ${price.source.overrideId} (pattern '${price.model}', in effect from ${price.effectiveFrom?.toISOString()}) wins over the dataset`
-            : `'${model}' resolves to ${price.provider}/${price.model} in genai-prices@${price.source.version}; no override applies`
-      return { provider, model, at: at.toISOString(), priced: price !== null, reason, price: price && toPriceInfo(price) }
+      const { price, refused } = catalog.explain(provider, model, at)
+      return {
+        provider,
+        model,
+        at: at.toISOString(),
+        priced: price !== null,
+        reason: resolveReason(provider, model, price, refused),
+        corrected: price !== null && price.corrections.length > 0,
+        refusedMatch: refused,
+        price: price && toPriceInfo(price),
+      }
     },
   )
 
@@ -214,28 +156,50 @@ export const pricingRoutes: FastifyPluginAsyncTypebox<{ database: Database; pric
         cacheWriteTokens: b.cacheWriteTokens ?? 0,
         cacheWrite1hTokens: b.cacheWrite1hTokens ?? 0,
         reasoningTokens: b.reasoningTokens ?? 0,
+        inputAudioTokens: b.inputAudioTokens ?? 0,
+        outputAudioTokens: b.outputAudioTokens ?? 0,
+        webSearchRequests: b.webSearchRequests ?? 0,
+        serviceTier: b.serviceTier ?? 'standard',
+        inferenceGeo: b.inferenceGeo ?? null,
       }
-      if (usage.cacheReadTokens + usage.cacheWriteTokens > usage.inputTokens) {
-        throw new Errors.validation('body.cacheReadTokens + cacheWriteTokens exceed inputTokens: inputTokens must include cache reads and writes')
-      }
-      if (usage.cacheWrite1hTokens > usage.cacheWriteTokens) throw new Errors.validation('body.cacheWrite1hTokens exceeds cacheWriteTokens')
-      if (usage.reasoningTokens > usage.outputTokens) throw new Errors.validation('body.reasoningTokens exceeds outputTokens: outputTokens must include reasoning')
+      const problem = usagePartProblem(usage)
+      if (problem !== null) throw new Errors.validation(problem.message((field) => `body.${field}`))
       const at = b.at === undefined ? new Date() : new Date(b.at)
       const quote = catalog.quote(b.provider, b.model, at, usage)
       if (!quote.priced) {
-        return { priced: false, cost: null, costExact: null, breakdown: null, tierAboveInputTokens: null, reason: quote.reason, price: null }
+        return {
+          priced: false,
+          cost: null,
+          costExact: null,
+          breakdown: null,
+          tierAboveInputTokens: null,
+          serviceTier: null,
+          modifier: null,
+          regionModifier: null,
+          unbilled: [],
+          reason: quote.reason,
+          price: null,
+        }
       }
+      const parts = quote.breakdown
       return {
         priced: true,
         cost: usd(quote.cost),
         costExact: quote.cost,
         breakdown: {
-          input: usd(quote.breakdown.input),
-          cacheRead: usd(quote.breakdown.cacheRead),
-          cacheWrite: usd(quote.breakdown.cacheWrite),
-          output: usd(quote.breakdown.output),
+          input: usd(parts.input),
+          cacheRead: usd(parts.cacheRead),
+          cacheWrite: usd(parts.cacheWrite),
+          output: usd(parts.output),
+          inputAudio: usd(parts.inputAudio),
+          outputAudio: usd(parts.outputAudio),
+          webSearch: usd(parts.webSearch),
         },
         tierAboveInputTokens: quote.tierAboveInputTokens,
+        serviceTier: quote.serviceTier,
+        modifier: quote.modifier,
+        regionModifier: quote.regionModifier,
+        unbilled: quote.unbilled,
         reason: `priced with ${quote.price.sourceLabel}`,
         price: toPriceInfo(quote.price),
       }

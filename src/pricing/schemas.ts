@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { DATE_OR_TIMESTAMP_FORMAT } from '../lib/time.js'
-import { BotId, MAX_TOKENS, Model, Provider, TokenCount } from '../lib/schemas.js'
+import { BotId, InferenceGeoField, MAX_TOKENS, Model, Provider, ServiceTierField, TokenCount } from '../lib/schemas.js'
 
 const PerMTok = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000, description: `${description}, USD per million tokens` })
 const NullablePerMTok = (description: string) => Type.Union([PerMTok(description), Type.Null()])
@@ -69,15 +69,31 @@ export const OverrideInfo = Type.Object({
 })
 export type OverrideInfo = Static<typeof OverrideInfo>
 
+const NullableNumber = (description: string) => Type.Union([Type.Number(), Type.Null()], { description })
+
+export const AppliedCorrectionInfo = Type.Object({
+  id: Type.String(),
+  source: Type.String({ description: "The provider's page the corrected values come from" }),
+  checked: Type.String({ description: 'Date the values were checked against it (YYYY-MM-DD)' }),
+  fields: Type.Array(Type.String(), { description: 'Price fields the correction set' }),
+  why: Type.String(),
+})
+
 export const PriceInfo = Type.Object({
-  source: Type.Enum(['dataset', 'override']),
+  source: Type.Enum(['dataset', 'override', 'correction'], { description: 'correction: a model the dataset lacks, priced by a committed correction' }),
   sourceLabel: Type.String({ description: 'Stored with each event priced by it' }),
   overrideId: Type.Union([Type.String(), Type.Null()]),
   provider: Type.String(),
   model: Type.String({ description: 'Dataset model id, or the override pattern' }),
   ...Rates,
+  inputAudio: NullableNumber('Audio input, USD per million tokens; null: the input price'),
+  cacheAudioRead: NullableNumber('Cached audio input; null: the cacheRead price'),
+  outputAudio: NullableNumber('Audio output; null: the output price'),
+  thinkingOutput: NullableNumber('Every output token of a call that reasoned; null: no such rule'),
+  webSearch: NullableNumber('USD per 1,000 web search requests; null: no known price (searches are not billed)'),
   effectiveFrom: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   effectiveTo: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  corrections: Type.Array(AppliedCorrectionInfo, { description: 'Committed corrections applied over the dataset price' }),
 })
 export type PriceInfo = Static<typeof PriceInfo>
 
@@ -102,6 +118,10 @@ export const ResolveResponse = Type.Object({
   at: Type.String({ format: 'date-time' }),
   priced: Type.Boolean(),
   reason: Type.String({ description: 'Why this price applies, or why none does' }),
+  corrected: Type.Boolean({ description: 'True when committed corrections changed the dataset price (see price.corrections)' }),
+  refusedMatch: Type.Union([Type.String(), Type.Null()], {
+    description: "A dataset model the name only extends with a newer version number ('anthropic/claude-sonnet-5' for claude-sonnet-5-5); not used",
+  }),
   price: Type.Union([PriceInfo, Type.Null()]),
 })
 
@@ -116,20 +136,46 @@ export const QuoteBody = Type.Object(
     cacheWriteTokens: Type.Optional(TokenCount('Part of inputTokens')),
     cacheWrite1hTokens: Type.Optional(TokenCount('Part of cacheWriteTokens')),
     reasoningTokens: Type.Optional(TokenCount('Part of outputTokens')),
+    inputAudioTokens: Type.Optional(TokenCount('Part of inputTokens: audio input')),
+    outputAudioTokens: Type.Optional(TokenCount('Part of outputTokens: audio output')),
+    webSearchRequests: Type.Optional(TokenCount('Server-side web searches')),
+    serviceTier: Type.Optional(ServiceTierField),
+    inferenceGeo: Type.Optional(InferenceGeoField),
   },
   { additionalProperties: false },
 )
 export type QuoteBody = Static<typeof QuoteBody>
+
+const Modifier = Type.Object({
+  serviceTier: ServiceTierField,
+  inferenceGeo: Type.Optional(Type.String()),
+  multiplier: Type.String({ description: 'Multiplies every token bucket (not web searches)' }),
+  source: Type.String(),
+  checked: Type.String(),
+  note: Type.String(),
+})
 
 export const QuoteResponse = Type.Object({
   priced: Type.Boolean(),
   cost: Type.Union([Type.Number(), Type.Null()], { description: 'USD' }),
   costExact: Type.Union([Type.String(), Type.Null()], { description: 'USD as an exact decimal string' }),
   breakdown: Type.Union([
-    Type.Object({ input: Type.Number(), cacheRead: Type.Number(), cacheWrite: Type.Number(), output: Type.Number() }),
+    Type.Object({
+      input: Type.Number({ description: 'Uncached text input' }),
+      cacheRead: Type.Number(),
+      cacheWrite: Type.Number(),
+      output: Type.Number({ description: 'Text output and reasoning' }),
+      inputAudio: Type.Number(),
+      outputAudio: Type.Number(),
+      webSearch: Type.Number(),
+    }),
     Type.Null(),
   ]),
   tierAboveInputTokens: Type.Union([Type.Integer(), Type.Null()]),
+  serviceTier: Type.Union([ServiceTierField, Type.Null()]),
+  modifier: Type.Union([Modifier, Type.Null()], { description: 'The service-tier modifier applied, or null' }),
+  regionModifier: Type.Union([Modifier, Type.Null()], { description: "The region modifier applied (Anthropic inference_geo 'us': 1.1x), or null" }),
+  unbilled: Type.Array(Type.String(), { description: 'What the cost leaves out and why' }),
   reason: Type.String(),
   price: Type.Union([PriceInfo, Type.Null()]),
 })

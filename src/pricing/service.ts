@@ -2,6 +2,7 @@ import type { Database } from '../db/connect.js'
 import type { PriceEvent } from '../usage/ingest.js'
 import type { Reprice } from '../usage/repository.js'
 import { PriceCatalog } from './catalog.js'
+import { SERVICE_TIERS, type ServiceTier } from '../lib/schemas.js'
 import { listOverrides } from './repository.js'
 
 /**
@@ -56,6 +57,9 @@ export class PricingService {
   }
 }
 
+// The column is written only from the validated enum; anything else (a hand edit) prices as standard.
+const asServiceTier = (value: string): ServiceTier => ((SERVICE_TIERS as readonly string[]).includes(value) ? (value as ServiceTier) : 'standard')
+
 /** Re-prices a stored event exactly as ingest would price it now. */
 export function repriceWith(priceEvent: PriceEvent): Reprice {
   return (r) =>
@@ -69,6 +73,11 @@ export function repriceWith(priceEvent: PriceEvent): Reprice {
       cacheWriteTokens: r.cache_write_tokens,
       cacheWrite1hTokens: r.cache_write_1h_tokens,
       reasoningTokens: r.reasoning_tokens,
+      inputAudioTokens: r.input_audio_tokens,
+      outputAudioTokens: r.output_audio_tokens,
+      webSearchRequests: r.web_search_requests,
+      serviceTier: asServiceTier(r.service_tier),
+      inferenceGeo: r.inference_geo,
       reportedCost: r.reported_cost,
     })
 }

@@ -2,6 +2,7 @@ import { uuidv7 } from '../lib/uuidv7.js'
 import { formatUsd, usdFromNumber } from '../lib/money.js'
 import { Errors } from '../errors.js'
 import { compileBodyValidator, describeValidationError } from '../lib/validation.js'
+import { usagePartProblem } from '../lib/usage-parts.js'
 import { toUsageEvent } from '../db/event-store.js'
 import { eventKey, insertEvents, type InsertOutcome, type NewUsageEvent } from './repository.js'
 import type { UsageEvent } from '../lib/usage-event.js'
@@ -21,6 +22,11 @@ export type PriceableEvent = Pick<
   | 'cacheWriteTokens'
   | 'cacheWrite1hTokens'
   | 'reasoningTokens'
+  | 'inputAudioTokens'
+  | 'outputAudioTokens'
+  | 'webSearchRequests'
+  | 'serviceTier'
+  | 'inferenceGeo'
   | 'reportedCost'
 >
 
@@ -59,21 +65,8 @@ export function normalizeEvent(
       `${at('totalTokens')} (${input.totalTokens}) must equal inputTokens + outputTokens (${total})`,
     )
   }
-  if (cacheRead + cacheWrite > input.inputTokens) {
-    throw new EventRejected(
-      at('cacheReadTokens'),
-      `${at('cacheReadTokens')} + cacheWriteTokens (${cacheRead + cacheWrite}) exceed inputTokens (${input.inputTokens}): inputTokens must include cache reads and writes`,
-    )
-  }
-  if (cacheWrite1h > cacheWrite) {
-    throw new EventRejected(at('cacheWrite1hTokens'), `${at('cacheWrite1hTokens')} (${cacheWrite1h}) exceeds cacheWriteTokens (${cacheWrite})`)
-  }
-  if (reasoning > input.outputTokens) {
-    throw new EventRejected(
-      at('reasoningTokens'),
-      `${at('reasoningTokens')} (${reasoning}) exceeds outputTokens (${input.outputTokens}): outputTokens must include reasoning`,
-    )
-  }
+  const problem = usagePartProblem(input)
+  if (problem !== null) throw new EventRejected(at(problem.field), problem.message(at))
 
   let createdAt = ctx.now
   if (input.createdAt !== undefined) {
@@ -113,6 +106,11 @@ export function normalizeEvent(
     cacheWriteTokens: cacheWrite,
     cacheWrite1hTokens: cacheWrite1h,
     reasoningTokens: reasoning,
+    inputAudioTokens: input.inputAudioTokens ?? 0,
+    outputAudioTokens: input.outputAudioTokens ?? 0,
+    webSearchRequests: input.webSearchRequests ?? 0,
+    serviceTier: input.serviceTier ?? 'standard',
+    inferenceGeo: input.inferenceGeo ?? null,
     latencyMs: input.latencyMs ?? null,
     // The JSON number's shortest decimal form, exact to 12 places; stored as numeric.
     reportedCost: input.estimatedCost === undefined ? null : formatUsd(usdFromNumber(input.estimatedCost)),

@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { formatUsd, parseUsd } from '../lib/money.js'
+import type { ServiceTier } from '../lib/schemas.js'
 import { filterConditions, grainStart, ROLLUP_TABLES, type EventFilter, type EventRow, type RollupTable } from '../db/event-store.js'
 import { rollupUpsertCtes } from './rollups.js'
 
@@ -21,6 +22,11 @@ export interface NewUsageEvent {
   cacheWriteTokens: number
   cacheWrite1hTokens: number
   reasoningTokens: number
+  inputAudioTokens: number
+  outputAudioTokens: number
+  webSearchRequests: number
+  serviceTier: ServiceTier
+  inferenceGeo: string | null
   latencyMs: number | null
   /** Exact decimal strings (USD). */
   cost: string | null
@@ -43,11 +49,12 @@ const EVENT_RECORD = sql.raw(`
   ord int, id text, bot_id text, created_at timestamptz, provider text, model text, request_type text,
   success boolean, error_message text, input_tokens int, output_tokens int, total_tokens bigint,
   cache_read_tokens int, cache_write_tokens int, cache_write_1h_tokens int, reasoning_tokens int,
+  input_audio_tokens int, output_audio_tokens int, web_search_requests int, service_tier text, inference_geo text,
   latency_ms int, cost numeric, reported_cost numeric, priced boolean, price_source text, metadata jsonb`)
 
 const EVENT_COLUMNS = sql.raw(`id, bot_id, created_at, provider, model, request_type, success, error_message,
   input_tokens, output_tokens, total_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
-  reasoning_tokens, latency_ms, cost, reported_cost, priced, price_source, metadata`)
+  reasoning_tokens, input_audio_tokens, output_audio_tokens, web_search_requests, service_tier, inference_geo, latency_ms, cost, reported_cost, priced, price_source, metadata`)
 
 function toRecordJson(events: NewUsageEvent[]): string {
   return JSON.stringify(
@@ -68,6 +75,11 @@ function toRecordJson(events: NewUsageEvent[]): string {
       cache_write_tokens: e.cacheWriteTokens,
       cache_write_1h_tokens: e.cacheWrite1hTokens,
       reasoning_tokens: e.reasoningTokens,
+      input_audio_tokens: e.inputAudioTokens,
+      output_audio_tokens: e.outputAudioTokens,
+      web_search_requests: e.webSearchRequests,
+      service_tier: e.serviceTier,
+      inference_geo: e.inferenceGeo,
       latency_ms: e.latencyMs,
       cost: e.cost,
       reported_cost: e.reportedCost,

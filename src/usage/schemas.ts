@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { BotId, MAX_TOKENS, Model, Provider, RequestType, TokenCount } from '../lib/schemas.js'
+import { BotId, InferenceGeoField, MAX_TOKENS, Model, Provider, RequestType, ServiceTierField, TokenCount } from '../lib/schemas.js'
 import { UsageEvent } from '../lib/usage-event.js'
 
 /**
@@ -31,6 +31,11 @@ export const UsageEventInput = Type.Object(
     cacheWriteTokens: Type.Optional(TokenCount('Part of inputTokens written to the prompt cache (all TTLs)')),
     cacheWrite1hTokens: Type.Optional(TokenCount('Part of cacheWriteTokens written with a 1-hour TTL (Anthropic)')),
     reasoningTokens: Type.Optional(TokenCount('Part of outputTokens spent on reasoning/thinking')),
+    inputAudioTokens: Type.Optional(TokenCount('Part of inputTokens that was audio (cached audio included)')),
+    outputAudioTokens: Type.Optional(TokenCount('Part of outputTokens that was generated audio')),
+    webSearchRequests: Type.Optional(TokenCount('Server-side web searches the call ran (Anthropic server_tool_use, OpenAI web search calls)')),
+    serviceTier: Type.Optional(ServiceTierField),
+    inferenceGeo: Type.Optional(InferenceGeoField),
     estimatedCost: Type.Optional(
       Type.Number({ minimum: 0, maximum: 1_000_000, description: 'Cost the client computed, USD. Kept for audit as reportedCost.' }),
     ),

@@ -131,9 +131,9 @@ t.test('monthly report in CSV with a TOTAL row', async (t) => {
   t.equal(res.status, 200)
   t.match(String(res.headers['content-type']), /^text\/csv/)
   const rows = parseCsv(res.text)
-  t.same(rows[0], ['botId', 'provider', 'model', 'calls', 'failures', 'inputTokens', 'outputTokens', 'totalTokens', 'cacheReadTokens', 'cacheWriteTokens', 'reasoningTokens', 'cost', 'unpricedCalls'])
+  t.same(rows[0], ['botId', 'provider', 'model', 'calls', 'failures', 'inputTokens', 'outputTokens', 'totalTokens', 'cacheReadTokens', 'cacheWriteTokens', 'reasoningTokens', 'inputAudioTokens', 'outputAudioTokens', 'webSearchRequests', 'cost', 'unpricedCalls'])
   t.same(rows[1].slice(0, 5), ['bot_a', 'acme', 'acme,large "v2"', '1', '0'])
-  t.same(rows[rows.length - 1], ['TOTAL', '', '', '3', '1', '30', '15', '45', '0', '0', '0', '1.750000000001', '3'])
+  t.same(rows[rows.length - 1], ['TOTAL', '', '', '3', '1', '30', '15', '45', '0', '0', '0', '0', '0', '0', '1.750000000001', '3'])
 })
 
 t.test('bad export and report parameters get 400', async (t) => {

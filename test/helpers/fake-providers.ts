@@ -23,6 +23,10 @@ export interface ScriptedReply {
   dropAfterEvents?: number
   /** Streams: send the provider's in-stream error event after this many events (Anthropic `event: error`, OpenAI `data: {"error":...}`). */
   errorEventAfter?: number
+  /** OpenAI: the response's top-level service_tier (default 'default'). */
+  serviceTier?: string
+  /** OpenAI Responses: output items before the message (e.g. `{ type: 'web_search_call', ... }`). */
+  extraOutput?: Record<string, unknown>[]
 }
 
 export interface RecordedRequest {
@@ -212,12 +216,12 @@ function openAIChatCompletion(reply: ScriptedReply, model: string, id: number): 
   return {
     id: `chatcmpl-fake${id}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model,
     choices: [{ index: 0, message: { role: 'assistant', content: reply.text ?? 'Hello from fake GPT', refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
-    usage: openAIUsage(reply), service_tier: 'default', system_fingerprint: 'fp_fake',
+    usage: openAIUsage(reply), service_tier: reply.serviceTier ?? 'default', system_fingerprint: 'fp_fake',
   }
 }
 
 async function openAIChatStream(response: ServerResponse, reply: ScriptedReply, model: string, id: number, includeUsage: boolean): Promise<void> {
-  const base = { id: `chatcmpl-fake${id}`, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model, service_tier: 'default', system_fingerprint: 'fp_fake' }
+  const base = { id: `chatcmpl-fake${id}`, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model, service_tier: reply.serviceTier ?? 'default', system_fingerprint: 'fp_fake' }
   const withUsage = (chunk: Record<string, unknown>): Record<string, unknown> => (includeUsage ? { ...chunk, usage: null } : chunk)
   const chunks: Record<string, unknown>[] = [
     withUsage({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }] }),
@@ -246,8 +250,8 @@ function openAIResponse(reply: ScriptedReply, model: string, id: number, status:
   return {
     id: `resp_fake${id}`, object: 'response', created_at: Math.floor(Date.now() / 1000), status, background: false,
     error: null, incomplete_details: null, instructions: null, max_output_tokens: null, model,
-    output: done ? [{ type: 'message', id: `msg_fake${id}`, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: reply.text ?? 'Hello from fake Responses', annotations: [], logprobs: [] }] }] : [],
-    parallel_tool_calls: true, previous_response_id: null, reasoning: { effort: null, summary: null }, service_tier: 'default',
+    output: done ? [...(reply.extraOutput ?? []), { type: 'message', id: `msg_fake${id}`, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: reply.text ?? 'Hello from fake Responses', annotations: [], logprobs: [] }] }] : [],
+    parallel_tool_calls: true, previous_response_id: null, reasoning: { effort: null, summary: null }, service_tier: reply.serviceTier ?? 'default',
     store: true, temperature: 1, text: { format: { type: 'text' }, verbosity: 'medium' }, tool_choice: 'auto', tools: [], top_p: 1,
     truncation: 'disabled', usage: done ? responsesUsage(reply) : null, user: null, metadata: {},
   }
@@ -277,7 +281,7 @@ async function openAIResponsesStream(response: ServerResponse, reply: ScriptedRe
 function geminiUsage(reply: ScriptedReply): Record<string, unknown> {
   const usage: Record<string, unknown> = { promptTokenCount: 15, candidatesTokenCount: 8, ...reply.usage }
   usage.totalTokenCount = Number(usage.promptTokenCount) + Number(usage.candidatesTokenCount) + Number(usage.thoughtsTokenCount ?? 0)
-  usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: usage.promptTokenCount }]
+  usage.promptTokensDetails ??= [{ modality: 'TEXT', tokenCount: usage.promptTokenCount }]
   return usage
 }
 

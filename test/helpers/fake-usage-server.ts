@@ -32,10 +32,13 @@ export interface FakeUsageServerOptions {
 
 const allowed = new Set([
   'id', 'botId', 'model', 'provider', 'inputTokens', 'outputTokens', 'totalTokens', 'cacheReadTokens',
-  'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens', 'estimatedCost', 'requestType', 'success',
-  'errorMessage', 'latencyMs', 'metadata', 'createdAt',
+  'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens', 'inputAudioTokens', 'outputAudioTokens', 'webSearchRequests',
+  'serviceTier', 'inferenceGeo', 'estimatedCost', 'requestType', 'success', 'errorMessage', 'latencyMs', 'metadata', 'createdAt',
 ])
-const counts = ['inputTokens', 'outputTokens', 'totalTokens', 'cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens', 'latencyMs']
+const counts = [
+  'inputTokens', 'outputTokens', 'totalTokens', 'cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens',
+  'inputAudioTokens', 'outputAudioTokens', 'webSearchRequests', 'latencyMs',
+]
 
 export class FakeUsageServer {
   readonly stored: StoredEvent[] = []
@@ -224,6 +227,7 @@ function validate(value: unknown): string | null {
   if (event.totalTokens !== undefined && event.totalTokens !== Number(event.inputTokens) + Number(event.outputTokens)) {
     return 'totalTokens must equal inputTokens + outputTokens'
   }
+  if (event.serviceTier !== undefined && !['standard', 'flex', 'priority', 'batch'].includes(String(event.serviceTier))) return 'serviceTier is invalid'
   if (event.success !== undefined && typeof event.success !== 'boolean') return 'success must be a boolean'
   if (event.errorMessage !== undefined && (typeof event.errorMessage !== 'string' || event.errorMessage.length > 4000)) {
     return 'errorMessage is invalid'

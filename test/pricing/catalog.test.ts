@@ -22,7 +22,7 @@ function override(fields: Partial<PriceOverride> & Pick<PriceOverride, 'id' | 'p
 }
 
 t.test('common spellings of a model resolve to the same dataset price', async (t) => {
-  const catalog = new PriceCatalog()
+  const catalog = new PriceCatalog({ corrections: [] }) // the dataset as shipped; corrections.test.ts covers the corrections
   const version = PriceCatalog.datasetVersion()
   const usage = usageOf({ inputTokens: 150, outputTokens: 300 })
   const groups: { label: string; cost: string; spellings: [string, string][] }[] = [
@@ -90,7 +90,7 @@ t.test('common spellings of a model resolve to the same dataset price', async (t
 })
 
 t.test('resolve describes where a dataset price comes from and when it applies', async (t) => {
-  const catalog = new PriceCatalog()
+  const catalog = new PriceCatalog({ corrections: [] }) // the dataset as shipped; corrections.test.ts covers the corrections
   const before = catalog.resolve('openai', 'o3', new Date('2025-06-09T23:59:59Z'))
   const after = catalog.resolve('openai', 'o3', new Date('2025-06-10T00:00:00Z'))
   t.match(before, {
@@ -250,7 +250,7 @@ t.test('pricing works with the network disabled', async (t) => {
 // our exact cost must agree with the dataset's own floating-point calculator, which confirms the
 // buckets, cache fallbacks, tiers and dates are read the way the dataset means them.
 t.test('agrees with the dataset calculator on every model of the three providers', async (t) => {
-  const catalog = new PriceCatalog()
+  const catalog = new PriceCatalog({ corrections: [] }) // the dataset as shipped; corrections.test.ts covers the corrections
   const usages = [
     usageOf({ inputTokens: 1000, outputTokens: 500 }),
     usageOf({ inputTokens: 50_000, cacheReadTokens: 20_000, cacheWriteTokens: 10_000, cacheWrite1hTokens: 4000, outputTokens: 3000 }),

@@ -92,7 +92,7 @@ const rows: Row[] = [
   { provider: 'anthropic', model: 'claude-3-5-sonnet-20241022', usage: { inputTokens: 10_000, cacheReadTokens: 8000, outputTokens: 500 }, cost: '0.0159' }, // 2000*3/1e6 + 8000*0.3/1e6 + 500*15/1e6
   { provider: 'anthropic', model: 'claude-3-5-sonnet-20241022', usage: { inputTokens: 5000, cacheWriteTokens: 4000, outputTokens: 200 }, cost: '0.021' }, // 1000*3/1e6 + 4000*3.75/1e6 + 200*15/1e6
   { provider: 'anthropic', model: 'claude-3-5-sonnet-20241022', usage: { inputTokens: 5000, cacheWriteTokens: 4000, cacheWrite1hTokens: 4000, outputTokens: 200 }, cost: '0.03' }, // 1000*3/1e6 + 4000*6/1e6 + 200*15/1e6
-  { provider: 'anthropic', model: 'claude-3-5-sonnet-latest', usage: { inputTokens: 20_000, cacheReadTokens: 10_000, cacheWriteTokens: 6000, cacheWrite1hTokens: 2000, outputTokens: 1000 }, cost: '0.057', breakdown: { input: '0.012', cacheRead: '0.003', cacheWrite: '0.027', output: '0.015' } }, // 4000*3/1e6 + 10000*0.3/1e6 + 4000*3.75/1e6 + 2000*6/1e6 + 1000*15/1e6
+  { provider: 'anthropic', model: 'claude-3-5-sonnet-latest', usage: { inputTokens: 20_000, cacheReadTokens: 10_000, cacheWriteTokens: 6000, cacheWrite1hTokens: 2000, outputTokens: 1000 }, cost: '0.057', breakdown: { input: '0.012', cacheRead: '0.003', cacheWrite: '0.027', output: '0.015', inputAudio: '0', outputAudio: '0', webSearch: '0' } }, // 4000*3/1e6 + 10000*0.3/1e6 + 4000*3.75/1e6 + 2000*6/1e6 + 1000*15/1e6
   { provider: 'anthropic', model: 'claude-3-5-haiku-20241022', usage: { inputTokens: 1000, outputTokens: 1000 }, cost: '0.0048', source: 'anthropic/claude-3-5-haiku-latest' }, // 1000*0.8/1e6 + 1000*4/1e6
   { provider: 'anthropic', model: 'claude-3-haiku-20240307', usage: { inputTokens: 1234, outputTokens: 567 }, cost: '0.00101725' }, // 1234*0.25/1e6 + 567*1.25/1e6
   { provider: 'anthropic', model: 'claude-opus-4-20250514', usage: { inputTokens: 2000, cacheReadTokens: 1000, outputTokens: 300 }, cost: '0.039', source: 'anthropic/claude-opus-4-0' }, // 1000*15/1e6 + 1000*1.5/1e6 + 300*75/1e6
@@ -113,7 +113,7 @@ const rows: Row[] = [
   { provider: 'openai', model: 'gpt-4o-mini', usage: { inputTokens: 10_000, cacheReadTokens: 5000, outputTokens: 2000 }, cost: '0.002325' }, // 5000*0.15/1e6 + 5000*0.075/1e6 + 2000*0.6/1e6
   { provider: 'openai', model: 'gpt-4.1', usage: { inputTokens: 100_000 }, cost: '0.2' }, // 100000*2/1e6
   { provider: 'openai', model: 'o3-mini', usage: { inputTokens: 500, outputTokens: 3000, reasoningTokens: 2500 }, cost: '0.01375' }, // 500*1.1/1e6 + (500+2500)*4.4/1e6: reasoning billed as output
-  { provider: 'openai', model: 'o3-mini-2025-01-31', usage: { inputTokens: 5000, cacheReadTokens: 3000, outputTokens: 2000, reasoningTokens: 1500 }, cost: '0.01265', source: 'openai/o3-mini', breakdown: { input: '0.0022', cacheRead: '0.00165', cacheWrite: '0', output: '0.0088' } }, // 2000*1.1/1e6 + 3000*0.55/1e6 + 2000*4.4/1e6
+  { provider: 'openai', model: 'o3-mini-2025-01-31', usage: { inputTokens: 5000, cacheReadTokens: 3000, outputTokens: 2000, reasoningTokens: 1500 }, cost: '0.01265', source: 'openai/o3-mini', breakdown: { input: '0.0022', cacheRead: '0.00165', cacheWrite: '0', output: '0.0088', inputAudio: '0', outputAudio: '0', webSearch: '0' } }, // 2000*1.1/1e6 + 3000*0.55/1e6 + 2000*4.4/1e6
   { provider: 'openai', model: 'o1-2024-12-17', usage: { inputTokens: 1000, outputTokens: 2000, reasoningTokens: 1500 }, cost: '0.135', source: 'openai/o1' }, // 1000*15/1e6 + 2000*60/1e6
   // o3 dropped from 10/40 to 2/8 on 2025-06-10 in the dataset
   { provider: 'openai', model: 'o3', at: '2025-05-01T00:00:00Z', usage: { inputTokens: 1000, outputTokens: 1000, reasoningTokens: 800 }, cost: '0.05' }, // 1000*10/1e6 + 1000*40/1e6
@@ -132,19 +132,19 @@ const rows: Row[] = [
   { provider: 'openai', model: 'gpt-4o', at: '2025-04-01T00:00:00Z', usage: { inputTokens: 1000, outputTokens: 500 }, cost: '0.0075', source: 'openai/gpt-4o' }, // effectiveTo is exclusive
 
   // Google: Gemini reports cached and thinking tokens inside its totals, as we do
-  { provider: 'google', model: 'models/gemini-1.5-pro', usage: { inputTokens: 10_000, outputTokens: 1000 }, cost: '0.0175', source: 'google/gemini-1.5-pro' }, // 10000*1.25/1e6 + 1000*5/1e6
+  { provider: 'google', model: 'models/gemini-1.5-pro', usage: { inputTokens: 10_000, outputTokens: 1000 }, cost: '0.0175', source: 'google/gemini-1.5-pro+corrections:google-gemini-1.5-pro-cached-input' }, // 10000*1.25/1e6 + 1000*5/1e6
   { provider: 'google', model: 'gemini-1.5-pro-002', usage: { inputTokens: 200_000, outputTokens: 1000 }, cost: '0.51' }, // above 128k: 200000*2.5/1e6 + 1000*10/1e6
-  { provider: 'google', model: 'gemini-1.5-pro', usage: { inputTokens: 10_000, cacheReadTokens: 4000 }, cost: '0.0125' }, // no cache price in the dataset: all at input, 10000*1.25/1e6
+  { provider: 'google', model: 'gemini-1.5-pro', usage: { inputTokens: 10_000, cacheReadTokens: 4000 }, cost: '0.00875' }, // the dataset has no cache price; the correction's 0.3125: 6000*1.25/1e6 + 4000*0.3125/1e6
   { provider: 'google', model: 'gemini-2.5-pro', usage: { inputTokens: 100_000, cacheReadTokens: 40_000, outputTokens: 2000 }, cost: '0.1' }, // 60000*1.25/1e6 + 40000*0.125/1e6 + 2000*10/1e6
   { provider: 'google', model: 'gemini-2.5-pro', usage: { inputTokens: 300_000, cacheReadTokens: 100_000, outputTokens: 5000, reasoningTokens: 3000 }, cost: '0.6' }, // above 200k: 200000*2.5/1e6 + 100000*0.25/1e6 + 5000*15/1e6
   { provider: 'gemini', model: 'gemini-2.5-flash', usage: { inputTokens: 1000, outputTokens: 5000, reasoningTokens: 4000 }, cost: '0.0128', source: 'google/gemini-2.5-flash' }, // thinking billed as output: 1000*0.3/1e6 + 5000*2.5/1e6
-  { provider: 'google', model: 'models/gemini-2.5-flash', usage: { inputTokens: 12_000, cacheReadTokens: 8000, outputTokens: 3000, reasoningTokens: 2200 }, cost: '0.00894', breakdown: { input: '0.0012', cacheRead: '0.00024', cacheWrite: '0', output: '0.0075' } }, // 4000*0.3/1e6 + 8000*0.03/1e6 + 3000*2.5/1e6
+  { provider: 'google', model: 'models/gemini-2.5-flash', usage: { inputTokens: 12_000, cacheReadTokens: 8000, outputTokens: 3000, reasoningTokens: 2200 }, cost: '0.00894', breakdown: { input: '0.0012', cacheRead: '0.00024', cacheWrite: '0', output: '0.0075', inputAudio: '0', outputAudio: '0', webSearch: '0' } }, // 4000*0.3/1e6 + 8000*0.03/1e6 + 3000*2.5/1e6
   { provider: 'google', model: 'models/gemini-2.5-flash', usage: { inputTokens: 50_000, cacheReadTokens: 40_000, outputTokens: 100 }, cost: '0.00445' }, // 10000*0.3/1e6 + 40000*0.03/1e6 + 100*2.5/1e6
   { provider: 'google', model: 'gemini-2.0-flash-001', usage: { inputTokens: 1_000_000, outputTokens: 1_000_000 }, cost: '0.5' }, // 1000000*0.1/1e6 + 1000000*0.4/1e6
   { provider: 'google', model: 'gemini-1.5-flash', usage: { inputTokens: 1000, cacheReadTokens: 500, outputTokens: 100 }, cost: '0.000076875' }, // 500*0.075/1e6 + 500*0.01875/1e6 + 100*0.3/1e6
   { provider: 'google', model: 'gemini-1.5-flash-002', usage: { inputTokens: 200_000, cacheReadTokens: 100_000, outputTokens: 1000 }, cost: '0.01935' }, // above 128k: 100000*0.15/1e6 + 100000*0.0375/1e6 + 1000*0.6/1e6
-  // override ovr-flash-thinking from 2025-04-17: thinking at 3.5 instead of 0.6
-  { provider: 'google', model: 'models/gemini-2.5-flash-preview-04-17', at: '2025-04-16T12:00:00Z', usage: { inputTokens: 1000, outputTokens: 3000, reasoningTokens: 2000 }, cost: '0.00195', source: 'google/gemini-2.5-flash-preview' }, // 1000*0.15/1e6 + 3000*0.6/1e6
+  // override ovr-flash-thinking from 2025-04-17 (thinking tokens at 3.5, the rest of the output at 0.6) wins over the correction
+  { provider: 'google', model: 'models/gemini-2.5-flash-preview-04-17', at: '2025-04-16T12:00:00Z', usage: { inputTokens: 1000, outputTokens: 3000, reasoningTokens: 2000 }, cost: '0.01065', source: 'google/gemini-2.5-flash-preview+corrections:google-gemini-2.5-flash-preview-thinking' }, // the correction's thinking output price for all output of a thinking call: 1000*0.15/1e6 + 3000*3.5/1e6
   { provider: 'google', model: 'models/gemini-2.5-flash-preview-04-17', at: '2025-05-01T12:00:00Z', usage: { inputTokens: 1000, outputTokens: 3000, reasoningTokens: 2000 }, cost: '0.00775', source: 'override:ovr-flash-thinking' }, // 1000*0.15/1e6 + 1000*0.6/1e6 + 2000*3.5/1e6
 
   // override ovr-acme-tiered: 1/2 (cache read 0.1); above 100k 2/4 (cache read inherited 0.1); above 500k 3/6 (cache read 0.3)

@@ -4,6 +4,8 @@ import {
   decimalFromNumber,
   formatUsd,
   isValidPrice,
+  multiplyDecimals,
+  multiplyUsd,
   parseUsd,
   usdFromNumber,
   usdToNumber,
@@ -109,4 +111,14 @@ t.test('usdFromNumber converts reported float costs', async (t) => {
 t.test('isValidPrice', async (t) => {
   for (const good of ['0', '3', '0.075', '1000', '0.000000000001']) t.ok(isValidPrice(good), good)
   for (const bad of ['-1', '', '1e3', '0.0000000000001', ' 3', 'three']) t.notOk(isValidPrice(bad), bad)
+})
+
+t.test('modifiers multiply exactly and round half-up once', async (t) => {
+  t.equal(multiplyDecimals('0.5', '1.1'), '0.55')
+  t.equal(multiplyDecimals('2', '1.1'), '2.2')
+  t.equal(multiplyDecimals('0.5', '2'), '1')
+  t.equal(multiplyDecimals('3', '4'), '12')
+  t.equal(multiplyUsd(75_000_000_000n, '0.55'), 41_250_000_000n) // $0.075 * 0.55 = $0.04125
+  t.equal(multiplyUsd(3n, '0.5'), 2n, '1.5 pico-USD rounds half-up to 2')
+  t.equal(multiplyUsd(1n, '0.4'), 0n)
 })

@@ -1,6 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk'
 import type { Tracker } from '../event.js'
-import { CallRecorder, num, observeApiPromise, observeStream, record, replaceMethod, stringOr, type InstrumentOptions, type NormalizedUsage } from './shared.js'
+import { CallRecorder, num, observeApiPromise, observeStream, record, replaceMethod, serviceTierOf, stringOr, type InstrumentOptions, type NormalizedUsage } from './shared.js'
 
 type MessageCreate = Anthropic['messages']['create']
 export type AnthropicCreateParams = Parameters<MessageCreate>[0]
@@ -90,5 +90,13 @@ export function anthropicUsage(usage: Record<string, unknown> | undefined): Norm
   if (oneHour !== undefined) normalized.cacheWrite1hTokens = oneHour
   const thinking = num(record(usage?.output_tokens_details)?.thinking_tokens)
   if (thinking !== undefined) normalized.reasoningTokens = thinking
+  // Server-side web searches are billed per search ($10 per 1,000), on top of the tokens.
+  const searches = num(record(usage?.server_tool_use)?.web_search_requests)
+  if (searches !== undefined && searches > 0) normalized.webSearchRequests = searches
+  const tier = serviceTierOf(usage?.service_tier)
+  if (tier !== undefined) normalized.serviceTier = tier
+  // 'us' (US-only inference) is billed 1.1x; 'not_available' (a model without regions) says nothing.
+  const geo = usage?.inference_geo
+  if (typeof geo === 'string' && /^[a-z][a-z0-9_-]{0,31}$/.test(geo) && geo !== 'not_available') normalized.inferenceGeo = geo
   return normalized
 }

@@ -115,5 +115,21 @@ export function geminiUsage(usage: Record<string, unknown> | undefined): Normali
   }
   if (cached !== undefined) normalized.cacheReadTokens = cached
   if (thoughts !== undefined) normalized.reasoningTokens = thoughts
+  // Audio is billed at its own price (Gemini 2.5 Flash: $1.00 vs $0.30 per million): the
+  // per-modality details say how much of the prompt (and of the answer) was audio.
+  const audioIn = modalityTokens(usage?.promptTokensDetails, 'AUDIO') + modalityTokens(usage?.toolUsePromptTokensDetails, 'AUDIO')
+  if (audioIn > 0) normalized.inputAudioTokens = Math.min(audioIn, normalized.inputTokens)
+  const audioOut = modalityTokens(usage?.candidatesTokensDetails, 'AUDIO')
+  if (audioOut > 0) normalized.outputAudioTokens = Math.min(audioOut, normalized.outputTokens - (thoughts ?? 0))
   return normalized
+}
+
+function modalityTokens(details: unknown, modality: string): number {
+  if (!Array.isArray(details)) return 0
+  let total = 0
+  for (const entry of details) {
+    const d = record(entry)
+    if (d?.modality === modality) total += num(d.tokenCount) ?? 0
+  }
+  return total
 }

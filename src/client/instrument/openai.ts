@@ -1,6 +1,18 @@
 import type OpenAI from 'openai'
 import type { Tracker } from '../event.js'
-import { CallRecorder, num, observeApiPromise, observeStream, record, replaceMethod, stringOr, type InstrumentOptions, type NormalizedUsage } from './shared.js'
+import {
+  CallRecorder,
+  definedOnly,
+  num,
+  observeApiPromise,
+  observeStream,
+  record,
+  replaceMethod,
+  serviceTierOf,
+  stringOr,
+  type InstrumentOptions,
+  type NormalizedUsage,
+} from './shared.js'
 
 type ChatCreate = OpenAI['chat']['completions']['create']
 type ResponsesCreate = OpenAI['responses']['create']
@@ -67,15 +79,17 @@ function isStream(data: unknown): data is object {
 function onChatData<P>(data: unknown, call: CallRecorder<P>, hideUsageChunk: boolean): void {
   if (!isStream(data)) {
     const completion = record(data)
-    call.report({ model: stringOr(completion?.model), usage: chatUsage(record(completion?.usage)) })
+    call.report({ model: stringOr(completion?.model), usage: chatUsage(record(completion?.usage), completion?.service_tier) })
     return
   }
   let model: string | undefined
   let usage: Record<string, unknown> | undefined
+  let serviceTier: unknown
   observeStream<object, unknown>(data, {
     onItem(item) {
       const chunk = record(item)
       model ??= stringOr(chunk?.model)
+      serviceTier = chunk?.service_tier ?? serviceTier
       const chunkUsage = record(chunk?.usage)
       if (chunkUsage) usage = chunkUsage
     },
@@ -84,7 +98,7 @@ function onChatData<P>(data: unknown, call: CallRecorder<P>, hideUsageChunk: boo
       return hideUsageChunk && Array.isArray(chunk?.choices) && chunk.choices.length === 0 && record(chunk.usage) !== undefined
     },
     onEnd(error) {
-      call.report({ model, usage: usage ? chatUsage(usage) : undefined, error, usageIncomplete: usage === undefined })
+      call.report({ model, usage: usage ? chatUsage(usage, serviceTier) : undefined, error, usageIncomplete: usage === undefined })
     },
   })
 }
@@ -92,11 +106,12 @@ function onChatData<P>(data: unknown, call: CallRecorder<P>, hideUsageChunk: boo
 function onResponsesData<P>(data: unknown, call: CallRecorder<P>): void {
   if (!isStream(data)) {
     const response = record(data)
-    call.report({ model: stringOr(response?.model), usage: responsesUsage(record(response?.usage)), error: responseFailure(response) })
+    call.report({ model: stringOr(response?.model), usage: responsesUsage(record(response?.usage), response), error: responseFailure(response) })
     return
   }
   let model: string | undefined
   let usage: Record<string, unknown> | undefined
+  let final: Record<string, unknown> | undefined
   let failure: Error | undefined
   observeStream<object, unknown>(data, {
     onItem(item) {
@@ -105,12 +120,13 @@ function onResponsesData<P>(data: unknown, call: CallRecorder<P>): void {
       if (response) {
         model = stringOr(response.model) ?? model
         usage = record(response.usage) ?? usage
+        final = response
       }
       if (event?.type === 'response.failed') failure = responseFailure(response)
       if (event?.type === 'error') failure = new Error(String(event.message ?? 'stream error'))
     },
     onEnd(error) {
-      call.report({ model, usage: usage ? responsesUsage(usage) : undefined, error: error ?? failure, usageIncomplete: usage === undefined })
+      call.report({ model, usage: usage ? responsesUsage(usage, final) : undefined, error: error ?? failure, usageIncomplete: usage === undefined })
     },
   })
 }
@@ -122,35 +138,39 @@ function responseFailure(response: Record<string, unknown> | undefined): Error |
 }
 
 /** Chat Completions: prompt_tokens already includes cached tokens. */
-export function chatUsage(usage: Record<string, unknown> | undefined): NormalizedUsage {
+export function chatUsage(usage: Record<string, unknown> | undefined, serviceTier?: unknown): NormalizedUsage {
   const prompt = record(usage?.prompt_tokens_details)
   const completion = record(usage?.completion_tokens_details)
-  return compact({
+  return definedOnly({
     inputTokens: num(usage?.prompt_tokens) ?? 0,
     outputTokens: num(usage?.completion_tokens) ?? 0,
     cacheReadTokens: num(prompt?.cached_tokens),
     cacheWriteTokens: num(prompt?.cache_write_tokens),
     reasoningTokens: num(completion?.reasoning_tokens),
+    inputAudioTokens: positive(num(prompt?.audio_tokens)),
+    outputAudioTokens: positive(num(completion?.audio_tokens)),
+    serviceTier: serviceTierOf(serviceTier),
   })
 }
 
+// OpenAI reports audio_tokens: 0 on every text call: sent only when there is audio.
+const positive = (n: number | undefined) => (n === undefined || n === 0 ? undefined : n)
+
 /** Responses API: input_tokens includes cached tokens, output_tokens includes reasoning. */
-export function responsesUsage(usage: Record<string, unknown> | undefined): NormalizedUsage {
+export function responsesUsage(usage: Record<string, unknown> | undefined, response?: Record<string, unknown>): NormalizedUsage {
   const input = record(usage?.input_tokens_details)
   const output = record(usage?.output_tokens_details)
-  return compact({
+  // Each web search the model ran is a web_search_call output item, billed per call.
+  const searches = Array.isArray(response?.output) ? response.output.filter((item) => record(item)?.type === 'web_search_call').length : 0
+  return definedOnly({
     inputTokens: num(usage?.input_tokens) ?? 0,
     outputTokens: num(usage?.output_tokens) ?? 0,
     cacheReadTokens: num(input?.cached_tokens),
     cacheWriteTokens: num(input?.cache_write_tokens),
     reasoningTokens: num(output?.reasoning_tokens),
+    inputAudioTokens: positive(num(input?.audio_tokens)),
+    outputAudioTokens: positive(num(output?.audio_tokens)),
+    webSearchRequests: searches > 0 ? searches : undefined,
+    serviceTier: serviceTierOf(response?.service_tier),
   })
-}
-
-function compact(usage: NormalizedUsage): NormalizedUsage {
-  const result: NormalizedUsage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }
-  for (const key of ['cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const) {
-    if (usage[key] !== undefined) result[key] = usage[key]
-  }
-  return result
 }

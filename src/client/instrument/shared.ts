@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
-import type { Metadata, TrackEvent, Tracker } from '../event.js'
+import type { Metadata, ServiceTier, TrackEvent, Tracker } from '../event.js'
 
-/** Token counts per the service's convention (README, "Token conventions"). */
+/** Token counts per the service's convention (README, "Token conventions"), and the tier billed. */
 export interface NormalizedUsage {
   inputTokens: number
   outputTokens: number
@@ -9,7 +9,22 @@ export interface NormalizedUsage {
   cacheWriteTokens?: number
   cacheWrite1hTokens?: number
   reasoningTokens?: number
+  inputAudioTokens?: number
+  outputAudioTokens?: number
+  webSearchRequests?: number
+  serviceTier?: ServiceTier
+  inferenceGeo?: string
 }
+
+const OPTIONAL_USAGE_KEYS = [
+  'cacheReadTokens',
+  'cacheWriteTokens',
+  'cacheWrite1hTokens',
+  'reasoningTokens',
+  'inputAudioTokens',
+  'outputAudioTokens',
+  'webSearchRequests',
+] as const
 
 export interface InstrumentOptions<Params = unknown> {
   /** Static metadata, or a function of the call's params, merged into every event. */
@@ -271,13 +286,25 @@ export function record(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined
 }
 
-function definedOnly(usage: NormalizedUsage): NormalizedUsage {
+/** The usage without its undefined parts (the wire form leaves them out). */
+export function definedOnly(usage: NormalizedUsage): NormalizedUsage {
   const result: NormalizedUsage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }
-  if (usage.cacheReadTokens !== undefined) result.cacheReadTokens = usage.cacheReadTokens
-  if (usage.cacheWriteTokens !== undefined) result.cacheWriteTokens = usage.cacheWriteTokens
-  if (usage.cacheWrite1hTokens !== undefined) result.cacheWrite1hTokens = usage.cacheWrite1hTokens
-  if (usage.reasoningTokens !== undefined) result.reasoningTokens = usage.reasoningTokens
+  for (const key of OPTIONAL_USAGE_KEYS) if (usage[key] !== undefined) result[key] = usage[key]
+  if (usage.serviceTier !== undefined) result.serviceTier = usage.serviceTier
+  if (usage.inferenceGeo !== undefined) result.inferenceGeo = usage.inferenceGeo
   return result
+}
+
+/**
+ * A provider's own tier name as the service's: OpenAI 'default' and Anthropic/Gemini 'standard'
+ * are standard; 'flex', 'priority' and 'batch' are themselves; anything else (OpenAI 'scale',
+ * a prepaid commitment) is left out, which the service reads as standard.
+ */
+export function serviceTierOf(value: unknown): ServiceTier | undefined {
+  if (typeof value !== 'string') return undefined
+  const tier = value.toLowerCase()
+  if (tier === 'default' || tier === 'standard') return 'standard'
+  return tier === 'flex' || tier === 'priority' || tier === 'batch' ? tier : undefined
 }
 
 function errorMessage(error: unknown): string {
