@@ -11,7 +11,7 @@ import {
   type RollupKey,
   type RollupTable,
 } from '../db/event-store.js'
-import { LATENCY_BUCKETS, MEASURES, measuresFor, type CoreMeasureName, type LatencyDetail, type Measure, type Totals } from '../db/measures.js'
+import { LATENCY_BUCKETS, measuresFor, TOTALS_MEASURES, type CoreMeasureName, type LatencyDetail, type Measure, type Totals } from '../db/measures.js'
 
 /**
  * Exact aggregates over any time range, read mostly from rollups.
@@ -314,8 +314,7 @@ const nullableNumber = (v: SqlValue | undefined) => (v === null || v === undefin
 /** Totals from an aggregate row (columns named as in the measure table); missing columns are zero. */
 export function parseTotals(row: SqlRow): Totals {
   const totals: Record<string, number | string | null> = {}
-  for (const m of MEASURES) {
-    if (m.group === 'histogram' && m.kind !== 'max') continue
+  for (const m of TOTALS_MEASURES) {
     const v = row[m.column]
     totals[m.name] = m.kind === 'usd' ? decimalText(v) : m.kind === 'max' ? nullableNumber(v) : toNumber(v)
   }

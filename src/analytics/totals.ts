@@ -2,7 +2,7 @@ import { formatUsd, parseUsd } from '../lib/money.js'
 import { summarizeLatency } from './latency.js'
 import type { BucketRow } from './queries.js'
 import type { UsageTotals } from './schemas.js'
-import { measureValue, MEASURES, REPORTED_MEASURES, type Totals } from '../db/measures.js'
+import { measureValue, REPORTED_MEASURES, TOTALS_MEASURES, type Totals } from '../db/measures.js'
 
 /** Totals as the queries return them, and as every analytics answer renders them. */
 
@@ -10,7 +10,6 @@ export const rate = (part: number, whole: number) => (whole === 0 ? null : part 
 export const usd = (decimal: string) => Number(decimal)
 export const exactUsd = (decimal: string) => formatUsd(parseUsd(decimal))
 
-const SUMMED = MEASURES.filter((m) => m.group !== 'histogram')
 
 /** The reported measures as numbers (USD as a JS number), keyed by name. */
 export function reportedNumbers(t: Totals): Record<string, number> {
@@ -27,14 +26,14 @@ export function wireTotals(t: Totals): UsageTotals {
 }
 
 export const ZERO: Totals = {
-  ...(Object.fromEntries(SUMMED.map((m) => [m.name, m.kind === 'usd' ? '0' : m.kind === 'max' ? null : 0])) as Omit<Totals, 'histogram'>),
+  ...(Object.fromEntries(TOTALS_MEASURES.map((m) => [m.name, m.kind === 'usd' ? '0' : m.kind === 'max' ? null : 0])) as Omit<Totals, 'histogram'>),
   histogram: null,
 }
 
 /** Adds totals exactly (cost as pico-USD bigints); the histogram is not carried. */
 export function addTotals(a: Totals, b: Totals): Totals {
   const sum: Record<string, number | string | null> = {}
-  for (const m of SUMMED) {
+  for (const m of TOTALS_MEASURES) {
     const [p, q] = [measureValue(a, m), measureValue(b, m)]
     if (m.kind === 'usd') sum[m.name] = formatUsd(parseUsd(String(p)) + parseUsd(String(q)))
     else if (m.kind === 'max') sum[m.name] = p === null ? q : q === null ? p : Math.max(Number(p), Number(q))

@@ -156,6 +156,9 @@ export function measuresFor(latency: LatencyDetail): readonly Measure[] {
   return MEASURES.filter((m) => groups.includes(m.group))
 }
 
+/** The measures that are fields of Totals: all but the histogram buckets (Totals.histogram holds those). */
+export const TOTALS_MEASURES: readonly Measure[] = MEASURES.filter((m) => !HISTOGRAM_MEASURES.includes(m))
+
 /** The measures in every wire total, in order. */
 export const REPORTED_MEASURES: readonly Measure[] = MEASURES.filter((m) => m.reported === true)
 

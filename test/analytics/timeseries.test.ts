@@ -194,3 +194,13 @@ t.test('bad parameters get 400 naming the parameter', async (t) => {
     t.match(res.body, { code: 'VALIDATION_ERROR', message }, qs)
   }
 })
+
+t.test('percentiles over buckets without calls: zero samples and null percentiles, never a serializer error', async (t) => {
+  const res = await get<{ buckets: { calls: number; latency: { samples: number; maxMs: number | null; p50Ms: number | null } }[] }>(
+    app,
+    '/api/usage/timeseries?startDate=2001-01-01&endDate=2001-01-03&interval=day&percentiles=true',
+  )
+  t.equal(res.status, 200, res.text)
+  t.equal(res.body.buckets.length, 3)
+  for (const b of res.body.buckets) t.match(b, { calls: 0, latency: { samples: 0, maxMs: null, p50Ms: null } })
+})
