@@ -12,19 +12,23 @@
  * when they differ. Synchronous commit stays on: an acknowledged event is on disk.
  */
 import autocannon from 'autocannon'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { Pool } from 'undici'
+import {
+  ADMIN_KEY,
+  BENCH_DATABASE_URL as databaseUrl,
+  dropSchema,
+  fmt,
+  percentile,
+  sortedPercentiles,
+  startServer as startBenchServer,
+  type Server,
+} from './support.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -46,8 +50,6 @@ const engine = args.engine === 'pglite' ? 'pglite' : 'postgres'
 const duration = Number(args.duration ?? (engine === 'pglite' ? 5 : 10))
 const connections = Number(args.connections)
 const batchSize = Number(args['batch-size'])
-const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const ADMIN_KEY = `usk_bench_${randomBytes(16).toString('hex')}`
 const out = (line = ''): void => void process.stdout.write(`${line}\n`)
 
 const EVENT = {
@@ -63,101 +65,13 @@ const EVENT = {
   metadata: { chatId: 1234 },
 }
 
-interface Server {
-  url: string
-  child: ChildProcess
-  schema: string
-  dataDir: string | null
-  stop(): Promise<void>
-  peakRssMb(): number
-  /** CPU time the server process has used so far (user + system), in ms. */
-  cpuMs(): number
-}
-
-// Linux reports process CPU time in clock ticks (USER_HZ), 100 per second on every common build.
-const TICKS_PER_SECOND = 100
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const address = srv.address()
-  const port = typeof address === 'object' && address ? address.port : 0
-  srv.close()
-  await once(srv, 'close')
-  return port
-}
-
-async function startServer(env: Record<string, string> = {}): Promise<Server> {
-  const port = await freePort()
-  const schema = `bench_${randomBytes(4).toString('hex')}`
-  const dataDir = engine === 'pglite' ? mkdtempSync(path.join(tmpdir(), 'bench-ingest-')) : null
-  const child = spawn(process.execPath, ['--import=tsx', 'src/server.ts'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      // Per-request info logs cost throughput; operators at this rate run with warn.
-      LOG_LEVEL: 'warn',
-      ADMIN_API_KEY: ADMIN_KEY,
-      // The per-key abuse limit would otherwise cap the benchmark itself.
-      RATE_LIMIT_MAX: '10000000',
-      DATABASE_URL: engine === 'postgres' ? databaseUrl : '',
-      DATABASE_SCHEMA: schema,
-      DATA_DIR: dataDir ?? '',
-      ...serverEnv,
-      ...env,
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  })
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`)
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) break
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('server did not become ready in 60 s')
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return {
-    url,
-    child,
-    schema,
-    dataDir,
-    peakRssMb: () => {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0)
-      return Math.round(kb / 1024)
-    },
-    cpuMs: () => {
-      // /proc/<pid>/stat: fields after the parenthesised command name; utime and stime are 14 and 15.
-      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
-    },
-    stop: async () => {
-      child.kill('SIGTERM')
-      if (child.exitCode === null) await once(child, 'exit')
-    },
-  }
-}
+const startServer = (env: Record<string, string> = {}): Promise<Server> => startBenchServer({ engine, env: { ...serverEnv, ...env } })
 
 /** Stored events, read through the service itself (works for both engines). */
 async function storedEvents(server: Server): Promise<number> {
   const res = await fetch(`${server.url}/api/usage?limit=1`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
   const body = (await res.json()) as { stats: { _count: { id: number } }[] }
   return body.stats.reduce((n, s) => n + s._count.id, 0)
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  if (engine !== 'postgres') return
-  const client = new pg.Client({ connectionString: databaseUrl })
-  await client.connect()
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  await client.end()
 }
 
 interface Load {
@@ -174,11 +88,6 @@ interface Load {
   okP99: number
   /** Server CPU time per acknowledged request, µs (set by checkedLoad). */
   cpuUsPerRequest?: number
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
 async function load(opts: autocannon.Options): Promise<Load> {
@@ -205,11 +114,6 @@ async function load(opts: autocannon.Options): Promise<Load> {
     p999: result.latency.p99_9,
     okP99: percentile(okLatencies, 99),
   }
-}
-
-const sortedPercentiles = (values: number[]) => {
-  values.sort((a, b) => a - b)
-  return { p50: percentile(values, 50), p99: percentile(values, 99), p999: percentile(values, 99.9) }
 }
 
 /**
@@ -333,9 +237,7 @@ async function scenario<T>(name: string, env: Record<string, string>, run: (s: S
   try {
     return await run(server)
   } finally {
-    await server.stop()
-    await dropSchema(server.schema)
-    if (server.dataDir) rmSync(server.dataDir, { recursive: true, force: true })
+    await server.dispose()
   }
 }
 
@@ -389,8 +291,6 @@ async function secondaryIndexes(): Promise<string[]> {
   await dropSchema(server.schema)
   return res.rows.map((r) => r.indexname)
 }
-
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a')
 
 async function main(): Promise<void> {
   const rows: [string, string, string, string][] = []

@@ -11,6 +11,7 @@ import { dashboardRoutes } from './dashboard/routes.js'
 import { ChangeFeed } from './db/change-feed.js'
 import type { Database } from './db/connect.js'
 import { databaseFailureForLog } from './db/errors.js'
+import { startMaintenance } from './db/maintenance.js'
 import { healthRoutes } from './health/routes.js'
 import { otelRoutes } from './otel/routes.js'
 import { requestIdOf } from './lib/request-id.js'
@@ -41,6 +42,9 @@ export interface AppDeps {
   /** The clock budgets compute periods and projections with (tests move it); default real time. */
   budgetClock?: () => Date
 }
+
+/** How often the embedded engine's tables are checked for ANALYZE and VACUUM (db/maintenance.ts). */
+const EMBEDDED_MAINTENANCE_INTERVAL_MS = 30_000
 
 /** Builds the service without listening. The caller owns `listen()` and `close()`. */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -95,6 +99,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     announceChange: (id) => changes.publish('budgets', id),
   })
 
+  // The embedded engine has no autovacuum workers: without this its planner never gets statistics.
+  const maintenance =
+    database.engine === 'pglite'
+      ? startMaintenance(database, {
+          intervalMs: EMBEDDED_MAINTENANCE_INTERVAL_MS,
+          onError: (err) => app.log.warn(databaseFailureForLog(err), 'analyzing or vacuuming the embedded database failed; retrying later'),
+        })
+      : null
+
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
     maxEvents: config.ingest.groupMaxEvents,
@@ -107,6 +120,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onCommitted: (created) => {
       budgetMonitor.onCommitted(created)
       metrics.onCommitted(created)
+      maintenance?.noteWrites(created.length)
     },
     onFlushed: metrics.onFlushed,
     onFlushError: (err) => app.log.error(databaseFailureForLog(err), 'ingest flush failed; its requests were answered 503'),
@@ -152,6 +166,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     await changes.close()
     await stopRetention?.()
+    await maintenance?.stop()
     pricing.stop()
     await writeQueue.close()
     await budgetMonitor.stop()
