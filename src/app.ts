@@ -28,7 +28,7 @@ import { requestIdHeader } from './plugins/request-id.js'
 import { securityHeaders } from './plugins/security-headers.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
-import { WriteQueue } from './usage/ingest.js'
+import { WriteQueue } from './usage/write-queue.js'
 import { startRetention } from './usage/retention.js'
 import { usageRoutes } from './usage/routes.js'
 
