@@ -1,4 +1,4 @@
-import { LATENCY_BUCKETS } from '../db/event-store.js'
+import { LATENCY_BUCKETS } from '../db/measures.js'
 
 export interface LatencySummary {
   /** Calls that reported a latency. */

@@ -2,49 +2,30 @@ import type { FastifyReply } from 'fastify'
 import { csvLine } from './csv.js'
 import type { MonthlyRow } from './queries.js'
 import type { MonthlyReport } from './schemas.js'
-import type { Totals } from './sources.js'
+import { measureValue, REPORT_MEASURES, type Totals } from '../db/measures.js'
 import type { Window } from './time-window.js'
 import { exactUsd, usd } from './totals.js'
 
 /** Most rows a monthly report may have; more means the caller should filter. */
 export const MAX_REPORT_ROWS = 10_000
 
-const REPORT_COLUMNS = [
-  'botId',
-  'provider',
-  'model',
-  'calls',
-  'failures',
-  'inputTokens',
-  'outputTokens',
-  'totalTokens',
-  'cacheReadTokens',
-  'cacheWriteTokens',
-  'reasoningTokens',
-  'cost',
-  'unpricedCalls',
-]
+const REPORT_COLUMNS = ['botId', 'provider', 'model', ...REPORT_MEASURES.map((m) => m.name)]
 
-function reportMeasures(t: Totals) {
-  return {
-    calls: t.calls,
-    failures: t.failures,
-    inputTokens: t.inputTokens,
-    outputTokens: t.outputTokens,
-    totalTokens: t.totalTokens,
-    cacheReadTokens: t.cacheReadTokens,
-    cacheWriteTokens: t.cacheWriteTokens,
-    reasoningTokens: t.reasoningTokens,
-    cost: usd(t.cost),
-    costExact: exactUsd(t.cost),
-    unpricedCalls: t.unpricedCalls,
+/** The report's measures of one row: the measure table's report columns, the cost also exact. */
+function reportMeasures(t: Totals): MonthlyReport['totals'] {
+  const measures: Record<string, number | string> = {}
+  for (const m of REPORT_MEASURES) {
+    if (m.kind === 'usd') {
+      measures[m.name] = usd(String(measureValue(t, m)))
+      measures[`${m.name}Exact`] = exactUsd(String(measureValue(t, m)))
+    } else measures[m.name] = Number(measureValue(t, m))
   }
+  return measures as MonthlyReport['totals']
 }
 
-function reportCsvMeasures(t: Totals): (string | number)[] {
-  const m = reportMeasures(t)
-  return [m.calls, m.failures, m.inputTokens, m.outputTokens, m.totalTokens, m.cacheReadTokens, m.cacheWriteTokens, m.reasoningTokens, m.costExact, m.unpricedCalls]
-}
+/** CSV cells of a row's measures, in REPORT_COLUMNS order; money as exact decimals. */
+const reportCsvMeasures = (t: Totals): (string | number)[] =>
+  REPORT_MEASURES.map((m) => (m.kind === 'usd' ? exactUsd(String(measureValue(t, m))) : Number(measureValue(t, m))))
 
 /** Sends the report as JSON, or as CSV with a header row and a final TOTAL row. */
 export function sendMonthlyReport(

@@ -24,40 +24,6 @@ const spanOf = (f: EventFilter): Span => ({ from: f.from?.getTime() ?? -Infinity
 
 // ---- GET /api/usage -------------------------------------------------------------------------
 
-export interface StatsAggregateRow {
-  model: string
-  provider: string
-  calls: string | number
-  failed: string | number
-  input_tokens: string | number
-  output_tokens: string | number
-  total_tokens: string | number
-  cache_read_tokens: string | number
-  cache_write_tokens: string | number
-  reasoning_tokens: string | number
-  cost: string | null
-  unpriced_calls: string | number
-  unpriced_input_tokens: string | number
-  unpriced_output_tokens: string | number
-  total_cost: string
-}
-
-/** Per model+provider totals straight from raw events (the reference every rollup must match). */
-export function statsFromRaw(database: Database, f: EventFilter): Promise<StatsAggregateRow[]> {
-  return database.rows<StatsAggregateRow>(sql`
-    SELECT model, provider, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failed,
-      coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-      coalesce(sum(total_tokens), 0) AS total_tokens, coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-      coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens, coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
-      coalesce(sum(cost), 0) AS cost,
-      count(*) FILTER (WHERE NOT priced) AS unpriced_calls,
-      coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_input_tokens,
-      coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_output_tokens,
-      sum(coalesce(sum(cost), 0)) OVER () AS total_cost
-    FROM usage_events WHERE ${filterConditions(f)}
-    GROUP BY model, provider`)
-}
-
 export function recentEvents(database: Database, f: EventFilter, limit: number): Promise<EventRow[]> {
   return database.rows<EventRow>(sql`
     SELECT * FROM usage_events WHERE ${filterConditions(f)}
@@ -66,14 +32,13 @@ export function recentEvents(database: Database, f: EventFilter, limit: number):
 
 /**
  * GET /api/usage's groups (model + provider) with the exact total, from rollups for whole hours
- * and days and raw events for partial edge hours. Same rows as statsFromRaw.
+ * and days and raw events for partial edge hours. Columns: model, provider, the measures of
+ * parseTotals, and total_cost over all groups.
  */
-export function statsFromRollups(database: Database, f: EventFilter): Promise<StatsAggregateRow[]> {
+export function statsFromRollups(database: Database, f: EventFilter): Promise<SqlRow[]> {
   const grouped = aggregateSql({ filter: f, ...spanOf(f), dimensions: [{ column: 'model' }, { column: 'provider' }] })
-  return database.rows<StatsAggregateRow>(sql`
-    SELECT g0 AS model, g1 AS provider, calls, failures AS failed, input_tokens, output_tokens, total_tokens,
-      cache_read_tokens, cache_write_tokens, reasoning_tokens, cost, unpriced_calls, unpriced_input_tokens,
-      unpriced_output_tokens, sum(cost) OVER () AS total_cost
+  return database.rows<SqlRow>(sql`
+    SELECT g0 AS model, g1 AS provider, ${sql.raw(measureColumns('none').join(', '))}, sum(cost) OVER () AS total_cost
     FROM (${grouped}) g WHERE calls > 0`)
 }
 

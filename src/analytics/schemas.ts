@@ -1,8 +1,9 @@
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TInteger, type TNumber, type TSchema, type TString } from 'typebox'
+import { REPORT_MEASURES, REPORTED_MEASURES, type CoreMeasureName, type ReportMeasureName } from '../db/measures.js'
 import { DATE_OR_TIMESTAMP_FORMAT, SUPPORTED_DATES, YEAR_MONTH_FORMAT } from '../lib/time.js'
 import { TimeZoneName } from '../lib/time-zone.js'
 import { BotId, Model, Provider, RequestType, TokenSums } from '../lib/schemas.js'
-import { UsageEvent } from '../usage/schemas.js'
+import { UsageEvent } from '../lib/usage-event.js'
 
 /**
  * Wire schemas of the analytics and reports endpoints. Types used by the handlers come from
@@ -89,16 +90,20 @@ const Window = {
 const Usd = (description: string) => Type.Number({ description: `${description}, USD` })
 const NullableNumber = (description: string) => Type.Union([Type.Number(), Type.Null()], { description })
 
+/** The reported measures of the measure table (db/measures.ts) after calls and failures, in its order. */
+const measureProperties = Object.fromEntries(
+  REPORTED_MEASURES.filter((m) => m.name !== 'calls' && m.name !== 'failures').map((m) => {
+    const options = m.description === undefined ? {} : { description: m.description }
+    return [m.name, m.kind === 'usd' ? Type.Number(options) : Type.Integer(options)]
+  }),
+) as Record<Exclude<CoreMeasureName, 'calls' | 'failures' | 'cost'>, TInteger> & { cost: TNumber }
+
 export const UsageTotals = Type.Object({
   calls: Type.Integer(),
   successes: Type.Integer(),
   failures: Type.Integer(),
   successRate: NullableNumber('successes / calls, 0..1; null without calls'),
-  ...TokenSums,
-  cost: Usd('Summed exactly; unpriced events count with their reported cost or nothing'),
-  unpricedCalls: Type.Integer({ description: 'Events the price catalog could not price' }),
-  unpricedInputTokens: Type.Integer(),
-  unpricedOutputTokens: Type.Integer(),
+  ...measureProperties,
   avgLatencyMs: NullableNumber('Mean latency of the calls that reported one'),
 })
 export type UsageTotals = Static<typeof UsageTotals>
@@ -293,14 +298,17 @@ export const MonthlyQuery = Type.Object(
 )
 export type MonthlyQuery = Static<typeof MonthlyQuery>
 
-const ReportMeasures = {
-  calls: Type.Integer(),
-  failures: Type.Integer(),
-  ...TokenSums,
-  cost: Usd('Exact sum'),
-  costExact: Type.String({ description: 'The same cost as an exact decimal string' }),
-  unpricedCalls: Type.Integer(),
-}
+/** The monthly report's measures (db/measures.ts), the cost also as an exact decimal string. */
+const ReportMeasures = Object.fromEntries(
+  REPORT_MEASURES.flatMap((m): [string, TSchema][] =>
+    m.kind === 'usd'
+      ? [
+          [m.name, Usd('Exact sum')],
+          [`${m.name}Exact`, Type.String({ description: 'The same cost as an exact decimal string' })],
+        ]
+      : [[m.name, Type.Integer(m.description === undefined ? {} : { description: m.description })]],
+  ),
+) as Record<Exclude<ReportMeasureName, 'cost'>, TInteger> & { cost: TNumber; costExact: TString }
 
 export const MonthlyReport = Type.Object({
   month: Type.String(),

@@ -4,12 +4,11 @@ import {
   DAILY_ROLLUPS_NARROWEST_FIRST,
   filterConditions,
   HOURLY_ROLLUP,
-  inLatencyBucket,
-  LATENCY_BUCKETS,
   type EventFilter,
   type RollupKey,
   type RollupTable,
 } from '../db/event-store.js'
+import { LATENCY_BUCKETS, MEASURES, measuresFor, type CoreMeasureName, type LatencyDetail, type Measure, type Totals } from '../db/measures.js'
 
 /**
  * Exact aggregates over any time range, read mostly from rollups.
@@ -77,8 +76,7 @@ export const rawOnlyPlan = (from: number, to: number): SourcePlan => ({ daily: [
 export type ColumnDimension = 'bot_id' | 'provider' | 'model' | 'request_type'
 export type Dimension = { column: ColumnDimension } | { metadataKey: string }
 
-/** How much latency detail to aggregate: histograms cost 35 more sums per row. */
-export type LatencyDetail = 'none' | 'average' | 'histogram'
+export type { LatencyDetail, Totals }
 
 export type BucketUnit = 'hour' | 'day' | 'week' | 'month'
 
@@ -91,62 +89,36 @@ export interface AggregateSpec {
   /** Group by the bucket of `unit` in `tz` too; the plan must then be cut at the bucket starts. */
   bucket?: { unit: BucketUnit; tz: string; starts: readonly number[] }
   latency?: LatencyDetail
+  /** Aggregate only these measures (e.g. just the cost, for budgets); default: all of `latency`'s. */
+  only?: readonly CoreMeasureName[]
 }
 
-const ADDITIVE = [
-  'calls',
-  'failures',
-  'input_tokens',
-  'output_tokens',
-  'total_tokens',
-  'cache_read_tokens',
-  'cache_write_tokens',
-  'reasoning_tokens',
-  'cost',
-  'unpriced_calls',
-  'unpriced_input_tokens',
-  'unpriced_output_tokens',
-] as const
+/** The measures a spec aggregates, in select-list order. */
+function measuresOf(spec: Pick<AggregateSpec, 'latency' | 'only'>): readonly Measure[] {
+  const all = measuresFor(spec.latency ?? 'none')
+  const only = spec.only
+  return only === undefined ? all : all.filter((m) => (only as readonly string[]).includes(m.name))
+}
 
 /** The measure columns an aggregate of this latency detail has, in select-list order. */
 export function measureColumns(latency: LatencyDetail): string[] {
-  const columns: string[] = [...ADDITIVE]
-  if (latency !== 'none') columns.push('latency_sum_ms', 'latency_count')
-  if (latency === 'histogram') columns.push('latency_max_ms', ...LATENCY_BUCKETS.map((b) => b.column))
-  return columns
+  return measuresFor(latency).map((m) => m.column)
 }
 
 /**
  * The select list that aggregates measure columns of that name (a union of sources, or an
  * already aggregated relation being rolled up further).
  */
-export function measureAggregates(latency: LatencyDetail): SQL {
-  return sql.raw(measureColumns(latency).map((c) => (c === 'latency_max_ms' ? `max(${c}) AS ${c}` : `sum(${c}) AS ${c}`)).join(', '))
-}
+export const measureAggregates = (latency: LatencyDetail): SQL => aggregatesOf(measuresFor(latency))
 
-function rollupMeasures(latency: LatencyDetail): string {
-  return measureColumns(latency)
-    .map((c) => (c === 'failures' ? 'CASE WHEN success THEN 0 ELSE calls END AS failures' : c))
-    .join(', ')
-}
+const aggregatesOf = (measures: readonly Measure[]): SQL =>
+  sql.raw(measures.map((m) => `${m.kind === 'max' ? 'max' : 'sum'}(${m.column}) AS ${m.column}`).join(', '))
 
-function rawMeasures(latency: LatencyDetail): string {
-  const raw: Record<string, string> = {
-    calls: '1::bigint',
-    failures: '(NOT success)::int',
-    cost: 'coalesce(cost, 0)',
-    unpriced_calls: '(NOT priced)::int',
-    unpriced_input_tokens: 'CASE WHEN priced THEN 0 ELSE input_tokens END',
-    unpriced_output_tokens: 'CASE WHEN priced THEN 0 ELSE output_tokens END',
-    latency_sum_ms: 'coalesce(latency_ms, 0)',
-    latency_count: '(latency_ms IS NOT NULL)::int',
-    latency_max_ms: 'latency_ms',
-  }
-  for (const b of LATENCY_BUCKETS) raw[b.column] = `CASE WHEN ${inLatencyBucket(b)} THEN 1 END`
-  return measureColumns(latency)
-    .map((c) => (raw[c] === undefined ? c : `${raw[c]} AS ${c}`))
-    .join(', ')
-}
+const rollupMeasures = (measures: readonly Measure[]): string =>
+  measures.map((m) => (m.fromRollup === undefined ? m.column : `${m.fromRollup} AS ${m.column}`)).join(', ')
+
+const rawMeasures = (measures: readonly Measure[]): string =>
+  measures.map((m) => (m.perEvent === m.column ? m.column : `${m.perEvent} AS ${m.column}`)).join(', ')
 
 function spansCondition(column: string, spans: TimeSpan[]): SQL {
   const col = sql.raw(column)
@@ -188,25 +160,25 @@ export function dailyRollupFor(spec: AggregateSpec): RollupTable {
 
 /** The rows of every source the plan needs, with uniform columns: t, g0..gN, measures. */
 function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
-  const latency = spec.latency ?? 'none'
+  const measures = measuresOf(spec)
   const dims = dimensionExpressions(spec.dimensions ?? [])
   const dimList = dims.length > 0 ? sql`, ${sql.join(dims, sql`, `)}` : sql``
   const where = filterConditions({ ...spec.filter, from: undefined, to: undefined })
   const branches: SQL[] = []
   const rollup = (table: string, time: string, spans: TimeSpan[]) => {
     if (spans.length === 0) return
-    branches.push(sql`SELECT ${sql.raw(time)} AS t${dimList}, ${sql.raw(rollupMeasures(latency))}
+    branches.push(sql`SELECT ${sql.raw(time)} AS t${dimList}, ${sql.raw(rollupMeasures(measures))}
       FROM ${sql.raw(table)} WHERE ${where} AND ${spansCondition(time, spans)}`)
   }
   rollup(dailyRollupFor(spec).name, 'day', plan.daily)
   rollup(HOURLY_ROLLUP.name, 'hour', plan.hourly)
   if (plan.raw.length > 0) {
-    branches.push(sql`SELECT created_at AS t${dimList}, ${sql.raw(rawMeasures(latency))}
+    branches.push(sql`SELECT created_at AS t${dimList}, ${sql.raw(rawMeasures(measures))}
       FROM usage_events WHERE ${where} AND ${spansCondition('created_at', plan.raw)}`)
   }
   if (branches.length === 0) {
     // An empty range still yields a well-typed (empty) relation.
-    return sql`SELECT created_at AS t${dimList}, ${sql.raw(rawMeasures(latency))} FROM usage_events WHERE FALSE`
+    return sql`SELECT created_at AS t${dimList}, ${sql.raw(rawMeasures(measures))} FROM usage_events WHERE FALSE`
   }
   return sql.join(branches, sql` UNION ALL `)
 }
@@ -222,36 +194,13 @@ export function planFor(spec: AggregateSpec): SourcePlan {
  * g0..gN, then the measure columns (see parseTotals).
  */
 export function aggregateSql(spec: AggregateSpec, plan: SourcePlan = planFor(spec)): SQL {
-  const latency = spec.latency ?? 'none'
   const groups: SQL[] = []
   if (spec.bucket) groups.push(sql`date_trunc(${spec.bucket.unit}, t, ${spec.bucket.tz}) AS bucket`)
   ;(spec.dimensions ?? []).forEach((_, i) => groups.push(sql.raw(`g${i}`)))
   const groupList = groups.length > 0 ? sql`${sql.join(groups, sql`, `)}, ` : sql``
   const groupBy =
     groups.length > 0 ? sql` GROUP BY ${sql.raw(groups.map((_, i) => String(i + 1)).join(', '))}` : sql``
-  return sql`SELECT ${groupList}${measureAggregates(latency)} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
-}
-
-/** Summed measures as the drivers return them (bigint as string or number, numeric as string). */
-export interface Totals {
-  calls: number
-  failures: number
-  inputTokens: number
-  outputTokens: number
-  totalTokens: number
-  cacheReadTokens: number
-  cacheWriteTokens: number
-  reasoningTokens: number
-  /** Exact decimal USD. */
-  cost: string
-  unpricedCalls: number
-  unpricedInputTokens: number
-  unpricedOutputTokens: number
-  latencySumMs: number
-  latencyCount: number
-  latencyMaxMs: number | null
-  /** Counts per LATENCY_BUCKETS entry, when aggregated with latency 'histogram'. */
-  histogram: number[] | null
+  return sql`SELECT ${groupList}${aggregatesOf(measuresOf(spec))} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
 }
 
 export type SqlValue = string | number | boolean | null | Date
@@ -265,25 +214,18 @@ export function decimalText(v: SqlValue | undefined): string {
   return String(v)
 }
 
+const nullableNumber = (v: SqlValue | undefined) => (v === null || v === undefined ? null : Number(v))
+
+/** Totals from an aggregate row (columns named as in the measure table); missing columns are zero. */
 export function parseTotals(row: SqlRow): Totals {
-  return {
-    calls: toNumber(row.calls),
-    failures: toNumber(row.failures),
-    inputTokens: toNumber(row.input_tokens),
-    outputTokens: toNumber(row.output_tokens),
-    totalTokens: toNumber(row.total_tokens),
-    cacheReadTokens: toNumber(row.cache_read_tokens),
-    cacheWriteTokens: toNumber(row.cache_write_tokens),
-    reasoningTokens: toNumber(row.reasoning_tokens),
-    cost: decimalText(row.cost),
-    unpricedCalls: toNumber(row.unpriced_calls),
-    unpricedInputTokens: toNumber(row.unpriced_input_tokens),
-    unpricedOutputTokens: toNumber(row.unpriced_output_tokens),
-    latencySumMs: toNumber(row.latency_sum_ms),
-    latencyCount: toNumber(row.latency_count),
-    latencyMaxMs: row.latency_max_ms === null || row.latency_max_ms === undefined ? null : Number(row.latency_max_ms),
-    histogram: row[LATENCY_BUCKETS[0].column] === undefined ? null : LATENCY_BUCKETS.map((b) => toNumber(row[b.column])),
+  const totals: Record<string, number | string | null> = {}
+  for (const m of MEASURES) {
+    if (m.group === 'histogram' && m.kind !== 'max') continue
+    const v = row[m.column]
+    totals[m.name] = m.kind === 'usd' ? decimalText(v) : m.kind === 'max' ? nullableNumber(v) : toNumber(v)
   }
+  const histogram = row[LATENCY_BUCKETS[0].column] === undefined ? null : LATENCY_BUCKETS.map((b) => toNumber(row[b.column]))
+  return { ...(totals as Omit<Totals, 'histogram'>), histogram }
 }
 
 export function runAggregate(database: Database, spec: AggregateSpec): Promise<SqlRow[]> {

@@ -2,7 +2,7 @@ import { formatUsd, parseUsd } from '../lib/money.js'
 import { summarizeLatency } from './latency.js'
 import type { BucketRow } from './queries.js'
 import type { UsageTotals } from './schemas.js'
-import type { Totals } from './sources.js'
+import { measureValue, MEASURES, REPORTED_MEASURES, type Totals } from '../db/measures.js'
 
 /** Totals as the queries return them, and as every analytics answer renders them. */
 
@@ -10,65 +10,37 @@ export const rate = (part: number, whole: number) => (whole === 0 ? null : part 
 export const usd = (decimal: string) => Number(decimal)
 export const exactUsd = (decimal: string) => formatUsd(parseUsd(decimal))
 
+const SUMMED = MEASURES.filter((m) => m.group !== 'histogram')
+
+/** The reported measures as numbers (USD as a JS number), keyed by name. */
+export function reportedNumbers(t: Totals): Record<string, number> {
+  return Object.fromEntries(REPORTED_MEASURES.map((m) => [m.name, m.kind === 'usd' ? usd(String(measureValue(t, m))) : Number(measureValue(t, m))]))
+}
+
 export function wireTotals(t: Totals): UsageTotals {
   return {
-    calls: t.calls,
+    ...(reportedNumbers(t) as Pick<UsageTotals, (typeof REPORTED_MEASURES)[number]['name'] & keyof UsageTotals>),
     successes: t.calls - t.failures,
-    failures: t.failures,
     successRate: rate(t.calls - t.failures, t.calls),
-    inputTokens: t.inputTokens,
-    outputTokens: t.outputTokens,
-    totalTokens: t.totalTokens,
-    cacheReadTokens: t.cacheReadTokens,
-    cacheWriteTokens: t.cacheWriteTokens,
-    reasoningTokens: t.reasoningTokens,
-    cost: usd(t.cost),
-    unpricedCalls: t.unpricedCalls,
-    unpricedInputTokens: t.unpricedInputTokens,
-    unpricedOutputTokens: t.unpricedOutputTokens,
     avgLatencyMs: t.latencyCount === 0 ? null : Math.round((t.latencySumMs / t.latencyCount) * 10) / 10,
-  }
+  } as UsageTotals
 }
 
 export const ZERO: Totals = {
-  calls: 0,
-  failures: 0,
-  inputTokens: 0,
-  outputTokens: 0,
-  totalTokens: 0,
-  cacheReadTokens: 0,
-  cacheWriteTokens: 0,
-  reasoningTokens: 0,
-  cost: '0',
-  unpricedCalls: 0,
-  unpricedInputTokens: 0,
-  unpricedOutputTokens: 0,
-  latencySumMs: 0,
-  latencyCount: 0,
-  latencyMaxMs: null,
+  ...(Object.fromEntries(SUMMED.map((m) => [m.name, m.kind === 'usd' ? '0' : m.kind === 'max' ? null : 0])) as Omit<Totals, 'histogram'>),
   histogram: null,
 }
 
-/** Adds totals exactly (cost as pico-USD bigints). */
+/** Adds totals exactly (cost as pico-USD bigints); the histogram is not carried. */
 export function addTotals(a: Totals, b: Totals): Totals {
-  return {
-    calls: a.calls + b.calls,
-    failures: a.failures + b.failures,
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    totalTokens: a.totalTokens + b.totalTokens,
-    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
-    cacheWriteTokens: a.cacheWriteTokens + b.cacheWriteTokens,
-    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
-    cost: formatUsd(parseUsd(a.cost) + parseUsd(b.cost)),
-    unpricedCalls: a.unpricedCalls + b.unpricedCalls,
-    unpricedInputTokens: a.unpricedInputTokens + b.unpricedInputTokens,
-    unpricedOutputTokens: a.unpricedOutputTokens + b.unpricedOutputTokens,
-    latencySumMs: a.latencySumMs + b.latencySumMs,
-    latencyCount: a.latencyCount + b.latencyCount,
-    latencyMaxMs: a.latencyMaxMs === null ? b.latencyMaxMs : b.latencyMaxMs === null ? a.latencyMaxMs : Math.max(a.latencyMaxMs, b.latencyMaxMs),
-    histogram: null,
+  const sum: Record<string, number | string | null> = {}
+  for (const m of SUMMED) {
+    const [p, q] = [measureValue(a, m), measureValue(b, m)]
+    if (m.kind === 'usd') sum[m.name] = formatUsd(parseUsd(String(p)) + parseUsd(String(q)))
+    else if (m.kind === 'max') sum[m.name] = p === null ? q : q === null ? p : Math.max(Number(p), Number(q))
+    else sum[m.name] = Number(p) + Number(q)
   }
+  return { ...(sum as Omit<Totals, 'histogram'>), histogram: null }
 }
 
 /** Relative change; null when there is nothing to compare with. */

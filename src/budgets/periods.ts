@@ -100,10 +100,3 @@ export function periodWindow(at: Date, period: BudgetPeriod, timeZone: string): 
   }
   return { start: startOfLocalDay(first, timeZone), end: startOfLocalDay(next, timeZone) }
 }
-
-/** The whole UTC hours inside a window, which the hourly rollup can answer; the rest comes from raw events. */
-export function wholeHours(w: PeriodWindow): { from: Date; to: Date } {
-  const from = Math.ceil(w.start.getTime() / HOUR_MS) * HOUR_MS
-  const to = Math.floor(w.end.getTime() / HOUR_MS) * HOUR_MS
-  return to > from ? { from: new Date(from), to: new Date(to) } : { from: new Date(from), to: new Date(from) }
-}

@@ -44,7 +44,8 @@ export interface Tracker {
 export const limits = {
   idPattern: /^[A-Za-z0-9_.:-]{1,128}$/,
   errorMessageChars: 4000,
-  metadataBytes: 16_000,
+  /** The service's limit (MAX_METADATA_BYTES): bytes of the metadata's JSON. */
+  metadataBytes: 16 * 1024,
 } as const
 
 const optionalCounts = ['cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const

@@ -1,6 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
-import type { UsageEvent } from '../usage/schemas.js'
-import { LATENCY_BUCKET_LOWER_BOUNDS_MS, latencyBucketColumn } from './schema.js'
+import type { UsageEvent } from '../lib/usage-event.js'
 
 /**
  * The event store as both sides see it: the raw usage_events row, the filters every read shares,
@@ -92,19 +91,6 @@ export function filterConditions(f: EventFilter, timeColumn: SQL = sql.raw('crea
   return parts.length === 0 ? sql`TRUE` : sql.join(parts, sql` AND `)
 }
 
-export interface LatencyBucket {
-  column: string
-  lowerMs: number
-  /** Exclusive; null for the last, open-ended bucket. */
-  upperMs: number | null
-}
-
-export const LATENCY_BUCKETS: readonly LatencyBucket[] = LATENCY_BUCKET_LOWER_BOUNDS_MS.map((lowerMs, i) => ({
-  column: latencyBucketColumn(lowerMs),
-  lowerMs,
-  upperMs: i + 1 < LATENCY_BUCKET_LOWER_BOUNDS_MS.length ? LATENCY_BUCKET_LOWER_BOUNDS_MS[i + 1] : null,
-}))
-
 /** Key columns a rollup may have after its time column, in primary-key (and lock) order. */
 export const ROLLUP_KEY_COLUMNS = ['bot_id', 'provider', 'model', 'request_type', 'success'] as const
 export type RollupKey = (typeof ROLLUP_KEY_COLUMNS)[number]
@@ -116,6 +102,11 @@ export interface RollupTable {
   grain: RollupGrain
   /** Key columns after the time column (named like the grain), in primary-key order. */
   keys: readonly RollupKey[]
+  /**
+   * Also indexed by (bot_id, time): reads by one bot (every bound key's read) would otherwise walk
+   * all bots' rows of the range.
+   */
+  botIndex?: boolean
 }
 
 /**
@@ -123,8 +114,8 @@ export interface RollupTable {
  * after the previous one finished) and repriceEvents locks them in this order too.
  */
 export const ROLLUP_TABLES: readonly RollupTable[] = [
-  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS },
-  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS },
+  { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
+  { name: 'usage_daily', grain: 'day', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
   { name: 'usage_daily_models', grain: 'day', keys: ['provider', 'model', 'request_type', 'success'] },
   { name: 'usage_daily_bots', grain: 'day', keys: ['bot_id', 'success'] },
 ]
@@ -140,9 +131,3 @@ export const DAILY_ROLLUPS_NARROWEST_FIRST: readonly RollupTable[] = ['usage_dai
   if (!table) throw new Error(`unknown rollup ${name}`)
   return table
 })
-
-/** `latency_ms` falls into the bucket (a SQL boolean over an events row). */
-export function inLatencyBucket(bucket: LatencyBucket, latency: string = 'latency_ms'): string {
-  return bucket.upperMs === null ? `${latency} >= ${bucket.lowerMs}` : `${latency} >= ${bucket.lowerMs} AND ${latency} < ${bucket.upperMs}`
-}
-

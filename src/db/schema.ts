@@ -12,6 +12,8 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
+import { ROLLUP_TABLES, type RollupKey, type RollupTable } from './event-store.js'
+import { STORED_MEASURES } from './measures.js'
 
 /**
  * All tables. Every unique key and rollup key includes bot_id so the schema can later be
@@ -69,102 +71,59 @@ export const usageEvents = pgTable(
   ],
 )
 
-/**
- * Lower bounds (ms) of the latency histogram kept in every rollup row: bucket i counts calls with
- * LATENCY_BUCKET_LOWER_BOUNDS_MS[i] <= latencyMs < LATENCY_BUCKET_LOWER_BOUNDS_MS[i + 1]; the last
- * bucket is open-ended. Above 100 ms the bounds follow the R10 series (ten per decade, each at most
- * 26% above the previous), so a percentile read from the histogram is off by at most one bucket
- * width: <= 50 ms below 100 ms, <= 26% of the true value from 100 ms to 100 s (docs/analytics.md).
- * Changing this list changes the table layout: it needs a migration and a rollup rebuild.
- */
-export const LATENCY_BUCKET_LOWER_BOUNDS_MS = [
-  0, 10, 25, 50,
-  100, 125, 160, 200, 250, 315, 400, 500, 630, 800,
-  1000, 1250, 1600, 2000, 2500, 3150, 4000, 5000, 6300, 8000,
-  10000, 12500, 16000, 20000, 25000, 31500, 40000, 50000, 63000, 80000,
-  100000,
-] as const
-
-export const latencyBucketColumn = (lowerMs: number) => `latency_ge_${lowerMs}`
-
 const nullableCount = (name: string) => bigint(name, { mode: 'number' })
 
-/** Histogram buckets are NULL when empty (most are, in sparse rollup rows): NULL costs one bit, zero eight bytes. */
-function latencyHistogramColumns() {
-  const columns: Record<string, ReturnType<typeof nullableCount>> = {}
-  for (const lower of LATENCY_BUCKET_LOWER_BOUNDS_MS) columns[latencyBucketColumn(lower)] = nullableCount(latencyBucketColumn(lower))
+/**
+ * What every rollup row sums up for its key, one column per stored measure of the measure table
+ * (db/measures.ts); the same columns in every rollup table.
+ */
+function rollupMeasures() {
+  const columns: Record<string, ReturnType<typeof count> | ReturnType<typeof nullableCount> | ReturnType<typeof usdSum> | ReturnType<typeof integer>> = {}
+  for (const m of STORED_MEASURES) {
+    if (m.kind === 'usd') columns[m.name] = usdSum(m.column).notNull().default('0')
+    else if (m.kind === 'max') columns[m.name] = integer(m.column)
+    else columns[m.name] = m.nullWhenZero ? nullableCount(m.column) : count(m.column)
+  }
   return columns
 }
 
-/** What every rollup row sums up for its key; the same columns in the hourly and the daily table. */
-function rollupMeasures() {
-  return {
-    calls: count('calls'),
-    inputTokens: count('input_tokens'),
-    outputTokens: count('output_tokens'),
-    totalTokens: count('total_tokens'),
-    cacheReadTokens: count('cache_read_tokens'),
-    cacheWriteTokens: count('cache_write_tokens'),
-    reasoningTokens: count('reasoning_tokens'),
-    cost: usdSum('cost').notNull().default('0'),
-    unpricedCalls: count('unpriced_calls'),
-    unpricedInputTokens: count('unpriced_input_tokens'),
-    unpricedOutputTokens: count('unpriced_output_tokens'),
-    latencySumMs: count('latency_sum_ms'),
-    latencyCount: count('latency_count'),
-    latencyMaxMs: integer('latency_max_ms'),
-    ...latencyHistogramColumns(),
-  }
+const KEY_COLUMNS: Record<RollupKey, () => ReturnType<typeof text> | ReturnType<typeof boolean>> = {
+  bot_id: () => text('bot_id').notNull(),
+  provider: () => text('provider').notNull(),
+  model: () => text('model').notNull(),
+  request_type: () => text('request_type').notNull(),
+  success: () => boolean('success').notNull(),
+}
+
+/**
+ * A rollup table of the event store's layout (db/event-store.ts, ROLLUP_TABLES): its time column
+ * (UTC hour or day), its key columns, and the stored measures; primary key (time, keys...).
+ */
+function rollupTable(layout: RollupTable) {
+  const keys = Object.fromEntries(layout.keys.map((k) => [k, KEY_COLUMNS[k]()]))
+  return pgTable(layout.name, { [layout.grain]: ts(layout.grain).notNull(), ...keys, ...rollupMeasures() }, (t) => [
+    primaryKey({ name: `${layout.name}_pkey`, columns: [t[layout.grain], ...layout.keys.map((k) => t[k])] }),
+    ...(layout.botIndex ? [index(`${layout.name}_bot_${layout.grain}_idx`).on(t.bot_id, t[layout.grain])] : []),
+  ])
+}
+
+const rollupLayout = (name: string) => {
+  const layout = ROLLUP_TABLES.find((r) => r.name === name)
+  if (!layout) throw new Error(`unknown rollup ${name}`)
+  return layout
 }
 
 /**
  * Hourly rollup (UTC hours), maintained in the same statement as the raw insert. Aggregates read
  * it for whole hours and raw rows only for partial edge hours, so answers stay exact.
  */
-export const usageHourly = pgTable(
-  'usage_hourly',
-  {
-    hour: ts('hour').notNull(),
-    botId: text('bot_id').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requestType: text('request_type').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [
-    primaryKey({
-      name: 'usage_hourly_pkey',
-      columns: [t.hour, t.botId, t.provider, t.model, t.requestType, t.success],
-    }),
-    // Reads by one bot (every bound key's read) would otherwise walk all bots' rows of the range.
-    index('usage_hourly_bot_hour_idx').on(t.botId, t.hour),
-  ],
-)
+export const usageHourly = rollupTable(rollupLayout('usage_hourly'))
 
 /**
  * Daily rollup (UTC days) of the same measures: a 90-day range reads ~24x fewer rows than from
  * the hourly table. Maintained in the same statement as usage_hourly.
  */
-export const usageDaily = pgTable(
-  'usage_daily',
-  {
-    day: ts('day').notNull(),
-    botId: text('bot_id').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requestType: text('request_type').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [
-    primaryKey({
-      name: 'usage_daily_pkey',
-      columns: [t.day, t.botId, t.provider, t.model, t.requestType, t.success],
-    }),
-    index('usage_daily_bot_day_idx').on(t.botId, t.day),
-  ],
-)
+export const usageDaily = rollupTable(rollupLayout('usage_daily'))
 
 /**
  * Daily rollup over all bots, per model: what dashboards ask most (stats, timeseries, cost by
@@ -172,32 +131,10 @@ export const usageDaily = pgTable(
  * bot_id, unlike every other key: it is a derived cache that a deployment distributed on bot_id
  * would keep local or leave out (readers pick it only when present; docs/analytics.md).
  */
-export const usageDailyModels = pgTable(
-  'usage_daily_models',
-  {
-    day: ts('day').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requestType: text('request_type').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [
-    primaryKey({ name: 'usage_daily_models_pkey', columns: [t.day, t.provider, t.model, t.requestType, t.success] }),
-  ],
-)
+export const usageDailyModels = rollupTable(rollupLayout('usage_daily_models'))
 
 /** Daily rollup per bot, all models together: totals and cost by bot read ~2 rows per bot and day. */
-export const usageDailyBots = pgTable(
-  'usage_daily_bots',
-  {
-    day: ts('day').notNull(),
-    botId: text('bot_id').notNull(),
-    success: boolean('success').notNull(),
-    ...rollupMeasures(),
-  },
-  (t) => [primaryKey({ name: 'usage_daily_bots_pkey', columns: [t.day, t.botId, t.success] })],
-)
+export const usageDailyBots = rollupTable(rollupLayout('usage_daily_bots'))
 
 export const apiKeys = pgTable(
   'api_keys',

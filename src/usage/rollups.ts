@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { inLatencyBucket, LATENCY_BUCKETS, ROLLUP_TABLES, type RollupTable } from '../db/event-store.js'
+import { ROLLUP_TABLES, type RollupTable } from '../db/event-store.js'
+import { STORED_MEASURES, type Measure } from '../db/measures.js'
 
 /**
  * The one definition of what a rollup row holds and how it is computed from raw events, used by
@@ -9,66 +10,39 @@ import { inLatencyBucket, LATENCY_BUCKETS, ROLLUP_TABLES, type RollupTable } fro
  * layout (db/event-store.ts), shared with the readers.
  */
 
-/** Measures that add up when rows merge. */
-const ADDITIVE_MEASURES = [
-  'calls',
-  'input_tokens',
-  'output_tokens',
-  'total_tokens',
-  'cache_read_tokens',
-  'cache_write_tokens',
-  'reasoning_tokens',
-  'cost',
-  'unpriced_calls',
-  'unpriced_input_tokens',
-  'unpriced_output_tokens',
-  'latency_sum_ms',
-  'latency_count',
-] as const
-
-const histogramColumns = LATENCY_BUCKETS.map((b) => b.column)
-
-/** Every measure column of usage_hourly and usage_daily, in the order rollupAggregatesOfEvents produces them. */
-export const ROLLUP_MEASURE_COLUMNS: readonly string[] = [...ADDITIVE_MEASURES, 'latency_max_ms', ...histogramColumns]
+/** Every measure column of the rollup tables, in the order rollupAggregatesOfEvents produces them. */
+export const ROLLUP_MEASURE_COLUMNS: readonly string[] = STORED_MEASURES.map((m) => m.column)
 
 export const rollupMeasureColumnList = (): SQL => sql.raw(ROLLUP_MEASURE_COLUMNS.join(', '))
+
+/** A measure's aggregate over a group of usage_events rows (never NULL unless stored as NULL when zero). */
+function aggregateOfEvents(m: Measure): string {
+  if (m.ofEvents !== undefined) return m.ofEvents
+  if (m.kind === 'max') return `max(${m.perEvent})`
+  if (m.nullWhenZero) return `nullif(count(${m.perEvent}), 0)`
+  return `coalesce(sum(${m.perEvent}), 0)`
+}
+
+/** How `excluded` folds into the stored row aliased `target`. */
+function mergeAssignment(m: Measure, target: string): string {
+  const [stored, incoming] = [`${target}.${m.column}`, `excluded.${m.column}`]
+  if (m.kind === 'max') return `${m.column} = greatest(${stored}, ${incoming})`
+  // NULL means zero: the sum when both exist, else whichever exists.
+  if (m.nullWhenZero) return `${m.column} = coalesce(${stored} + ${incoming}, ${stored}, ${incoming})`
+  return `${m.column} = ${stored} + ${incoming}`
+}
 
 /**
  * Aggregates over a set of usage_events rows (in a GROUP BY by rollup key) producing the
  * measure columns in ROLLUP_MEASURE_COLUMNS order. Empty histogram buckets are NULL.
  */
 export function rollupAggregatesOfEvents(): SQL {
-  return sql.raw(
-    [
-      'count(*)',
-      'sum(input_tokens)',
-      'sum(output_tokens)',
-      'sum(total_tokens)',
-      'sum(cache_read_tokens)',
-      'sum(cache_write_tokens)',
-      'sum(reasoning_tokens)',
-      'coalesce(sum(cost), 0)',
-      'count(*) FILTER (WHERE NOT priced)',
-      'coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0)',
-      'coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0)',
-      'coalesce(sum(latency_ms), 0)',
-      'count(latency_ms)',
-      'max(latency_ms)',
-      ...LATENCY_BUCKETS.map((b) => `nullif(count(*) FILTER (WHERE ${inLatencyBucket(b)}), 0)`),
-    ].join(',\n        '),
-  )
+  return sql.raw(STORED_MEASURES.map(aggregateOfEvents).join(',\n        '))
 }
 
 /** The ON CONFLICT DO UPDATE assignments that fold `excluded` into the stored row aliased `target`. */
 export function rollupMergeAssignments(target: string): SQL {
-  return sql.raw(
-    [
-      ...ADDITIVE_MEASURES.map((c) => `${c} = ${target}.${c} + excluded.${c}`),
-      `latency_max_ms = greatest(${target}.latency_max_ms, excluded.latency_max_ms)`,
-      // NULL means zero: the sum when both exist, else whichever exists.
-      ...histogramColumns.map((c) => `${c} = coalesce(${target}.${c} + excluded.${c}, ${target}.${c}, excluded.${c})`),
-    ].join(',\n        '),
-  )
+  return sql.raw(STORED_MEASURES.map((m) => mergeAssignment(m, target)).join(',\n        '))
 }
 
 /**

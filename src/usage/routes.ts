@@ -5,7 +5,8 @@ import { assertMayWrite, boundBot } from '../auth/plugin.js'
 import { ErrorResponse, Errors } from '../errors.js'
 import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent } from './ingest.js'
 import type { WriteQueue } from './write-queue.js'
-import { BatchBody, BatchResponse, UsageEvent, UsageEventInput, type BatchItemResult } from './schemas.js'
+import { UsageEvent } from '../lib/usage-event.js'
+import { BatchBody, BatchResponse, UsageEventInput, type BatchItemResult } from './schemas.js'
 
 export interface UsageRoutesOptions {
   config: Config

@@ -3,7 +3,7 @@ import { toUsageEvent } from '../db/event-store.js'
 import type { Database } from '../db/connect.js'
 import { isDataFault, isTransientConflict, sqlStateOf } from '../db/errors.js'
 import { eventKey, insertEvents, type InsertOutcome, type NewUsageEvent } from './repository.js'
-import type { UsageEvent } from './schemas.js'
+import type { UsageEvent } from '../lib/usage-event.js'
 
 export interface WriteQueueOptions {
   enabled: boolean

@@ -1,11 +1,11 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { statsFromRaw } from '../../src/analytics/queries.js'
-import { inLatencyBucket, LATENCY_BUCKETS, ROLLUP_TABLES } from '../../src/db/event-store.js'
+import { ROLLUP_TABLES } from '../../src/db/event-store.js'
+import { inLatencyBucket, LATENCY_BUCKETS } from '../../src/db/measures.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { postBatch, postUsage } from '../helpers/usage.js'
-import { get, rollupMismatches } from './support.js'
+import { get, rollupMismatches, statsFromRaw } from './support.js'
 
 /**
  * Property test: whatever mix of single and batch ingest, duplicates and repricing happens,

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { LATENCY_BUCKETS } from '../../src/db/event-store.js'
+import { LATENCY_BUCKETS } from '../../src/db/measures.js'
 import { buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { ev, get, seed } from './support.js'

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import type { RollupTable } from '../../src/db/event-store.js'
+import { filterConditions, type EventFilter, type RollupTable } from '../../src/db/event-store.js'
 import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
@@ -57,4 +57,23 @@ export async function rollupMismatches(database: Database, rollup: RollupTable):
     ) AS r(${columns})
     FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(keyList)})
     WHERE r.calls IS NULL OR s.calls IS NULL OR ${measuresOf('r')} IS DISTINCT FROM ${measuresOf('s')}`)
+}
+
+/**
+ * Per model+provider totals straight from raw events, written out by hand: the reference GET
+ * /api/usage (read from rollups through the measure table) must match.
+ */
+export function statsFromRaw(database: Database, f: EventFilter): Promise<Record<string, string | number | null>[]> {
+  return database.rows<Record<string, string | number | null>>(sql`
+    SELECT model, provider, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failed,
+      coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+      coalesce(sum(total_tokens), 0) AS total_tokens, coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+      coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens, coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+      coalesce(sum(cost), 0) AS cost,
+      count(*) FILTER (WHERE NOT priced) AS unpriced_calls,
+      coalesce(sum(input_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_input_tokens,
+      coalesce(sum(output_tokens) FILTER (WHERE NOT priced), 0) AS unpriced_output_tokens,
+      sum(coalesce(sum(cost), 0)) OVER () AS total_cost
+    FROM usage_events WHERE ${filterConditions(f)}
+    GROUP BY model, provider`)
 }

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { periodWindow, wholeHours, type BudgetPeriod } from '../../src/budgets/periods.js'
+import { planSources } from '../../src/analytics/sources.js'
+import { periodWindow, type BudgetPeriod } from '../../src/budgets/periods.js'
 
 const cases: Array<[at: string, period: BudgetPeriod, zone: string, start: string, end: string, why: string]> = [
   ['2025-03-15T12:00:00Z', 'month', 'UTC', '2025-03-01T00:00:00Z', '2025-04-01T00:00:00Z', 'plain UTC month'],
@@ -33,11 +34,17 @@ t.test('period boundaries are inclusive at the start and exclusive at the end', 
   t.equal(before.end.toISOString(), '2025-03-19T18:30:00.000Z')
 })
 
-t.test('whole hours leave the partial edge hours of offset zones to raw events', async (t) => {
-  const kolkata = wholeHours(periodWindow(new Date('2025-03-20T12:00:00Z'), 'day', 'Asia/Kolkata'))
-  t.equal(kolkata.from.toISOString(), '2025-03-19T19:00:00.000Z')
-  t.equal(kolkata.to.toISOString(), '2025-03-20T18:00:00.000Z')
-  const utc = wholeHours(periodWindow(new Date('2025-03-20T12:00:00Z'), 'month', 'UTC'))
-  t.equal(utc.from.toISOString(), '2025-03-01T00:00:00.000Z')
-  t.equal(utc.to.toISOString(), '2025-04-01T00:00:00.000Z')
+t.test('budget spend reads the partial edge hours of offset zones from raw events, the rest from rollups', async (t) => {
+  const iso = (spans: { from: number; to: number }[]) => spans.map((s) => [new Date(s.from).toISOString(), new Date(s.to).toISOString()])
+  const kolkata = periodWindow(new Date('2025-03-20T12:00:00Z'), 'day', 'Asia/Kolkata')
+  const plan = planSources(kolkata.start.getTime(), kolkata.end.getTime())
+  t.same(iso(plan.raw), [
+    ['2025-03-19T18:30:00.000Z', '2025-03-19T19:00:00.000Z'],
+    ['2025-03-20T18:00:00.000Z', '2025-03-20T18:30:00.000Z'],
+  ])
+  t.same(iso(plan.hourly), [['2025-03-19T19:00:00.000Z', '2025-03-20T18:00:00.000Z']])
+  const utc = periodWindow(new Date('2025-03-20T12:00:00Z'), 'month', 'UTC')
+  const month = planSources(utc.start.getTime(), utc.end.getTime())
+  t.same(iso(month.raw), [])
+  t.same(iso(month.daily), [['2025-03-01T00:00:00.000Z', '2025-04-01T00:00:00.000Z']])
 })

@@ -1,6 +1,7 @@
 // The usage client against the real service (not the fake), on whichever engine the suite runs:
 // outages, restarts with a spool, the real rate limiter's Retry-After, and an instrumented SDK
 // whose normalized tokens the service prices.
+import { sql } from 'drizzle-orm'
 import Anthropic from '@anthropic-ai/sdk'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
@@ -115,4 +116,21 @@ t.test('an instrumented Anthropic client: the service stores normalized tokens a
     estimatedCost: 0.01665,
     metadata: { chatId: 7 },
   })
+})
+
+t.test("metadata exactly at the service's size limit is sent and stored; one byte more is dropped by the client, never rejected", async (t) => {
+  const svc = await serve(t, database)
+  const key = await botKey(svc.app, 'bot_meta')
+  const c = client(t, { baseUrl: svc.url, apiKey: key, botId: 'bot_meta' })
+  const wrapper = Buffer.byteLength(JSON.stringify({ note: '' }))
+  c.track({ ...sampleEvent(1), metadata: { note: 'x'.repeat(16 * 1024 - wrapper) } })
+  c.track({ ...sampleEvent(2), metadata: { note: 'x'.repeat(16 * 1024 - wrapper + 1) } })
+  t.equal(await c.flush({ timeoutMs: 10_000 }), true)
+  t.match(c.stats(), { sent: 2, failed: 0, dropped: 0 })
+  const rows = await database.rows<{ id: string; bytes: number | null }>(
+    sql`SELECT id, octet_length(metadata::text) AS bytes FROM usage_events WHERE bot_id = 'bot_meta' ORDER BY id`,
+  )
+  t.equal(rows.length, 2)
+  t.ok(rows.some((r) => r.bytes !== null && Number(r.bytes) >= 16 * 1024 - 2), 'the event at the limit kept its metadata')
+  t.ok(rows.some((r) => r.bytes === null), 'the event over the limit was sent without metadata')
 })
