@@ -60,6 +60,8 @@ export interface StartOptions {
   dataDir?: string
   /** Reuse this schema (Postgres) instead of a fresh one; it is then not dropped by dispose(). */
   schema?: string
+  /** Extra node flags for the server, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[]
 }
 
 export async function startServer(opts: StartOptions): Promise<Server> {
@@ -68,7 +70,7 @@ export async function startServer(opts: StartOptions): Promise<Server> {
   const schema = opts.schema ?? `bench_${randomBytes(4).toString('hex')}`
   const ownsDataDir = opts.engine === 'pglite' && opts.dataDir === undefined
   const dataDir = opts.engine === 'pglite' ? (opts.dataDir ?? mkdtempSync(path.join(tmpdir(), 'bench-'))) : null
-  const child = spawn(process.execPath, ['--import=tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import=tsx', 'src/server.ts'], {
     env: {
       ...process.env,
       PORT: String(port),

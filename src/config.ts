@@ -33,6 +33,8 @@ export interface Config {
   pgPoolSize: number
   /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
   pgReadPoolSize: number
+  /** The embedded engine's shared_buffers, MB (default 32, as DEFAULT_EMBEDDED_SHARED_BUFFERS_MB in db/connect.ts; PGlite's own is 128). */
+  embeddedSharedBuffersMb: number
   /** How long a query waits for a free pooled connection before answering 503 DATABASE_BUSY, ms. */
   pgConnectTimeoutMs: number
   /** Statement timeout of the read pool (Postgres), ms; 0 = none. A cancelled read answers 503 QUERY_TIMEOUT. */
@@ -227,6 +229,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxQueryRangeDays: int('MAX_QUERY_RANGE_DAYS', 400, 1, 36500),
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
     pgReadPoolSize: int('PG_READ_POOL_SIZE', 4, 1, 200),
+    embeddedSharedBuffersMb: int('EMBEDDED_SHARED_BUFFERS_MB', 32, 1, 4096),
     pgConnectTimeoutMs: int('PG_CONNECT_TIMEOUT_MS', 5000, 100, 120_000),
     queryTimeoutMs,
     heavyReads: {

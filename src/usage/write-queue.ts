@@ -104,10 +104,12 @@ export class WriteQueue {
 
   /**
    * How long a small write admitted now would take to commit, ms: until a flush slot frees
-   * (the in-flight flushes' remaining time, from their average duration), then the events
-   * queued ahead of it at the measured throughput, then its own flush. Counting the flush in
-   * flight matters: a write that arrives just after a long flush started waits for all of it,
-   * with nothing queued yet to show for it.
+   * (the in-flight flushes' remaining time, from their average duration), then the full groups
+   * queued ahead of it (sharing the flush slots), then the flush of its own group (the events
+   * queued after those groups and itself). A flush is assumed to take its average duration, or
+   * proportionally longer for a group larger than average. Counting the flush in flight
+   * matters: a write that arrives just after a long flush started waits for all of it, with
+   * nothing queued yet to show for it.
    */
   predictedCommitMs(now = performance.now()): number {
     let slotFreeIn = 0
@@ -116,9 +118,11 @@ export class WriteQueue {
       for (const started of this.flights) slotFreeIn = Math.min(slotFreeIn, Math.max(0, this.flushMs - (now - started)))
       if (!Number.isFinite(slotFreeIn)) slotFreeIn = 0
     }
-    const eventsPerMs = (this.opts.maxConcurrentFlushes * this.flushEvents) / this.flushMs
+    const flushOf = (events: number) => this.flushMs * Math.max(1, events / this.flushEvents)
+    const fullGroupsAhead = Math.floor(this.pendingEvents / this.opts.maxEvents)
+    const ownGroup = this.pendingEvents - fullGroupsAhead * this.opts.maxEvents + 1
     const groupWait = this.opts.flushWhenIdle ? 0 : this.opts.maxWaitMs
-    return slotFreeIn + this.pendingEvents / eventsPerMs + groupWait + this.flushMs
+    return slotFreeIn + (fullGroupsAhead * flushOf(this.opts.maxEvents)) / this.opts.maxConcurrentFlushes + groupWait + flushOf(ownGroup)
   }
 
   /**
