@@ -250,7 +250,7 @@ export function loadConfig(env: Env = process.env): Config {
       groupMaxEvents: int('INGEST_GROUP_MAX_EVENTS', 500, 1, 10000),
       groupMaxWaitMs: int('INGEST_GROUP_MAX_WAIT_MS', 2, 0, 1000),
       maxQueuedEvents: int('INGEST_MAX_QUEUED_EVENTS', 20000, 1, 10_000_000),
-      maxQueueDelayMs: int('INGEST_MAX_QUEUE_DELAY_MS', 75, 1, 60_000),
+      maxQueueDelayMs: int('INGEST_MAX_QUEUE_DELAY_MS', 50, 1, 60_000),
       maxConcurrentFlushes: int('INGEST_MAX_CONCURRENT_FLUSHES', 2, 1, 100),
     },
     retentionDays: retention === 0 ? null : retention,

@@ -11,9 +11,9 @@ export interface WriteQueueOptions {
   maxWaitMs: number
   maxQueuedEvents: number
   /**
-   * Small writes are refused (503) when their predicted time to commit exceeds this: the
-   * in-flight flushes' remaining time, plus their queue position over the measured throughput,
-   * plus one flush; and whenever the oldest waiting write has already waited this long.
+   * Small writes are refused (503) when their predicted wait before their flush starts exceeds
+   * this (the in-flight flushes' remaining time plus their queue position over the measured
+   * throughput), and whenever the oldest waiting write has already waited this long.
    */
   maxQueueDelayMs: number
   /** Flushes allowed in flight at once (connections the writer may hold). */
@@ -103,37 +103,31 @@ export class WriteQueue {
   }
 
   /**
-   * How long a small write admitted now would take to commit, ms: until a flush slot frees
-   * (the in-flight flushes' remaining time, from their average duration), then the full groups
-   * queued ahead of it (sharing the flush slots), then the flush of its own group (the events
-   * queued after those groups and itself). A flush is assumed to take its average duration, or
-   * proportionally longer for a group larger than average. Counting the flush in flight
-   * matters: a write that arrives just after a long flush started waits for all of it, with
-   * nothing queued yet to show for it.
+   * How long a small write admitted now would wait before its flush starts, ms: until a flush
+   * slot frees (the in-flight flushes' remaining time, from their average duration), plus its
+   * queue position over the measured throughput (the events queued ahead of it, at the average
+   * group size per average flush on every slot). Counting the flush in flight matters: a write
+   * that arrives just after a long flush started waits for all of it, with nothing queued yet
+   * to show for it.
    */
-  predictedCommitMs(now = performance.now()): number {
+  predictedWaitMs(now = performance.now()): number {
     let slotFreeIn = 0
     if (this.inFlight >= this.opts.maxConcurrentFlushes) {
       slotFreeIn = Infinity
       for (const started of this.flights) slotFreeIn = Math.min(slotFreeIn, Math.max(0, this.flushMs - (now - started)))
       if (!Number.isFinite(slotFreeIn)) slotFreeIn = 0
     }
-    const flushOf = (events: number) => this.flushMs * Math.max(1, events / this.flushEvents)
-    const fullGroupsAhead = Math.floor(this.pendingEvents / this.opts.maxEvents)
-    const ownGroup = this.pendingEvents - fullGroupsAhead * this.opts.maxEvents + 1
-    const groupWait = this.opts.flushWhenIdle ? 0 : this.opts.maxWaitMs
-    return slotFreeIn + (fullGroupsAhead * flushOf(this.opts.maxEvents)) / this.opts.maxConcurrentFlushes + groupWait + flushOf(ownGroup)
+    const eventsPerMs = (this.opts.maxConcurrentFlushes * this.flushEvents) / this.flushMs
+    return slotFreeIn + this.pendingEvents / eventsPerMs
   }
 
   /**
    * Admission. Never past maxQueuedEvents. Small writes (the ones group commit is for) are also
-   * refused when their predicted time to commit exceeds maxQueueDelayMs, or while the oldest
-   * waiting write has waited that long: the writer is not keeping up, and queueing more would
-   * only grow everyone's latency. A write that finds nothing queued and nothing in flight is
-   * always admitted, and when one flush alone takes more than two thirds of the bound the bound
-   * stretches to one and a half flushes, so a slow database still gets groups (fewer, not
-   * none). Large batches fill a group on their own and normally wait a few flushes behind each
-   * other, so only the event bound applies to them.
+   * refused when their predicted wait exceeds maxQueueDelayMs, or while the oldest waiting write
+   * has waited that long: the writer is not keeping up, and queueing more would only grow
+   * everyone's latency. A write that finds nothing queued and nothing in flight is always
+   * admitted. Large batches fill a group on their own and normally wait a few flushes behind
+   * each other, so only the event bound applies to them.
    */
   wouldAdmit(events: number): boolean {
     if (this.closed) return false
@@ -141,8 +135,9 @@ export class WriteQueue {
     if (this.pendingEvents + events > this.opts.maxQueuedEvents) return false
     if (events * 2 >= this.opts.maxEvents) return true
     if (this.pending.length > 0 && Date.now() - this.pending[0].enqueuedAt >= this.opts.maxQueueDelayMs) return false
-    return this.predictedCommitMs() <= Math.max(this.opts.maxQueueDelayMs, 1.5 * this.flushMs)
+    return this.predictedWaitMs() < this.opts.maxQueueDelayMs
   }
+
 
   /**
    * Stores the events once each; resolves after commit. `withRecords: false` (batch ingest)
