@@ -31,6 +31,7 @@ import {
   percentile,
   sortedPercentiles,
   startServer as startBenchServer,
+  storedEvents,
   type Server,
 } from './support.js'
 
@@ -72,12 +73,6 @@ const EVENT = {
 const dialect = new PgDialect()
 const startServer = (env: Record<string, string> = {}): Promise<Server> => startBenchServer({ engine, env: { ...serverEnv, ...env } })
 
-/** Stored events, read through the service itself (works for both engines). */
-async function storedEvents(server: Server): Promise<number> {
-  const res = await fetch(`${server.url}/api/usage?limit=1`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
-  const body = (await res.json()) as { stats: { _count: { id: number } }[] }
-  return body.stats.reduce((n, s) => n + s._count.id, 0)
-}
 
 interface Load {
   rps: number

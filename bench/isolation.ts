@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import pg from 'pg'
-import { authHeaders, BENCH_DATABASE_URL, fmt, sortedPercentiles, startServer, type Engine, type Server } from './support.js'
+import { authHeaders, BENCH_DATABASE_URL, fmt, sortedPercentiles, startServer, storedEvents, type Engine, type Server } from './support.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -173,16 +173,6 @@ async function runExport(server: Server): Promise<ExportResult> {
   return { seconds, megabytes: bytes / 1e6, lines, status: res.statusCode }
 }
 
-async function storedEvents(server: Server): Promise<number> {
-  let res = await fetch(`${server.url}/api/usage?limit=1`, { headers: authHeaders })
-  for (let attempt = 0; res.status === 503 && attempt < 10; attempt++) {
-    await new Promise((r) => setTimeout(r, 1000))
-    res = await fetch(`${server.url}/api/usage?limit=1`, { headers: authHeaders })
-  }
-  const body = (await res.json()) as { stats?: { _count: { id: number } }[] }
-  if (!body.stats) throw new Error(`GET /api/usage answered ${res.status}: ${JSON.stringify(body)}`)
-  return body.stats.reduce((n, s) => n + s._count.id, 0)
-}
 
 let failures = 0
 

@@ -147,3 +147,15 @@ export const sortedPercentiles = (values: number[]) => {
 
 export const fmt = (n: number, digits = 0) =>
   Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a'
+
+/** Stored events, read through the service itself (works for both engines); retried while the service sheds load. */
+export async function storedEvents(server: Server): Promise<number> {
+  let res = await fetch(`${server.url}/api/usage?limit=1`, { headers: authHeaders })
+  for (let attempt = 0; res.status === 503 && attempt < 10; attempt++) {
+    await new Promise((r) => setTimeout(r, 1000))
+    res = await fetch(`${server.url}/api/usage?limit=1`, { headers: authHeaders })
+  }
+  const body = (await res.json()) as { stats?: { _count: { id: number } }[] }
+  if (!body.stats) throw new Error(`GET /api/usage answered ${res.status}: ${JSON.stringify(body)}`)
+  return body.stats.reduce((n, s) => n + s._count.id, 0)
+}

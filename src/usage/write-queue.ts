@@ -105,8 +105,8 @@ export class WriteQueue {
   /**
    * How long a small write admitted now would wait before its flush starts, ms: until a flush
    * slot frees (the in-flight flushes' remaining time, from their average duration), plus its
-   * queue position over the measured throughput (the events queued ahead of it, at the average
-   * group size per average flush on every slot). Counting the flush in flight matters: a write
+   * queue position over the measured throughput (the full groups queued ahead of it, sharing the
+   * flush slots). Counting the flush in flight matters: a write
    * that arrives just after a long flush started waits for all of it, with nothing queued yet
    * to show for it.
    */
@@ -117,8 +117,12 @@ export class WriteQueue {
       for (const started of this.flights) slotFreeIn = Math.min(slotFreeIn, Math.max(0, this.flushMs - (now - started)))
       if (!Number.isFinite(slotFreeIn)) slotFreeIn = 0
     }
-    const eventsPerMs = (this.opts.maxConcurrentFlushes * this.flushEvents) / this.flushMs
-    return slotFreeIn + this.pendingEvents / eventsPerMs
+    // Everything queued goes into the next group up to maxEvents (groups grow with the queue),
+    // so only full groups ahead add flushes: each as long as the average flush, or longer in
+    // proportion when a full group is larger than the average one.
+    const fullGroupsAhead = Math.floor(this.pendingEvents / this.opts.maxEvents)
+    const fullFlushMs = this.flushMs * Math.max(1, this.opts.maxEvents / this.flushEvents)
+    return slotFreeIn + (fullGroupsAhead * fullFlushMs) / this.opts.maxConcurrentFlushes
   }
 
   /**
