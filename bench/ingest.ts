@@ -12,19 +12,28 @@
  * when they differ. Synchronous commit stays on: an acknowledged event is on disk.
  */
 import autocannon from 'autocannon'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
+import { sql } from 'drizzle-orm'
+import { PgDialect } from 'drizzle-orm/pg-core'
 import { Pool } from 'undici'
+import { PGlite } from '@electric-sql/pglite'
+import { rollupUpsertCtes } from '../src/usage/rollups.js'
+import {
+  ADMIN_KEY,
+  BENCH_DATABASE_URL as databaseUrl,
+  dropSchema,
+  fmt,
+  percentile,
+  sortedPercentiles,
+  startServer as startBenchServer,
+  storedEvents,
+  type Server,
+} from './support.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -46,8 +55,6 @@ const engine = args.engine === 'pglite' ? 'pglite' : 'postgres'
 const duration = Number(args.duration ?? (engine === 'pglite' ? 5 : 10))
 const connections = Number(args.connections)
 const batchSize = Number(args['batch-size'])
-const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const ADMIN_KEY = `usk_bench_${randomBytes(16).toString('hex')}`
 const out = (line = ''): void => void process.stdout.write(`${line}\n`)
 
 const EVENT = {
@@ -63,102 +70,9 @@ const EVENT = {
   metadata: { chatId: 1234 },
 }
 
-interface Server {
-  url: string
-  child: ChildProcess
-  schema: string
-  dataDir: string | null
-  stop(): Promise<void>
-  peakRssMb(): number
-  /** CPU time the server process has used so far (user + system), in ms. */
-  cpuMs(): number
-}
+const dialect = new PgDialect()
+const startServer = (env: Record<string, string> = {}): Promise<Server> => startBenchServer({ engine, env: { ...serverEnv, ...env } })
 
-// Linux reports process CPU time in clock ticks (USER_HZ), 100 per second on every common build.
-const TICKS_PER_SECOND = 100
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const address = srv.address()
-  const port = typeof address === 'object' && address ? address.port : 0
-  srv.close()
-  await once(srv, 'close')
-  return port
-}
-
-async function startServer(env: Record<string, string> = {}): Promise<Server> {
-  const port = await freePort()
-  const schema = `bench_${randomBytes(4).toString('hex')}`
-  const dataDir = engine === 'pglite' ? mkdtempSync(path.join(tmpdir(), 'bench-ingest-')) : null
-  const child = spawn(process.execPath, ['--import=tsx', 'src/server.ts'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      // Per-request info logs cost throughput; operators at this rate run with warn.
-      LOG_LEVEL: 'warn',
-      ADMIN_API_KEY: ADMIN_KEY,
-      // The per-key abuse limit would otherwise cap the benchmark itself.
-      RATE_LIMIT_MAX: '10000000',
-      DATABASE_URL: engine === 'postgres' ? databaseUrl : '',
-      DATABASE_SCHEMA: schema,
-      DATA_DIR: dataDir ?? '',
-      ...serverEnv,
-      ...env,
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  })
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`)
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) break
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('server did not become ready in 60 s')
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return {
-    url,
-    child,
-    schema,
-    dataDir,
-    peakRssMb: () => {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0)
-      return Math.round(kb / 1024)
-    },
-    cpuMs: () => {
-      // /proc/<pid>/stat: fields after the parenthesised command name; utime and stime are 14 and 15.
-      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
-    },
-    stop: async () => {
-      child.kill('SIGTERM')
-      if (child.exitCode === null) await once(child, 'exit')
-    },
-  }
-}
-
-/** Stored events, read through the service itself (works for both engines). */
-async function storedEvents(server: Server): Promise<number> {
-  const res = await fetch(`${server.url}/api/usage?limit=1`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
-  const body = (await res.json()) as { stats: { _count: { id: number } }[] }
-  return body.stats.reduce((n, s) => n + s._count.id, 0)
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  if (engine !== 'postgres') return
-  const client = new pg.Client({ connectionString: databaseUrl })
-  await client.connect()
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  await client.end()
-}
 
 interface Load {
   rps: number
@@ -174,11 +88,6 @@ interface Load {
   okP99: number
   /** Server CPU time per acknowledged request, µs (set by checkedLoad). */
   cpuUsPerRequest?: number
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
 async function load(opts: autocannon.Options): Promise<Load> {
@@ -205,11 +114,6 @@ async function load(opts: autocannon.Options): Promise<Load> {
     p999: result.latency.p99_9,
     okP99: percentile(okLatencies, 99),
   }
-}
-
-const sortedPercentiles = (values: number[]) => {
-  values.sort((a, b) => a - b)
-  return { p50: percentile(values, 50), p99: percentile(values, 99), p999: percentile(values, 99.9) }
 }
 
 /**
@@ -333,41 +237,47 @@ async function scenario<T>(name: string, env: Record<string, string>, run: (s: S
   try {
     return await run(server)
   } finally {
-    await server.stop()
-    await dropSchema(server.schema)
-    if (server.dataDir) rmSync(server.dataDir, { recursive: true, force: true })
+    await server.dispose()
   }
 }
 
-/** The database ceiling: the same rows COPYed into the same tables, rollup built in the same transaction. */
-async function copyCeiling(rows: number, dropIndex?: string): Promise<number> {
+/** What a COPY ceiling writes besides the events table. */
+type CopyShape =
+  /** Staged, then inserted with every index and folded into every rollup in the same statement, as ingest does. */
+  | { kind: 'everything'; dropIndex?: string }
+  /** Straight into usage_events with only its primary key: the disk and WAL limit of the raw rows. */
+  | { kind: 'pk-only' }
+
+const COPY_COLUMNS =
+  'id, bot_id, created_at, provider, model, request_type, success, input_tokens, output_tokens, total_tokens, cache_read_tokens, latency_ms, cost, priced, price_source, metadata'
+
+/** The database ceiling: the same rows COPYed in one transaction, no HTTP, no JSON. */
+async function copyCeiling(rows: number, shape: CopyShape): Promise<number> {
   const server = await startServer() // creates and migrates a schema
   await server.stop()
   const client = new pg.Client({ connectionString: databaseUrl, options: `-c search_path=${server.schema}` })
   await client.connect()
   try {
-    if (dropIndex) await client.query(`DROP INDEX "${dropIndex}"`)
-    const createdAt = new Date().toISOString()
+    if (shape.kind === 'pk-only') {
+      for (const index of await secondaryIndexesOf(client, server.schema)) await client.query(`DROP INDEX "${index}"`)
+    } else if (shape.dropIndex) {
+      await client.query(`DROP INDEX "${shape.dropIndex}"`)
+    }
+    const source = Readable.from(copyLines(rows))
     const started = performance.now()
     await client.query('BEGIN')
-    await client.query('CREATE TEMP TABLE staged (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DROP')
-    const columns = 'id, bot_id, created_at, provider, model, request_type, success, input_tokens, output_tokens, total_tokens, cache_read_tokens, latency_ms, cost, priced, price_source, metadata'
-    let i = 0
-    const source = new Readable({
-      read() {
-        for (let n = 0; n < 5000 && i < rows; n++, i++) {
-          this.push(`${randomBytes(16).toString('hex')}\tbench_bot\t${createdAt}\tanthropic\tclaude-3-5-sonnet-20241022\tmessage\tt\t1200\t300\t1500\t800\t900\t0.00825\tt\tbench\t{"chatId": 1234}\n`)
-        }
-        if (i >= rows) this.push(null)
-      },
-    })
-    await pipeline(source, client.query(copyFrom(`COPY staged (${columns}) FROM STDIN`)))
-    await client.query(`
-      WITH ins AS (INSERT INTO usage_events (${columns}) SELECT ${columns} FROM staged RETURNING *)
-      INSERT INTO usage_hourly AS h (hour, bot_id, provider, model, request_type, success, calls, input_tokens, output_tokens, total_tokens, cost)
-      SELECT date_trunc('hour', created_at, 'UTC'), bot_id, provider, model, request_type, success, count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost)
-      FROM ins GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-      ON CONFLICT (hour, bot_id, provider, model, request_type, success) DO UPDATE SET calls = h.calls + excluded.calls`)
+    if (shape.kind === 'pk-only') {
+      await pipeline(source, client.query(copyFrom(`COPY usage_events (${COPY_COLUMNS}) FROM STDIN`)))
+    } else {
+      await client.query('CREATE TEMP TABLE staged (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DROP')
+      await pipeline(source, client.query(copyFrom(`COPY staged (${COPY_COLUMNS}) FROM STDIN`)))
+      // The rollup upserts of the ingest statement itself (every rollup, every measure column).
+      const fold = dialect.sqlToQuery(sql`
+        WITH inserted AS (INSERT INTO usage_events (${sql.raw(COPY_COLUMNS)}) SELECT ${sql.raw(COPY_COLUMNS)} FROM staged RETURNING *),
+        ${rollupUpsertCtes('inserted')}
+        SELECT count(*) FROM inserted`)
+      await client.query(fold.sql, fold.params)
+    }
     await client.query('COMMIT')
     return rows / ((performance.now() - started) / 1000)
   } finally {
@@ -376,21 +286,77 @@ async function copyCeiling(rows: number, dropIndex?: string): Promise<number> {
   }
 }
 
+/** COPY text for `rows` rows in COPY_COLUMNS order, 5,000 rows per chunk. */
+function copyLines(rows: number): Generator<string> {
+  const createdAt = new Date().toISOString()
+  return (function* () {
+    for (let i = 0; i < rows; ) {
+      let chunk = ''
+      for (let n = 0; n < 5000 && i < rows; n++, i++) {
+        chunk += `${randomBytes(16).toString('hex')}\tbench_bot\t${createdAt}\tanthropic\tclaude-3-5-sonnet-20241022\tmessage\tt\t1200\t300\t1500\t800\t900\t0.00825\tt\tbench\t{"chatId": 1234}\n`
+      }
+      yield chunk
+    }
+  })()
+}
+
+/**
+ * The embedded engine's own ceiling: the same rows COPYed (from an in-memory blob) into a data
+ * dir the server migrated, in this process, no HTTP, no JSON.
+ */
+async function embeddedCopyCeiling(rows: number, shape: CopyShape): Promise<number> {
+  const server = await startServer()
+  await server.stop()
+  const client = await PGlite.create(server.dataDir ?? '')
+  try {
+    await client.exec(`SET search_path TO "${server.schema}"`)
+    if (shape.kind === 'pk-only') {
+      const indexes = await client.query<{ indexname: string }>(
+        `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'usage_events' AND indexname <> 'usage_events_pkey'`,
+        [server.schema],
+      )
+      for (const { indexname } of indexes.rows) await client.exec(`DROP INDEX "${indexname}"`)
+    }
+    const blob = new Blob([...copyLines(rows)])
+    const started = performance.now()
+    await client.exec('BEGIN')
+    if (shape.kind === 'pk-only') {
+      await client.query(`COPY usage_events (${COPY_COLUMNS}) FROM '/dev/blob'`, [], { blob })
+    } else {
+      await client.exec('CREATE TEMP TABLE staged (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DROP')
+      await client.query(`COPY staged (${COPY_COLUMNS}) FROM '/dev/blob'`, [], { blob })
+      const fold = dialect.sqlToQuery(sql`
+        WITH inserted AS (INSERT INTO usage_events (${sql.raw(COPY_COLUMNS)}) SELECT ${sql.raw(COPY_COLUMNS)} FROM staged RETURNING *),
+        ${rollupUpsertCtes('inserted')}
+        SELECT count(*) FROM inserted`)
+      await client.query(fold.sql, fold.params)
+    }
+    await client.exec('COMMIT')
+    return rows / ((performance.now() - started) / 1000)
+  } finally {
+    await client.close()
+    await server.dispose()
+  }
+}
+
+async function secondaryIndexesOf(client: pg.Client, schema: string): Promise<string[]> {
+  const res = await client.query<{ indexname: string }>(
+    `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'usage_events' AND indexname <> 'usage_events_pkey' ORDER BY 1`,
+    [schema],
+  )
+  return res.rows.map((r) => r.indexname)
+}
+
 async function secondaryIndexes(): Promise<string[]> {
   const server = await startServer()
   await server.stop()
   const client = new pg.Client({ connectionString: databaseUrl })
   await client.connect()
-  const res = await client.query<{ indexname: string }>(
-    `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'usage_events' AND indexname <> 'usage_events_pkey' ORDER BY 1`,
-    [server.schema],
-  )
+  const indexes = await secondaryIndexesOf(client, server.schema)
   await client.end()
   await dropSchema(server.schema)
-  return res.rows.map((r) => r.indexname)
+  return indexes
 }
-
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a')
 
 async function main(): Promise<void> {
   const rows: [string, string, string, string][] = []
@@ -442,11 +408,15 @@ async function main(): Promise<void> {
   }
 
   let copyRate = NaN
-  if (engine === 'postgres' && wanted(5)) {
+  let pkOnlyRate = NaN
+  if (wanted(5)) {
     process.stderr.write('... 5 raw COPY\n')
-    const copyRows = Math.max(100_000, Math.round(batchEvents * 4))
-    copyRate = await copyCeiling(copyRows)
-    rows.push([`5. raw COPY of ${fmt(copyRows)} rows + rollups, no HTTP`, `${fmt(copyRate)} rows/s`, '', ''])
+    const copyRows = Math.max(engine === 'pglite' ? 50_000 : 100_000, Math.round(batchEvents * 4))
+    const ceiling = engine === 'pglite' ? embeddedCopyCeiling : copyCeiling
+    copyRate = await ceiling(copyRows, { kind: 'everything' })
+    rows.push([`5. raw COPY of ${fmt(copyRows)} rows + every index and rollup (the ingest statement's upserts), no HTTP`, `${fmt(copyRate)} rows/s`, '', ''])
+    pkOnlyRate = await ceiling(copyRows, { kind: 'pk-only' })
+    rows.push([`5b. raw COPY of ${fmt(copyRows)} rows into usage_events with only its primary key, no rollups`, `${fmt(pkOnlyRate)} rows/s`, '', ''])
   }
 
   if (engine === 'postgres' && wanted(6)) {
@@ -482,9 +452,9 @@ async function main(): Promise<void> {
 
   if (engine === 'postgres' && wanted(8)) {
     process.stderr.write('... 8 index costs (COPY rate without each secondary index)\n')
-    const baseline = Number.isNaN(copyRate) ? await copyCeiling(200_000) : copyRate
+    const baseline = Number.isNaN(copyRate) ? await copyCeiling(200_000, { kind: 'everything' }) : copyRate
     for (const index of await secondaryIndexes()) {
-      const rate = await copyCeiling(200_000, index)
+      const rate = await copyCeiling(200_000, { kind: 'everything', dropIndex: index })
       notes.push(`COPY without ${index}: ${fmt(rate)} rows/s (with all indexes: ${fmt(baseline)})`)
     }
   }
@@ -499,7 +469,9 @@ async function main(): Promise<void> {
   out()
   if (grouped && noop) out(`ratio 3/1 (group commit vs framework ceiling): ${fmt(grouped.rps / noop.rps, 2)}`)
   if (grouped && perRequest) out(`ratio 3/2 (group commit vs one transaction per request): ${fmt(grouped.rps / perRequest.rps, 2)}`)
-  if (!Number.isNaN(batchEvents) && !Number.isNaN(copyRate)) out(`ratio 4/5 (batch ingest vs raw COPY): ${fmt(batchEvents / copyRate, 2)}`)
+  if (!Number.isNaN(batchEvents) && !Number.isNaN(copyRate)) out(`ratio 4/5 (batch ingest vs raw COPY with everything): ${fmt(batchEvents / copyRate, 2)}`)
+  if (!Number.isNaN(batchEvents) && !Number.isNaN(pkOnlyRate)) out(`ratio 4/5b (batch ingest vs raw COPY, primary key only; target >= 0.6): ${fmt(batchEvents / pkOnlyRate, 2)}`)
+  if (!Number.isNaN(copyRate) && !Number.isNaN(pkOnlyRate)) out(`ratio 5/5b (what indexes and rollups leave of the raw COPY): ${fmt(copyRate / pkOnlyRate, 2)}`)
   out()
   for (const n of notes) out(`- ${n}`)
   if (mismatches > 0) {

@@ -7,7 +7,12 @@ import { migrateDatabase } from '../src/db/migrate.js'
 
 try {
   const config = loadConfig()
-  const database = await connectDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema })
+  const database = await connectDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    schema: config.databaseSchema,
+    embeddedSharedBuffersMb: config.embeddedSharedBuffersMb,
+  })
   try {
     await migrateDatabase(database)
     console.warn(`migrations applied (${database.engine}, schema ${database.schema})`)

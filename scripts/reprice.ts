@@ -28,7 +28,7 @@ try {
   const config = loadConfig()
   let database
   try {
-    database = await connectDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema })
+    database = await connectDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema, embeddedSharedBuffersMb: config.embeddedSharedBuffersMb })
   } catch (err) {
     if (!(err instanceof DataDirLockedError)) throw err
     process.exit(await repriceThroughService(config, err))

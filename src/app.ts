@@ -17,6 +17,7 @@ import { dashboardRoutes } from './dashboard/routes.js'
 import { ChangeFeed } from './db/change-feed.js'
 import type { Database } from './db/connect.js'
 import { databaseFailureForLog } from './db/errors.js'
+import { startMaintenance } from './db/maintenance.js'
 import { healthRoutes } from './health/routes.js'
 import { otelRoutes } from './otel/routes.js'
 import { requestIdOf } from './lib/request-id.js'
@@ -33,7 +34,7 @@ import { requestIdHeader } from './plugins/request-id.js'
 import { securityHeaders } from './plugins/security-headers.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
-import { WriteQueue } from './usage/ingest.js'
+import { WriteQueue } from './usage/write-queue.js'
 import { startRetention } from './usage/retention.js'
 import { usageRoutes } from './usage/routes.js'
 
@@ -47,6 +48,9 @@ export interface AppDeps {
   /** The clock budgets, spend alerts and report schedules compute periods, hours and projections with (tests move it); default real time. */
   budgetClock?: () => Date
 }
+
+/** How often the embedded engine's tables are checked for ANALYZE and VACUUM (db/maintenance.ts). */
+const EMBEDDED_MAINTENANCE_INTERVAL_MS = 30_000
 
 /** Builds the service without listening. The caller owns `listen()` and `close()`. */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -108,6 +112,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onBudgets: (budgets) => allowance.setBudgets(budgets),
   })
 
+  // The embedded engine has no autovacuum workers: without this its planner never gets statistics.
+  const maintenance =
+    database.engine === 'pglite'
+      ? startMaintenance(database, {
+          intervalMs: EMBEDDED_MAINTENANCE_INTERVAL_MS,
+          onError: (err) => app.log.warn(databaseFailureForLog(err), 'analyzing or vacuuming the embedded database failed; retrying later'),
+        })
+      : null
+
   const spendWatch = new SpendWatch(database, alertDelivery, {
     intervalMs: config.watch.spendAlertIntervalMs,
     debounceMs: config.budgets.debounceMs,
@@ -137,6 +150,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       allowance.onCommitted(created)
       spendWatch.onCommitted(created)
       metrics.onCommitted(created)
+      maintenance?.noteWrites(created.length)
     },
     onFlushed: metrics.onFlushed,
     onFlushError: (err) => app.log.error(databaseFailureForLog(err), 'ingest flush failed; its requests were answered 503'),
@@ -185,6 +199,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     await changes.close()
     await stopRetention?.()
+    await maintenance?.stop()
     pricing.stop()
     await writeQueue.close()
     await budgetMonitor.stop()

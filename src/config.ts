@@ -35,6 +35,8 @@ export interface Config {
   pgPoolSize: number
   /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
   pgReadPoolSize: number
+  /** The embedded engine's shared_buffers, MB (default 32, as DEFAULT_EMBEDDED_SHARED_BUFFERS_MB in db/connect.ts; PGlite's own is 128). */
+  embeddedSharedBuffersMb: number
   /** How long a query waits for a free pooled connection before answering 503 DATABASE_BUSY, ms. */
   pgConnectTimeoutMs: number
   /** Statement timeout of the read pool (Postgres), ms; 0 = none. A cancelled read answers 503 QUERY_TIMEOUT. */
@@ -241,6 +243,7 @@ export function loadConfig(env: Env = process.env): Config {
     metadataRawMaxDays: int('METADATA_RAW_MAX_DAYS', 31, 1, 36500),
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
     pgReadPoolSize: int('PG_READ_POOL_SIZE', 4, 1, 200),
+    embeddedSharedBuffersMb: int('EMBEDDED_SHARED_BUFFERS_MB', 32, 1, 4096),
     pgConnectTimeoutMs: int('PG_CONNECT_TIMEOUT_MS', 5000, 100, 120_000),
     queryTimeoutMs,
     heavyReads: {
@@ -261,7 +264,7 @@ export function loadConfig(env: Env = process.env): Config {
       groupMaxEvents: int('INGEST_GROUP_MAX_EVENTS', 500, 1, 10000),
       groupMaxWaitMs: int('INGEST_GROUP_MAX_WAIT_MS', 2, 0, 1000),
       maxQueuedEvents: int('INGEST_MAX_QUEUED_EVENTS', 20000, 1, 10_000_000),
-      maxQueueDelayMs: int('INGEST_MAX_QUEUE_DELAY_MS', 75, 1, 60_000),
+      maxQueueDelayMs: int('INGEST_MAX_QUEUE_DELAY_MS', 50, 1, 60_000),
       maxConcurrentFlushes: int('INGEST_MAX_CONCURRENT_FLUSHES', 2, 1, 100),
     },
     retentionDays: retention === 0 ? null : retention,

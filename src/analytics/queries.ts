@@ -294,7 +294,8 @@ export function eventPage(
 
 /**
  * Every event matching the filter, oldest first, fetched `batchSize` rows per query by keyset:
- * memory stays bounded by one batch however large the export, and no transaction is held open.
+ * memory stays bounded by one batch however large the export, no transaction is held open, and
+ * other requests are served between pages.
  */
 export async function* exportEvents(database: Database, filter: EventFilter, batchSize: number): AsyncGenerator<PagedEventRow[]> {
   let position: EventPosition | null = null
@@ -305,5 +306,8 @@ export async function* exportEvents(database: Database, filter: EventFilter, bat
     if (rows.length < batchSize) return
     const last = rows[rows.length - 1]
     position = { createdAt: last.cursor_at, botId: last.bot_id, id: last.id, asOf: last.as_of }
+    // Let requests that arrived meanwhile queue their queries before the next page's: on the
+    // embedded engine's one connection, an export then takes turns with them page by page.
+    await new Promise((resolve) => setImmediate(resolve))
   }
 }

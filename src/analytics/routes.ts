@@ -334,8 +334,8 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         tags: ['analytics'],
         summary: 'Stream raw events of a range as CSV or JSON lines',
         description:
-          `Oldest first, fetched ${EXPORT_BATCH_SIZE} events per query while the response streams, so an export of any size ` +
-          'holds one batch in memory. CSV: RFC 4180 with a header row, exact decimal costs, metadata as JSON text. ' +
+          `Oldest first, fetched at most ${EXPORT_BATCH_SIZE} events per query while the response streams, so an export of any size ` +
+          'holds one batch in memory and other requests are served between batches (smaller ones on the embedded engine). CSV: RFC 4180 with a header row, exact decimal costs, metadata as JSON text. ' +
           'JSON lines: one event per line, as in /api/usage/events. Everything is checked and the first batch read before the first ' +
           'byte, so those failures are ordinary error answers. A failure after that cannot change the 200: a CSV export is then ' +
           'aborted (the chunked response ends without its last chunk, so HTTP clients report an error and curl exits non-zero), and ' +

@@ -9,6 +9,12 @@ import pg from 'pg'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 import * as schema from './schema.js'
 
+/**
+ * shared_buffers of the embedded engine, MB. Pages it does not cache are still in the OS page
+ * cache (the data dir is ordinary files), so a smaller cache costs a copy per read, not I/O.
+ */
+export const DEFAULT_EMBEDDED_SHARED_BUFFERS_MB = 32
+
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
 const dialect = new PgDialect()
@@ -60,6 +66,8 @@ export interface ConnectOptions {
   queryTimeoutMs?: number
   /** How long a query waits for a free pooled connection before it fails (see databaseFailure), ms. */
   connectTimeoutMs?: number
+  /** The embedded engine's shared_buffers, MB (default DEFAULT_EMBEDDED_SHARED_BUFFERS_MB). */
+  embeddedSharedBuffersMb?: number
   /** Called for errors on idle pool clients (a restarted server), which must not crash the process. */
   onPoolError?: (err: Error) => void
 }
@@ -107,7 +115,11 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
   const lock = opts.dataDir.startsWith('memory://') ? null : lockDataDir(opts.dataDir)
   let client: PGlite
   try {
-    client = await PGlite.create(opts.dataDir)
+    client = await PGlite.create(opts.dataDir, {
+      // Everything PGlite starts with, and a buffer cache sized for this service rather than
+      // PGlite's 128 MB: the cache lives in the process's WebAssembly memory, which never shrinks.
+      startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${opts.embeddedSharedBuffersMb ?? DEFAULT_EMBEDDED_SHARED_BUFFERS_MB}MB`],
+    })
     await client.exec(`SET TIME ZONE 'UTC'; CREATE SCHEMA IF NOT EXISTS "${schemaName}"; SET search_path TO "${schemaName}"`)
   } catch (err) {
     lock?.release()

@@ -37,7 +37,11 @@ const UNSTORABLE = 'unstorable'
 // A high surrogate not followed by a low one, or a low one without a high one before it.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
+// Either of the above may be present: one scan, which almost every string passes.
+const NUL_OR_SURROGATE = /[\u0000\uD800-\uDFFF]/
+
 function stringProblem(s: string): string | null {
+  if (!NUL_OR_SURROGATE.test(s)) return null
   if (s.includes('\u0000')) return 'contains a NUL character'
   if (LONE_SURROGATE.test(s)) return 'contains a lone UTF-16 surrogate (not valid Unicode)'
   return null
@@ -57,33 +61,47 @@ type SchemaNode = { properties?: Record<string, SchemaNode>; items?: unknown } |
  * handler, which validates each item on its own so that one bad item rejects only itself.
  */
 export function findUnstorable(value: unknown, schema: SchemaNode = undefined, path = '', depth = 0): ErrorObject | null {
-  const problem = (instancePath: string, reason: string): ErrorObject => ({
-    keyword: UNSTORABLE,
-    instancePath,
-    schemaPath: '',
-    params: { reason },
-  })
+  const found = unstorableIn(value, schema, depth)
+  if (!found) return null
+  // The path is built only for the value found (joining it for every key cost more than the search).
+  return { keyword: UNSTORABLE, instancePath: path + found.segments.reverse().join(''), schemaPath: '', params: { reason: found.reason } }
+}
+
+/** The problem and the JSON-pointer segments to it, innermost first. */
+interface Unstorable {
+  reason: string
+  segments: string[]
+}
+
+function unstorableIn(value: unknown, schema: SchemaNode, depth: number): Unstorable | null {
   if (typeof value === 'string') {
     const reason = stringProblem(value)
-    return reason ? problem(path, reason) : null
+    return reason ? { reason, segments: [] } : null
   }
-  if (typeof value === 'number') return Number.isFinite(value) ? null : problem(path, 'must be a finite number')
+  if (typeof value === 'number') return Number.isFinite(value) ? null : { reason: 'must be a finite number', segments: [] }
   if (value === null || typeof value !== 'object') return null
-  if (depth >= MAX_JSON_DEPTH) return problem(path, `is nested more than ${MAX_JSON_DEPTH} levels deep`)
+  if (depth >= MAX_JSON_DEPTH) return { reason: `is nested more than ${MAX_JSON_DEPTH} levels deep`, segments: [] }
   if (Array.isArray(value)) {
     const items = schema && typeof schema.items === 'object' && schema.items !== null ? (schema.items as NonNullable<SchemaNode>) : undefined
     if (items && Object.keys(items).length === 0) return null
     for (let i = 0; i < value.length; i++) {
-      const found = findUnstorable(value[i], items, `${path}/${i}`, depth + 1)
-      if (found) return found
+      const found = unstorableIn(value[i], items, depth + 1)
+      if (found) {
+        found.segments.push(`/${i}`)
+        return found
+      }
     }
     return null
   }
-  for (const [key, child] of Object.entries(value)) {
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue
     const keyReason = stringProblem(key)
-    if (keyReason) return problem(path, `has a key that ${keyReason}`)
-    const found = findUnstorable(child, schema?.properties?.[key], `${path}/${escapePointer(key)}`, depth + 1)
-    if (found) return found
+    if (keyReason) return { reason: `has a key that ${keyReason}`, segments: [] }
+    const found = unstorableIn((value as Record<string, unknown>)[key], schema?.properties?.[key], depth + 1)
+    if (found) {
+      found.segments.push(`/${escapePointer(key)}`)
+      return found
+    }
   }
   return null
 }

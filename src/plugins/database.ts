@@ -31,6 +31,7 @@ export async function openDatabases(app: FastifyInstance, config: Config, given?
       readPoolSize: config.pgReadPoolSize,
       queryTimeoutMs: config.queryTimeoutMs,
       connectTimeoutMs: config.pgConnectTimeoutMs,
+      embeddedSharedBuffersMb: config.embeddedSharedBuffersMb,
       onPoolError: (err) => app.log.warn({ err }, 'idle database connection failed'),
     }))
   if (config.migrate && ownsDatabase) await migrateDatabase(database)

@@ -3,7 +3,8 @@ import type { FastifyError, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import { assertMayWrite, boundBot } from '../auth/plugin.js'
 import { ErrorResponse, Errors } from '../errors.js'
-import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent, type WriteQueue } from './ingest.js'
+import { checkEventInput, EventRejected, normalizeEvent, type PriceEvent } from './ingest.js'
+import type { WriteQueue } from './write-queue.js'
 import { UsageEvent } from '../lib/usage-event.js'
 import { BatchBody, BatchResponse, UsageEventInput, type BatchItemResult } from './schemas.js'
 
@@ -37,6 +38,11 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async 
     '/api/usage',
     {
       config: { scope: 'ingest' },
+      // Shed before the body is read and validated: under overload a refusal must cost little,
+      // or refusing takes the CPU the admitted writes need.
+      onRequest: async () => {
+        if (!writeQueue.wouldAdmit(1)) throw new Errors.overloaded(1)
+      },
       schema: {
         tags: ['usage'],
         summary: 'Record one model call',

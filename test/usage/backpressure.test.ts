@@ -73,6 +73,37 @@ t.test('small writes are shed once the oldest queued one has waited INGEST_MAX_Q
   t.equal(await countEvents(database), 3, 'the refused one is not')
 })
 
+t.test('a write that arrives during a long flush is refused at once, though nothing is queued yet', async (t) => {
+  const database = await createTestDatabase(t)
+  const { app } = await buildTestApp(t, database, { INGEST_MAX_QUEUE_DELAY_MS: '100', INGEST_MAX_CONCURRENT_FLUSHES: '1' })
+  // Teach the queue that flushes take about 400 ms: each of these waits for a lock held that long.
+  const SLOW_MS = 400
+  for (let i = 0; i < 6; i++) {
+    const lock = await holdWrites(database)
+    const write = postUsage(app, { ...SEED_EVENT, id: `slow-${i}` })
+    await new Promise((r) => setTimeout(r, SLOW_MS))
+    await lock.release()
+    t.equal((await write).statusCode, 201, `slow write ${i} admitted: nothing was queued or in flight`)
+  }
+  const lock = await holdWrites(database)
+  const safety = setTimeout(() => void lock.release(), 10_000)
+  t.teardown(() => clearTimeout(safety))
+  const inFlight = postUsage(app, { ...SEED_EVENT, id: 'in-flight' })
+  await new Promise((r) => setTimeout(r, 20))
+  const started = Date.now()
+  const late = await postUsage(app, { ...SEED_EVENT, id: 'behind-the-flush' })
+  // Waiting for the flush in flight (~400 ms) and then its own (~400 ms) is far past 100 ms.
+  t.equal(late.statusCode, 503, 'refused: the flush in flight will take longer than the bound')
+  t.equal(late.headers['retry-after'], '1')
+  t.match(late.json(), { code: 'OVERLOADED' })
+  t.ok(Date.now() - started < SLOW_MS, 'refused at once, not after the flush')
+  await lock.release()
+  t.equal((await inFlight).statusCode, 201)
+  const idle = await postUsage(app, { ...SEED_EVENT, id: 'idle' })
+  t.equal(idle.statusCode, 201, 'with nothing queued or in flight, a write is admitted however slow flushes have been')
+  t.equal(await countEvents(database), 6 + 2, 'stored == acknowledged')
+})
+
 t.test('a flush the infrastructure fails fails exactly the requests in it, retryably, and stores none of them', async (t) => {
   const database = await createTestDatabase(t)
   const testApp = await buildTestApp(t, database, { INGEST_GROUP_MAX_EVENTS: '10' })
