@@ -58,7 +58,8 @@ export const limits = {
   metadataBytes: 16 * 1024,
 } as const
 
-const optionalCounts = [
+/** The optional counts of an event, each a part of inputTokens or outputTokens or a count of its own. */
+export const OPTIONAL_COUNTS = [
   'cacheReadTokens',
   'cacheWriteTokens',
   'cacheWrite1hTokens',
@@ -115,7 +116,7 @@ export function prepareEvent(input: unknown, botId: string, extraMetadata?: Meta
     }
     event.totalTokens = total
   }
-  for (const field of optionalCounts) {
+  for (const field of OPTIONAL_COUNTS) {
     if (raw[field] !== undefined) event[field] = count(raw, field)
   }
   if ((event.inputAudioTokens ?? 0) > event.inputTokens) {

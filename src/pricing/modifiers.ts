@@ -8,6 +8,11 @@
  * commitment with no published multiplier) is billed at the standard price, and the quote says so
  * in `unbilled`. An admin override records a negotiated price; the modifiers apply on top of it.
  * docs/pricing.md, "Service tiers", explains each row.
+ *
+ * `checked` is when the value was compared with its source. As for the corrections marked
+ * 'secondary' (corrections.ts), the pages could not be read in full from where they were
+ * checked: the values come from the pages' excerpts and the providers' announcements as others
+ * report them.
  */
 import type { AppliedModifier, ServiceTier } from './types.js'
 

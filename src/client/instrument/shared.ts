@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { Metadata, ServiceTier, TrackEvent, Tracker } from '../event.js'
+import { OPTIONAL_COUNTS, type Metadata, type ServiceTier, type TrackEvent, type Tracker } from '../event.js'
 
 /** Token counts per the service's convention (README, "Token conventions"), and the tier billed. */
 export interface NormalizedUsage {
@@ -15,16 +15,6 @@ export interface NormalizedUsage {
   serviceTier?: ServiceTier
   inferenceGeo?: string
 }
-
-const OPTIONAL_USAGE_KEYS = [
-  'cacheReadTokens',
-  'cacheWriteTokens',
-  'cacheWrite1hTokens',
-  'reasoningTokens',
-  'inputAudioTokens',
-  'outputAudioTokens',
-  'webSearchRequests',
-] as const
 
 export interface InstrumentOptions<Params = unknown> {
   /** Static metadata, or a function of the call's params, merged into every event. */
@@ -289,7 +279,7 @@ export function record(value: unknown): Record<string, unknown> | undefined {
 /** The usage without its undefined parts (the wire form leaves them out). */
 export function definedOnly(usage: NormalizedUsage): NormalizedUsage {
   const result: NormalizedUsage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }
-  for (const key of OPTIONAL_USAGE_KEYS) if (usage[key] !== undefined) result[key] = usage[key]
+  for (const key of OPTIONAL_COUNTS) if (usage[key] !== undefined) result[key] = usage[key]
   if (usage.serviceTier !== undefined) result.serviceTier = usage.serviceTier
   if (usage.inferenceGeo !== undefined) result.inferenceGeo = usage.inferenceGeo
   return result
