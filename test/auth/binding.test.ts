@@ -97,6 +97,7 @@ const ROUTES: RouteCase[] = [
   },
   { route: 'GET /api/prices', scope: 'read', own: [{ method: 'GET', url: '/api/prices' }], other: [] },
   { route: 'GET /api/prices/resolve', scope: 'read', own: [{ method: 'GET', url: '/api/prices/resolve?provider=openai&model=gpt-4o' }], other: [] },
+  { route: 'GET /api/prices/unmatched', scope: 'read', ...reads('/api/prices/unmatched') },
   {
     route: 'POST /api/prices/quote',
     scope: 'read',
