@@ -21,8 +21,6 @@ import { STORED_MEASURES, type Measure } from '../db/measures.js'
 /** Every measure column of the rollup tables, in the order rollupAggregatesOfEvents produces them. */
 export const ROLLUP_MEASURE_COLUMNS: readonly string[] = STORED_MEASURES.map((m) => m.column)
 
-export const rollupMeasureColumnList = (): SQL => sql.raw(ROLLUP_MEASURE_COLUMNS.join(', '))
-
 /** A measure's aggregate over a group of usage_events rows (never NULL unless stored as NULL when zero). */
 function aggregateOfEvents(m: Measure): string {
   if (m.ofEvents !== undefined) return m.ofEvents
@@ -44,35 +42,41 @@ function mergeAssignment(m: Measure, target: string): string {
  * Aggregates over a set of usage_events rows (in a GROUP BY by rollup key) producing the
  * measure columns in ROLLUP_MEASURE_COLUMNS order. Empty histogram buckets are NULL.
  */
-export function rollupAggregatesOfEvents(): SQL {
-  return sql.raw(STORED_MEASURES.map(aggregateOfEvents).join(',\n        '))
+export function rollupAggregatesOfEvents(measures: readonly Measure[] = STORED_MEASURES): SQL {
+  return sql.raw(measures.map(aggregateOfEvents).join(',\n        '))
 }
 
 /** The ON CONFLICT DO UPDATE assignments that fold `excluded` into the stored row aliased `target`. */
-export function rollupMergeAssignments(target: string): SQL {
-  return sql.raw(STORED_MEASURES.map((m) => mergeAssignment(m, target)).join(',\n        '))
+export function rollupMergeAssignments(target: string, measures: readonly Measure[] = STORED_MEASURES): SQL {
+  return sql.raw(measures.map((m) => mergeAssignment(m, target)).join(',\n        '))
 }
 
 /**
  * INSERT ... SELECT that folds the events of `eventsRelation` (a CTE name or table) into
  * `rollup`, upserting in key order so that concurrent writers lock rows in the same order and
  * cannot deadlock. `guard` is appended to the WHERE clause (used to sequence the upserts of one
- * statement).
+ * statement). `measures` is every stored measure, except for a table of an older layout (the
+ * upgrade test builds the rollups a database had before a migration).
  */
-export function upsertRollupFrom(rollup: RollupTable, eventsRelation: string, guard: SQL = sql`TRUE`): SQL {
+export function upsertRollupFrom(
+  rollup: RollupTable,
+  eventsRelation: string,
+  guard: SQL = sql`TRUE`,
+  measures: readonly Measure[] = STORED_MEASURES,
+): SQL {
   const time = sql.raw(rollup.grain)
   const keys = sql.raw(rollup.keys.join(', '))
   const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
   return sql`
-    INSERT INTO ${sql.raw(rollup.name)} AS r (${time}, ${keys}, ${rollupMeasureColumnList()})
+    INSERT INTO ${sql.raw(rollup.name)} AS r (${time}, ${keys}, ${sql.raw(measures.map((m) => m.column).join(', '))})
     SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))}, ${keys},
-        ${rollupAggregatesOfEvents()}
+        ${rollupAggregatesOfEvents(measures)}
     FROM ${sql.raw(eventsRelation)}
     WHERE ${guard}
     GROUP BY ${positions}
     ORDER BY ${positions}
     ON CONFLICT (${time}, ${keys}) DO UPDATE SET
-        ${rollupMergeAssignments('r')}`
+        ${rollupMergeAssignments('r', measures)}`
 }
 
 /**

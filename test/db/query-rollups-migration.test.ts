@@ -4,6 +4,7 @@ import path from 'node:path'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { ERROR_ROLLUPS, ROLLUP_TABLES } from '../../src/db/event-store.js'
+import { STORED_MEASURES } from '../../src/db/measures.js'
 import { MIGRATIONS_DIR, migrateDatabase } from '../../src/db/migrate.js'
 import { upsertRollupFrom } from '../../src/usage/rollups.js'
 import { errorRollupMismatches, rollupMismatches } from '../analytics/support.js'
@@ -42,7 +43,14 @@ t.test('an upgraded database has new rollups equal to its raw events', async (t)
       CASE WHEN g % 7 <> 0 THEN g * 10 END, g * 0.001, g % 4 <> 0
     FROM generate_series(1, 1500) g`)
   const old = ['usage_hourly', 'usage_daily', 'usage_daily_models', 'usage_daily_bots']
-  for (const rollup of ROLLUP_TABLES.filter((r) => old.includes(r.name))) await database.db.execute(upsertRollupFrom(rollup, 'usage_events'))
+  for (const rollup of ROLLUP_TABLES.filter((r) => old.includes(r.name))) {
+    // Only the measures that table had then (later migrations add more, e.g. audio tokens).
+    const columns = await database.rows<{ column_name: string }>(
+      sql`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ${rollup.name}`,
+    )
+    const had = new Set(columns.map((c) => c.column_name))
+    await database.db.execute(upsertRollupFrom(rollup, 'usage_events', sql`TRUE`, STORED_MEASURES.filter((m) => had.has(m.column))))
+  }
 
   await migrateDatabase(database)
   for (const rollup of ROLLUP_TABLES) t.same(await rollupMismatches(database, rollup), [], `${rollup.name} equals raw after the upgrade`)
