@@ -29,6 +29,12 @@ export interface ScriptedReply {
   extraOutput?: Record<string, unknown>[]
 }
 
+/** One request of a fake Anthropic Message Batch, as its results line will report it. */
+export type FakeBatchResult =
+  | { customId: string; type: 'succeeded'; reply?: ScriptedReply; model: string }
+  | { customId: string; type: 'errored'; status: number; message?: string }
+  | { customId: string; type: 'canceled' | 'expired' }
+
 export interface RecordedRequest {
   readonly method: string
   readonly path: string
@@ -43,6 +49,8 @@ export class FakeProviderServer {
   readonly requests: RecordedRequest[] = []
   defaultReply: ScriptedReply = {}
   readonly #queue: ScriptedReply[] = []
+  /** Anthropic Message Batches that have ended, by id (served by retrieve and results). */
+  readonly batches = new Map<string, FakeBatchResult[]>()
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
   #port = 0
@@ -94,6 +102,8 @@ export class FakeProviderServer {
     const body = text ? (JSON.parse(text) as Record<string, unknown>) : {}
     const path = request.url ?? '/'
     this.requests.push({ method: request.method ?? 'GET', path, headers: request.headers, body })
+    const batch = this.provider === 'anthropic' ? /\/v1\/messages\/batches\/([^/?]+)(\/results)?$/.exec(path) : null
+    if (batch) return this.#batch(response, decodeURIComponent(batch[1]), batch[2] !== undefined)
     const reply = this.#queue.shift() ?? this.defaultReply
     if (reply.latencyMs) await new Promise((resolve) => setTimeout(resolve, reply.latencyMs))
     if (reply.error) return this.#error(response, reply.error)
@@ -118,6 +128,16 @@ export class FakeProviderServer {
     if (!match) return notFound(response)
     const model = reply.model ?? match[1]
     return match[2] === 'streamGenerateContent' ? geminiStream(response, reply, model, id) : json(response, 200, geminiResponse(reply, model, id, true))
+  }
+
+  /** GET /v1/messages/batches/{id} (the batch, with its results_url) and its `.jsonl` results. */
+  #batch(response: ServerResponse, id: string, results: boolean): void {
+    const items = this.batches.get(id)
+    if (!items) return json(response, 404, errorBody('anthropic', 404, `batch ${id} not found`))
+    if (!results) return json(response, 200, anthropicBatch(id, items, `${this.url}/v1/messages/batches/${id}/results`))
+    const lines = items.map((item) => JSON.stringify({ custom_id: item.customId, result: anthropicBatchResult(item, ++this.#ids) }) + '\n')
+    response.writeHead(200, { 'content-type': 'application/binary' })
+    response.end(lines.join(''))
   }
 
   #error(response: ServerResponse, error: NonNullable<ScriptedReply['error']>): void {
@@ -197,6 +217,23 @@ async function anthropicStream(response: ServerResponse, reply: ScriptedReply, m
   await sse(response, reply, events.map(([name, data]) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`), () =>
     `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } })}\n\n`,
   )
+}
+
+function anthropicBatch(id: string, items: FakeBatchResult[], resultsUrl: string): Record<string, unknown> {
+  const count = (type: FakeBatchResult['type']): number => items.filter((item) => item.type === type).length
+  const now = new Date().toISOString()
+  return {
+    id, type: 'message_batch', processing_status: 'ended', archived_at: null, cancel_initiated_at: null,
+    created_at: now, ended_at: now, expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+    request_counts: { processing: 0, succeeded: count('succeeded'), errored: count('errored'), canceled: count('canceled'), expired: count('expired') },
+    results_url: resultsUrl,
+  }
+}
+
+function anthropicBatchResult(item: FakeBatchResult, id: number): Record<string, unknown> {
+  if (item.type === 'succeeded') return { type: 'succeeded', message: anthropicMessage(item.reply ?? {}, item.model, id) }
+  if (item.type === 'errored') return { type: 'errored', error: errorBody('anthropic', item.status, item.message) }
+  return { type: item.type }
 }
 
 // ---- OpenAI Chat Completions ----------------------------------------------------------------
