@@ -43,9 +43,14 @@ t.test('maintainTables analyzes what changed, and then nothing until it changes 
     done = [...done, ...(await maintainTables(database))]
   }
   t.ok(done.includes('analyze usage_events'), `usage_events analyzed (${done.join(', ')})`)
-  t.ok(Number((await lastAnalyzed('usage_events')).modified) === 0, 'no change since')
-  const again = await maintainTables(database)
-  t.notOk(again.includes('analyze usage_events'), 'nothing to analyze right after')
+  // Only the embedded engine, where the service runs this, is deterministic here: Postgres
+  // publishes other sessions' row counts late (a flush after the ANALYZE counts as a change) and
+  // runs autovacuum of its own.
+  if (ENGINE === 'pglite') {
+    t.ok(Number((await lastAnalyzed('usage_events')).modified) === 0, 'no change since')
+    const again = await maintainTables(database)
+    t.notOk(again.includes('analyze usage_events'), 'nothing to analyze right after')
+  }
 
   // With statistics the first page of an export reads the created_at index in order instead
   // of sorting every row of the range.
