@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm'
+import { startPeriodic } from '../lib/periodic.js'
 import type { Database } from './connect.js'
 
 /**
@@ -78,42 +79,22 @@ export interface Maintenance {
 /** Writes since the last check past which a check runs within a second (a bulk load, a first start). */
 const EARLY_CHECK_WRITES = 5000
 
-/** Runs maintainTables now, every intervalMs, and soon after many writes. Embedded engine only (see above). */
+/** Runs maintainTables a second after start, every intervalMs, and soon after many writes. Embedded engine only (see above). */
 export function startMaintenance(database: Database, opts: MaintenanceOptions): Maintenance {
-  let running: Promise<void> | null = null
   let writes = 0
-  let early: NodeJS.Timeout | null = null
-  let stopped = false
-  const run = () => {
-    if (running || stopped) return
-    writes = 0
-    running = maintainTables(database, opts.onMaintained)
-      .then(() => undefined)
-      .catch(opts.onError)
-      .finally(() => {
-        running = null
-      })
-  }
-  const timer = setInterval(run, opts.intervalMs)
-  timer.unref()
-  const first = setTimeout(run, 1000)
-  first.unref()
+  const job = startPeriodic({
+    intervalMs: opts.intervalMs,
+    onError: opts.onError,
+    run: () => {
+      writes = 0
+      return maintainTables(database, opts.onMaintained)
+    },
+  })
   return {
     noteWrites: (n) => {
       writes += n
-      if (writes < EARLY_CHECK_WRITES || early || stopped) return
-      early = setTimeout(() => {
-        early = null
-        run()
-      }, 1000)
-      early.unref()
+      if (writes >= EARLY_CHECK_WRITES) job.kick(1000)
     },
-    stop: async () => {
-      stopped = true
-      clearInterval(timer)
-      clearTimeout(first)
-      if (early) clearTimeout(early)
-      await running
-    },
+    stop: () => job.stop(),
   }
 }

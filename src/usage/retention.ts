@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
+import { startPeriodic } from '../lib/periodic.js'
 import { DAY_MS } from '../lib/time.js'
 
 export interface RetentionOptions {
@@ -42,26 +43,16 @@ export async function deleteExpiredEvents(database: Database, cutoff: Date, batc
   }
 }
 
-/** Runs the retention job now and then every intervalMs; returns a function that stops it. */
+/** Runs the retention job a second after start and then every intervalMs; returns a function that stops it. */
 export function startRetention(database: Database, opts: RetentionOptions): () => Promise<void> {
-  let running: Promise<void> | null = null
-  const run = () => {
-    if (running) return
-    const cutoff = retentionCutoff(new Date(), opts.retentionDays)
-    running = deleteExpiredEvents(database, cutoff, opts.batchSize)
-      .then((count) => opts.onDeleted?.(count, cutoff))
-      .catch(opts.onError)
-      .finally(() => {
-        running = null
-      })
-  }
-  const timer = setInterval(run, opts.intervalMs)
-  timer.unref()
-  const first = setTimeout(run, 1000)
-  first.unref()
-  return async () => {
-    clearInterval(timer)
-    clearTimeout(first)
-    await running
-  }
+  const job = startPeriodic({
+    intervalMs: opts.intervalMs,
+    onError: opts.onError,
+    run: async () => {
+      const cutoff = retentionCutoff(new Date(), opts.retentionDays)
+      const count = await deleteExpiredEvents(database, cutoff, opts.batchSize)
+      opts.onDeleted?.(count, cutoff)
+    },
+  })
+  return () => job.stop()
 }

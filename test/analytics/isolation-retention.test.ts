@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { deleteExpiredEvents, retentionCutoff } from '../../src/usage/retention.js'
+import { deleteExpiredEvents, retentionCutoff, startRetention } from '../../src/usage/retention.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { countEvents } from '../helpers/usage.js'
@@ -92,4 +92,25 @@ t.test('retention deletes expired raw events in batches and keeps rollups', asyn
   const afterSummary = await get<{ totals: Record<string, number> }>(app, '/api/usage/summary?startDate=2024-09-01&endDate=2024-09-01')
   t.same(afterSummary.body.totals, beforeSummary.body.totals)
   t.equal(await deleteExpiredEvents(database, retentionCutoff(new Date(), 30), 3), 0, 'a second run finds nothing')
+})
+
+t.test('the retention job deletes expired events on its own, and stops cleanly', async (t) => {
+  await seed(app, [ev('old-job', '2024-08-01T10:00:00Z')])
+  const errors: unknown[] = []
+  let reported: { count: number; cutoff: Date } | null = null
+  const stop = startRetention(database, {
+    retentionDays: 30,
+    batchSize: 100,
+    intervalMs: 60_000,
+    onError: (err) => errors.push(err),
+    onDeleted: (count, cutoff) => (reported = { count, cutoff }),
+  })
+  t.teardown(stop)
+  // Its first run is a second after start.
+  while (reported === null && errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 50))
+  await stop()
+  t.same(errors, [])
+  t.match(reported, { count: 1, cutoff: retentionCutoff(new Date(), 30) })
+  const [left] = await database.rows<{ n: number | string }>(sql`SELECT count(*) AS n FROM usage_events WHERE id = 'old-job'`)
+  t.equal(Number(left.n), 0, 'the expired event is gone')
 })

@@ -43,13 +43,21 @@ t.test('maintainTables analyzes what changed, and then nothing until it changes 
     done = [...done, ...(await maintainTables(database))]
   }
   t.ok(done.includes('analyze usage_events'), `usage_events analyzed (${done.join(', ')})`)
-  // Only the embedded engine, where the service runs this, is deterministic here: Postgres
-  // publishes other sessions' row counts late (a flush after the ANALYZE counts as a change) and
-  // runs autovacuum of its own.
+  // Only the embedded engine, where the service runs this, is checked here: Postgres runs
+  // autovacuum of its own. Even there a backend publishes its row counts up to a second late
+  // (PostgreSQL's stats flush interval), so writes committed just before an ANALYZE may be
+  // counted just after it, and the app's own job may have run in between: what must hold is
+  // that the job settles — once the late counts are in, nothing is left to analyze.
   if (ENGINE === 'pglite') {
-    t.ok(Number((await lastAnalyzed('usage_events')).modified) === 0, 'no change since')
-    const again = await maintainTables(database)
-    t.notOk(again.includes('analyze usage_events'), 'nothing to analyze right after')
+    let settled = false
+    for (let i = 0; i < 5 && !settled; i++) {
+      await new Promise((r) => setTimeout(r, 1100))
+      settled = !(await maintainTables(database)).includes('analyze usage_events')
+    }
+    t.ok(settled, 'nothing to analyze once the late counts are in')
+    await new Promise((r) => setTimeout(r, 1100))
+    t.equal(Number((await lastAnalyzed('usage_events')).modified), 0, 'no change since')
+    t.notOk((await maintainTables(database)).includes('analyze usage_events'), 'and nothing to analyze later')
   }
 
   // With statistics the first page of an export reads the created_at index in order instead
