@@ -1,7 +1,7 @@
 import { Pool } from 'undici'
 import { BadResponseError, type UsageClientError } from './errors.js'
 import { asClientError } from './reporter.js'
-import { httpError, requestError } from './transport.js'
+import { httpError, requestWithDeadline } from './transport.js'
 
 /** How `allowance()` asks the service and what it does when it cannot. */
 export interface AllowanceOptions {
@@ -117,38 +117,18 @@ export class AllowanceChecker {
   }
 
   async #ask(search: string): Promise<Allowance> {
-    const controller = new AbortController()
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      controller.abort()
-    }, this.#timeoutMs)
-    timer.unref()
     try {
-      let statusCode: number
-      let text: string
-      let retryAfter: string | string[] | undefined
-      try {
-        const response = await this.#pool.request({
-          method: 'GET',
-          path: `${this.#path}?${search}`,
-          headers: { authorization: this.#authorization, accept: 'application/json' },
-          signal: controller.signal,
-        })
-        statusCode = response.statusCode
-        retryAfter = response.headers['retry-after']
-        text = await response.body.text()
-      } catch (error) {
-        throw requestError(error, timedOut, this.#timeoutMs)
-      }
-      if (statusCode !== 200) throw httpError(statusCode, retryAfter, text)
-      return parseAllowance(text)
+      const answer = await requestWithDeadline(
+        this.#pool,
+        { method: 'GET', path: `${this.#path}?${search}`, headers: { authorization: this.#authorization, accept: 'application/json' } },
+        this.#timeoutMs,
+      )
+      if (answer.statusCode !== 200) throw httpError(answer.statusCode, answer.retryAfter, answer.text)
+      return parseAllowance(answer.text)
     } catch (error) {
       const failure = asClientError(error, 'allowance check failed')
       this.#report(failure)
       return { allowed: this.#failOpen, remainingUsd: null, resetsAt: null, blockedBy: [], unknown: true, error: failure }
-    } finally {
-      clearTimeout(timer)
     }
   }
 }

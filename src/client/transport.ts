@@ -58,39 +58,18 @@ export class BatchTransport {
 
   /** Sends `{"events":[...]}` built from already-serialized events, in order. */
   async send(serializedEvents: readonly string[]): Promise<BatchResponse> {
-    const body = `{"events":[${serializedEvents.join(',')}]}`
-    const controller = new AbortController()
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      controller.abort()
-    }, this.#timeoutMs)
-    timer.unref()
-    this.#inflight.add(controller)
-    try {
-      let response
-      try {
-        response = await this.#pool.request({
-          method: 'POST',
-          path: this.#path,
-          headers: { authorization: this.#authorization, 'content-type': 'application/json' },
-          body,
-          signal: controller.signal,
-        })
-      } catch (error) {
-        throw requestError(error, timedOut, this.#timeoutMs)
-      }
-      let text: string
-      try {
-        text = await response.body.text()
-      } catch (error) {
-        throw requestError(error, timedOut, this.#timeoutMs)
-      }
-      return interpret(response.statusCode, response.headers['retry-after'], text, serializedEvents.length)
-    } finally {
-      clearTimeout(timer)
-      this.#inflight.delete(controller)
-    }
+    const answer = await requestWithDeadline(
+      this.#pool,
+      {
+        method: 'POST',
+        path: this.#path,
+        headers: { authorization: this.#authorization, 'content-type': 'application/json' },
+        body: `{"events":[${serializedEvents.join(',')}]}`,
+      },
+      this.#timeoutMs,
+      this.#inflight,
+    )
+    return interpret(answer.statusCode, answer.retryAfter, answer.text, serializedEvents.length)
   }
 
   /** Aborts requests in flight (used at the close deadline); they fail with NetworkError. */
@@ -103,6 +82,43 @@ export class BatchTransport {
     await this.#pool.destroy()
   }
 
+}
+
+/** A whole answer: status, Retry-After and the body's text. */
+export interface Answer {
+  statusCode: number
+  retryAfter: string | string[] | undefined
+  text: string
+}
+
+/**
+ * One request over `pool` that gives up after `timeoutMs` in all (connect, headers and body
+ * together), failing with RequestTimeoutError, or NetworkError when the network fails first.
+ * `inflight` (optional) holds its AbortController while it runs, so a caller can abort it.
+ */
+export async function requestWithDeadline(
+  pool: Pool,
+  options: { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; body?: string },
+  timeoutMs: number,
+  inflight?: Set<AbortController>,
+): Promise<Answer> {
+  const controller = new AbortController()
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    controller.abort()
+  }, timeoutMs)
+  timer.unref()
+  inflight?.add(controller)
+  try {
+    const response = await pool.request({ ...options, signal: controller.signal })
+    return { statusCode: response.statusCode, retryAfter: response.headers['retry-after'], text: await response.body.text() }
+  } catch (error) {
+    throw requestError(error, timedOut, timeoutMs)
+  } finally {
+    clearTimeout(timer)
+    inflight?.delete(controller)
+  }
 }
 
 /** A request that failed before a complete answer: timed out, or the network failed. */
