@@ -183,6 +183,10 @@ CREATE TABLE "usage_quarter_hourly_totals" (
 	CONSTRAINT "usage_quarter_hourly_totals_pkey" PRIMARY KEY("quarter_hour","success")
 );
 --> statement-breakpoint
+-- HAND-WRITTEN (keep when regenerating): an exact bigint sum with a by-value state, which the readers
+-- use for every count measure (src/analytics/sources.ts, aggregateOf); overflow raises an error.
+CREATE AGGREGATE sum_int8(int8) (sfunc = int8pl, stype = int8);
+--> statement-breakpoint
 -- HAND-WRITTEN BACKFILL (keep when regenerating): the totals rollups are sums of the per-model rollups of
 -- the same grain (what an existing database already holds, retention included), so no answer changes;
 -- the hourly error rollup comes from the raw failures still retained (what raw reads saw before).
