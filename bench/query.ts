@@ -4,6 +4,7 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx bench/query.ts [--events 10000000] [--runs 30] [--keep]
  *   BENCH_EVENTS=200000 npm run bench:query      # the same, scaled down while developing
+ *   npx tsx bench/query.ts --reuse bench_query_1234 # the events and rollups of a schema kept by --keep, migrated
  *
  * Generates N events spread over the 90 days before now (50 bots, 10 models, 5% failures with a
  * skewed mix of messages, log-normal-ish latencies, metadata with a skewed userId and chatId)
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '30' },
     'raw-runs': { type: 'string', default: '5' },
     keep: { type: 'boolean', default: false },
+    reuse: { type: 'string' },
   },
 })
 const EVENTS = Number(args.events)
@@ -43,7 +45,7 @@ const ADMIN_KEY = 'usk_bench_admin_key_0123456789abcdef'
 // Like bench/ingest.ts: the machine's local PostgreSQL unless told otherwise.
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
-const schema = `bench_query_${process.pid}`
+const schema = args.reuse ?? `bench_query_${process.pid}`
 
 async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
   const started = performance.now()
@@ -72,9 +74,22 @@ async function sample(fn: () => Promise<void>, runs: number, warmup: number): Pr
 const TARGET_P95_MS = 25
 const TARGET_RATIO = 40
 
+async function newestEvent(url: string, name: string): Promise<Date> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ at: Date }>(`SELECT max(created_at) AS at FROM "${name}".usage_events`)
+    return new Date(rows[0].at.getTime() + 1)
+  } finally {
+    await client.end()
+  }
+}
+
 async function main(): Promise<void> {
   const database = await connectDatabase({ databaseUrl: databaseUrl ?? null, dataDir: 'memory://', schema, poolSize: 10 })
-  const now = new Date()
+  const reused = args.reuse !== undefined
+  // A reused schema's events end when it was generated: time the questions relative to its newest event.
+  const now = reused ? await newestEvent(databaseUrl, schema) : new Date()
   try {
     log(`# bench:query: ${EVENTS.toLocaleString('en')} events over ${DAYS} days, ${BOTS} bots, ${MODELS} models; schema ${schema}`)
     await migrateDatabase(database)
@@ -82,11 +97,12 @@ async function main(): Promise<void> {
     const indexes = await database.rows<{ name: string; definition: string }>(sql`
       SELECT indexname AS name, indexdef AS definition FROM pg_indexes
       WHERE schemaname = ${schema} AND tablename = 'usage_events' AND indexname <> 'usage_events_pkey'`)
+    if (reused) indexes.length = 0
     for (const index of indexes) await database.db.execute(sql.raw(`DROP INDEX "${schema}"."${index.name}"`))
     // Spread uniformly over the 90 days before now; one chunk per statement keeps progress visible.
     const chunk = 1_000_000
     await timed('generate raw events (INSERT ... SELECT generate_series)', async () => {
-      for (let start = 1; start <= EVENTS; start += chunk) {
+      for (let start = 1; !reused && start <= EVENTS; start += chunk) {
         const end = Math.min(EVENTS, start + chunk - 1)
         // Failures: a few frequent messages and a long tail; users and chats skewed (a few heavy ones).
         await database.db.execute(sql`
@@ -113,7 +129,8 @@ async function main(): Promise<void> {
     await timed(`build the ${indexes.length} secondary indexes of usage_events`, async () => {
       for (const index of indexes) await database.db.execute(sql.raw(index.definition))
     })
-    await timed('rebuild every rollup (rebuildRollups)', () => rebuildRollups(database))
+    // A reused schema's rollups were rebuilt when it was generated; rollups added since, by the migration's backfill.
+    if (!reused) await timed('rebuild every rollup (rebuildRollups)', () => rebuildRollups(database))
     await timed('VACUUM ANALYZE', async () => {
       const tables = await database.rows<{ name: string }>(sql`
         SELECT tablename AS name FROM pg_tables WHERE schemaname = ${schema} AND tablename LIKE 'usage%'`)
@@ -212,6 +229,11 @@ async function main(): Promise<void> {
         for (const unit of ['week', 'month']) {
           await compare(`timeseries ${unit} tz=Europe/Berlin`, range, `/api/usage/timeseries?interval=${unit}&tz=Europe/Berlin&${q}`, bucketsRaw(unit, 'Europe/Berlin', berlin))
         }
+        // Weeks and months of a zone with a :30 offset: their edges are quarter-hours.
+        const kolkata = localDays(startDate, endDate, 'Asia/Kolkata')
+        for (const unit of ['week', 'month']) {
+          await compare(`timeseries ${unit} tz=Asia/Kolkata`, range, `/api/usage/timeseries?interval=${unit}&tz=Asia/Kolkata&${q}`, bucketsRaw(unit, 'Asia/Kolkata', kolkata))
+        }
       }
       await compare('summary tz=Asia/Kolkata', range, `/api/usage/summary?tz=Asia/Kolkata&${q}`, summaryRaw(localDays(startDate, endDate, 'Asia/Kolkata'), sql`FALSE`))
       await compare('breakdown groupBy=model', range, `/api/usage/breakdown?groupBy=model&${q}`, () =>
@@ -235,6 +257,10 @@ async function main(): Promise<void> {
       await compare('summary, ending now', label, `/api/usage/summary?${rolling}`, summaryRaw(where, previous))
       await compare(`timeseries ${interval} tz=Europe/Berlin, ending now`, label, `/api/usage/timeseries?interval=${interval}&tz=Europe/Berlin&${rolling}`,
         bucketsRaw(interval, 'Europe/Berlin', where))
+      await compare(`timeseries ${interval} groupBy=model tz=Asia/Kolkata, ending now`, label,
+        `/api/usage/timeseries?interval=${interval}&groupBy=model&tz=Asia/Kolkata&${rolling}`, () =>
+          database.rows(sql`SELECT date_trunc(${interval}, created_at, 'Asia/Kolkata'), model, count(*), sum(total_tokens), coalesce(sum(cost), 0)
+            FROM usage_events WHERE ${where} GROUP BY 1, 2`))
       await compare('errors, ending now', label, `/api/usage/errors?${rolling}&top=10&limit=20`, () =>
         database.rows(sql`SELECT error_message, count(*), max(created_at) FROM usage_events WHERE NOT success AND ${where}
           GROUP BY 1 ORDER BY 2 DESC LIMIT 10`),
@@ -261,7 +287,7 @@ async function main(): Promise<void> {
     log(`\n${results.length - missed.length} of ${results.length} rows meet the target (p95 <= ${TARGET_P95_MS} ms, raw p50 >= ${TARGET_RATIO}x api p95)`)
   } finally {
     await database.close()
-    if (!args.keep) {
+    if (!args.keep && !reused) {
       const client = new pg.Client({ connectionString: databaseUrl })
       await client.connect()
       await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)

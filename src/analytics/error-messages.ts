@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { ERROR_ROLLUPS, errorMessageKey, filterConditions, type EventFilter, type RollupKey } from '../db/event-store.js'
+import { ERROR_ROLLUPS, errorMessageKey, filterConditions, GRAIN_MS, type ErrorRollupTable, type EventFilter, type RollupKey } from '../db/event-store.js'
 import { planSources, spansCondition } from './sources.js'
 
 export interface ErrorMessageCount {
@@ -10,32 +10,36 @@ export interface ErrorMessageCount {
   lastSeen: Date
 }
 
-/** The error rollup with every key the filter needs, narrowest first (none: raw failures only). */
-function errorRollupFor(filter: EventFilter) {
+/** The error rollup of `grain` with every key the filter needs, narrowest first (none: that grain reads finer sources). */
+function errorRollupFor(filter: EventFilter, grain: ErrorRollupTable['grain']): ErrorRollupTable | undefined {
   const needed: RollupKey[] = []
   if (filter.botIds) needed.push('bot_id')
   if (filter.model !== undefined) needed.push('model')
   if (filter.provider !== undefined) needed.push('provider')
   if (filter.requestType !== undefined) needed.push('request_type')
-  return ERROR_ROLLUPS.find((r) => needed.every((k) => r.keys.includes(k)))
+  return ERROR_ROLLUPS.find((r) => r.grain === grain && needed.every((k) => r.keys.includes(k)))
 }
 
+const ERROR_GRAINS = ['day', 'hour'] as const
+
 /**
- * The most frequent error messages among failures matching the filter: whole UTC days from the
- * error rollup, the partial days at the edges from raw failures (the failures index), summed per
- * message key. Exact: equal to a GROUP BY over the raw failures of the range.
+ * The most frequent error messages among failures matching the filter: whole UTC days and hours
+ * from the error rollups, the partial hours at the edges from raw failures (the failures index),
+ * summed per message key. Exact: equal to a GROUP BY over the raw failures of the range.
  */
 export async function topErrorMessages(database: Database, filter: EventFilter, limit: number): Promise<ErrorMessageCount[]> {
   if (limit === 0 || filter.success === true) return []
   const from = filter.from?.getTime() ?? -Infinity
   const to = filter.to?.getTime() ?? Infinity
-  const rollup = errorRollupFor(filter)
-  const plan = planSources(from, to, [], { grains: rollup ? ['day'] : [], subtract: false })
+  const rollups = ERROR_GRAINS.map((grain) => errorRollupFor(filter, grain)).filter((r) => r !== undefined)
+  // No subtraction: the last occurrence is a maximum.
+  const plan = planSources(from, to, [], { grains: rollups.map((r) => r.grain), subtract: false })
   const dimensions = filterConditions({ ...filter, success: undefined, from: undefined, to: undefined })
   const branches: SQL[] = []
-  if (rollup && plan.day.length > 0) {
+  for (const rollup of rollups) {
+    if (plan[rollup.grain].length === 0) continue
     branches.push(sql`SELECT message, failures AS n, last_seen FROM ${sql.raw(rollup.name)}
-      WHERE ${dimensions} AND ${spansCondition('day', plan.day)}`)
+      WHERE ${dimensions} AND ${spansCondition(rollup.grain, plan[rollup.grain], GRAIN_MS[rollup.grain])}`)
   }
   if (plan.raw.length > 0) {
     branches.push(sql`SELECT ${sql.raw(errorMessageKey())} AS message, count(*) AS n, max(created_at) AS last_seen FROM usage_events

@@ -21,6 +21,7 @@ import {
   summaryGroups,
   timeseries,
   totalsOver,
+  type BucketRow,
   type PagedEventRow,
 } from './queries.js'
 import { toEventFilter } from './query.js'
@@ -44,7 +45,7 @@ import {
 } from './schemas.js'
 import { currentMonth, bucketStarts, monthWindow, TimeZones, type Window } from './time-window.js'
 import { statsResponse } from './usage-stats.js'
-import { addTotals, change, rate, usd, wireTotals, ZERO, zeroFilled, zeroFilledWithLatency } from './totals.js'
+import { change, rate, sumTotals, usd, wireTotals, zeroFilled, zeroFilledWithLatency } from './totals.js'
 
 /** The HTTP surface of the read side: every route reads through the read pool. */
 
@@ -139,13 +140,15 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         limit: q.limit ?? 10,
         percentiles: q.percentiles ?? false,
       })
+      const rowsOf = new Map<string | null, BucketRow[]>()
+      for (const r of data.byGroup) {
+        const rows = rowsOf.get(r.group)
+        if (rows) rows.push(r)
+        else rowsOf.set(r.group, [r])
+      }
       const series = data.groups.map((group) => {
-        const rows = data.byGroup.filter((r) => r.group === group)
-        return {
-          group,
-          totals: wireTotals(rows.reduce((sum, r) => addTotals(sum, r.totals), ZERO)),
-          buckets: zeroFilled(starts, rows),
-        }
+        const rows = rowsOf.get(group) ?? []
+        return { group, totals: wireTotals(sumTotals(rows.map((r) => r.totals))), buckets: zeroFilled(starts, rows) }
       })
       return {
         from: iso(window.from),

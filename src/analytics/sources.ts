@@ -147,8 +147,15 @@ export function measureColumns(latency: LatencyDetail): string[] {
  */
 export const measureAggregates = (latency: LatencyDetail): SQL => aggregatesOf(measuresFor(latency))
 
-const aggregatesOf = (measures: readonly Measure[]): SQL =>
-  sql.raw(measures.map((m) => `${m.kind === 'max' ? 'max' : 'sum'}(${m.column}) AS ${m.column}`).join(', '))
+/**
+ * The aggregate of a measure column. Counts sum with sum_int8 (a migration's `CREATE AGGREGATE`
+ * over int8pl): its state is a plain bigint, where the built-in sum(bigint) keeps a numeric state
+ * per group and is 2-3x slower over the hundreds of groups of a series. Exact: an overflow is an
+ * error, never a wrong total.
+ */
+const aggregateOf = (m: Measure): string => (m.kind === 'max' ? 'max' : m.kind === 'count' ? 'sum_int8' : 'sum')
+
+const aggregatesOf = (measures: readonly Measure[]): SQL => sql.raw(measures.map((m) => `${aggregateOf(m)}(${m.column}) AS ${m.column}`).join(', '))
 
 /** `expression AS column` for each measure, negated for subtracted rows (never a maximum). */
 function signedMeasures(measures: readonly Measure[], expressionOf: (m: Measure) => string, sign: 1 | -1): string {
@@ -293,7 +300,7 @@ export function aggregateSql(spec: AggregateSpec, plan: SourcePlan = planFor(spe
   const groupList = groups.length > 0 ? sql`${sql.join(groups, sql`, `)}, ` : sql``
   // A group whose rows all cancel out (an event seen only in an hour subtracted, then added
   // back in the next bucket) has no calls: it is not a group of the answer.
-  const having = measures.some((m) => m.column === 'calls') ? sql` HAVING sum(calls) <> 0` : sql``
+  const having = measures.some((m) => m.column === 'calls') ? sql` HAVING sum_int8(calls) <> 0` : sql``
   const groupBy = groups.length > 0 ? sql` GROUP BY ${sql.raw(groups.map((_, i) => String(i + 1)).join(', '))}${having}` : sql``
   return sql`SELECT ${groupList}${aggregatesOf(measures)} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
 }

@@ -130,6 +130,7 @@ export interface RollupTable {
 
 const MODEL_KEYS: readonly RollupKey[] = ['provider', 'model', 'request_type', 'success']
 const BOT_KEYS: readonly RollupKey[] = ['bot_id', 'success']
+const TOTAL_KEYS: readonly RollupKey[] = ['success']
 
 /**
  * Every rollup, in the order writers lock them: insertEvents upserts them in this order (each
@@ -139,6 +140,8 @@ const BOT_KEYS: readonly RollupKey[] = ['bot_id', 'success']
  * readers take the narrowest one that has the keys a question needs (ROLLUPS_NARROWEST_FIRST).
  * The quarter-hour grain exists only per model: it serves the boundary hour of zones whose
  * offset is not whole hours (Asia/Kolkata, Asia/Kathmandu), which otherwise reads raw events.
+ * The totals tables (keyed by time and success only, at every grain) answer the unfiltered,
+ * ungrouped questions (a dashboard's series and totals) from two rows per day, hour or quarter.
  */
 export const ROLLUP_TABLES: readonly RollupTable[] = [
   { name: 'usage_hourly', grain: 'hour', keys: ROLLUP_KEY_COLUMNS, botIndex: true },
@@ -148,6 +151,9 @@ export const ROLLUP_TABLES: readonly RollupTable[] = [
   { name: 'usage_hourly_models', grain: 'hour', keys: MODEL_KEYS },
   { name: 'usage_hourly_bots', grain: 'hour', keys: BOT_KEYS },
   { name: 'usage_quarter_hourly_models', grain: 'quarter_hour', keys: MODEL_KEYS },
+  { name: 'usage_daily_totals', grain: 'day', keys: TOTAL_KEYS },
+  { name: 'usage_hourly_totals', grain: 'hour', keys: TOTAL_KEYS },
+  { name: 'usage_quarter_hourly_totals', grain: 'quarter_hour', keys: TOTAL_KEYS },
 ]
 
 const byName = (name: string): RollupTable => {
@@ -162,9 +168,9 @@ const byName = (name: string): RollupTable => {
  * it needs; a grain with no such table is read from the next finer grain (or raw events).
  */
 export const ROLLUPS_NARROWEST_FIRST: Record<RollupGrain, readonly RollupTable[]> = {
-  day: ['usage_daily_models', 'usage_daily_bots', 'usage_daily'].map(byName),
-  hour: ['usage_hourly_models', 'usage_hourly_bots', 'usage_hourly'].map(byName),
-  quarter_hour: ['usage_quarter_hourly_models'].map(byName),
+  day: ['usage_daily_totals', 'usage_daily_models', 'usage_daily_bots', 'usage_daily'].map(byName),
+  hour: ['usage_hourly_totals', 'usage_hourly_models', 'usage_hourly_bots', 'usage_hourly'].map(byName),
+  quarter_hour: ['usage_quarter_hourly_totals', 'usage_quarter_hourly_models'].map(byName),
 }
 
 /** Top error messages group by this many leading characters of the message (stored messages may have 4000). */
@@ -175,6 +181,8 @@ export const errorMessageKey = (column = 'error_message'): string => `left(${col
 
 export interface ErrorRollupTable {
   name: string
+  /** UTC grain of its time column (named like the grain). */
+  grain: 'day' | 'hour'
   /** Unique constraint over `columns`, the upsert's conflict target (messages may be NULL). */
   constraint: string
   /** Every key column in constraint (and lock) order, the day and the message included. */
@@ -184,21 +192,31 @@ export interface ErrorRollupTable {
 }
 
 /**
- * Failures per day and message, upserted after ROLLUP_TABLES in the ingest statement, in this
- * order; readers take the first one with every key they filter on (the narrowest first).
+ * Failures per UTC day (or hour) and message, upserted after ROLLUP_TABLES in the ingest
+ * statement, in this order; readers take, per grain, the first one with every key they filter on
+ * (the narrowest first). The hourly one serves ranges that are not whole UTC days (the last 24
+ * hours, the partial edge days of any range), which would otherwise read raw failures.
  */
 export const ERROR_ROLLUPS: readonly ErrorRollupTable[] = [
   {
     name: 'usage_daily_errors_models',
+    grain: 'day',
     constraint: 'usage_daily_errors_models_key',
     columns: ['day', 'provider', 'model', 'request_type', 'message'],
     keys: ['provider', 'model', 'request_type'],
   },
   {
     name: 'usage_daily_errors',
+    grain: 'day',
     constraint: 'usage_daily_errors_key',
     columns: ['bot_id', 'day', 'provider', 'model', 'request_type', 'message'],
     keys: ['bot_id', 'provider', 'model', 'request_type'],
   },
+  {
+    name: 'usage_hourly_errors_models',
+    grain: 'hour',
+    constraint: 'usage_hourly_errors_models_key',
+    columns: ['hour', 'provider', 'model', 'request_type', 'message'],
+    keys: ['provider', 'model', 'request_type'],
+  },
 ]
-

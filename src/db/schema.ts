@@ -163,6 +163,17 @@ export const usageHourlyBots = rollupTable(rollupLayout('usage_hourly_bots'))
 export const usageQuarterHourlyModels = rollupTable(rollupLayout('usage_quarter_hourly_models'))
 
 /**
+ * Totals over everything (keyed by time and success only) per UTC day, hour and quarter-hour:
+ * an unfiltered, ungrouped series in any zone reads two rows per day plus its edge hours and
+ * quarters, instead of a row per model. Sums of the finer rollups of the same grain.
+ */
+export const usageDailyTotals = rollupTable(rollupLayout('usage_daily_totals'))
+
+export const usageHourlyTotals = rollupTable(rollupLayout('usage_hourly_totals'))
+
+export const usageQuarterHourlyTotals = rollupTable(rollupLayout('usage_quarter_hourly_totals'))
+
+/**
  * Failures per UTC day and error message (its first ERROR_MESSAGE_KEY_LENGTH characters; NULL
  * when the event had none): the errors endpoint's top messages read whole days here and raw
  * failures only for partial days. Per bot (bot_id first: a bound key reads its own rows) and over
@@ -195,6 +206,25 @@ export const usageDailyErrorsModels = pgTable(
     lastSeen: ts('last_seen').notNull(),
   },
   (t) => [unique('usage_daily_errors_models_key').on(t.day, t.provider, t.model, t.requestType, t.message).nullsNotDistinct()],
+)
+
+/**
+ * Failures per UTC hour and error message over all bots per model: top errors over ranges that
+ * are not whole UTC days (the last 24 hours, partial edge days) read hours here, and raw failures
+ * only for the partial edge hours.
+ */
+export const usageHourlyErrorsModels = pgTable(
+  'usage_hourly_errors_models',
+  {
+    hour: ts('hour').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requestType: text('request_type').notNull(),
+    message: text('message'),
+    failures: count('failures'),
+    lastSeen: ts('last_seen').notNull(),
+  },
+  (t) => [unique('usage_hourly_errors_models_key').on(t.hour, t.provider, t.model, t.requestType, t.message).nullsNotDistinct()],
 )
 
 export const apiKeys = pgTable(

@@ -6,6 +6,7 @@ import {
   GRAIN_MS,
   grainStart,
   ROLLUP_TABLES,
+  ROLLUPS_NARROWEST_FIRST,
   type ErrorRollupTable,
   type RollupTable,
 } from '../db/event-store.js'
@@ -81,10 +82,10 @@ export function upsertRollupFrom(
 
 /**
  * INSERT ... SELECT that folds the failures of `eventsRelation` into an error rollup (count and
- * last occurrence per day and message key), in key order like upsertRollupFrom.
+ * last occurrence per day or hour and message key), in key order like upsertRollupFrom.
  */
 export function upsertErrorRollupFrom(rollup: ErrorRollupTable, eventsRelation: string, guard: SQL = sql`TRUE`): SQL {
-  const source: Record<string, string> = { day: grainStart('day', 'created_at'), message: errorMessageKey() }
+  const source: Record<string, string> = { [rollup.grain]: grainStart(rollup.grain, 'created_at'), message: errorMessageKey() }
   const select = rollup.columns.map((c) => source[c] ?? c).join(', ')
   const positions = rollup.columns.map((_, i) => String(i + 1)).join(', ')
   return sql`
@@ -139,17 +140,22 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
 /**
  * Rebuilds every rollup from the raw events in one transaction (after a bulk load that bypassed
  * insertEvents, or after the histogram layout changed): the full-key hourly rollup from raw, the
- * coarser and narrower ones from it (ten times fewer rows to read), the quarter-hours from raw.
+ * coarser and narrower ones from it (ten times fewer rows to read), the quarter-hours from raw
+ * and the quarter-hour totals from the quarter-hours per model.
  * Rollup rows for hours whose raw events were removed by retention are lost, so never run it on
  * a database with retention enabled.
  */
 export async function rebuildRollups(database: Database): Promise<void> {
-  const [full] = ROLLUP_TABLES
   await database.db.transaction(async (tx) => {
-    for (const rollup of ROLLUP_TABLES) {
+    for (const [i, rollup] of ROLLUP_TABLES.entries()) {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
-      const derivable = rollup !== full && GRAIN_MS[rollup.grain] % GRAIN_MS[full.grain] === 0
-      await tx.execute(derivable ? rollupFromRollup(rollup, full) : upsertRollupFrom(rollup, 'usage_events'))
+      // An already rebuilt rollup with every key of this one at a grain dividing its grain: of the
+      // same grain and narrowest if there is one (fewest rows to read), else the finer full key.
+      const built = ROLLUP_TABLES.slice(0, i).filter((s) => rollup.keys.every((k) => s.keys.includes(k)))
+      const source =
+        ROLLUPS_NARROWEST_FIRST[rollup.grain].find((s) => built.includes(s)) ??
+        built.find((s) => GRAIN_MS[rollup.grain] % GRAIN_MS[s.grain] === 0)
+      await tx.execute(source ? rollupFromRollup(rollup, source) : upsertRollupFrom(rollup, 'usage_events'))
     }
     for (const rollup of ERROR_ROLLUPS) {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { GRAIN_MS, type RollupGrain } from '../../src/db/event-store.js'
-import { planSources, type PlanOptions, type PlanSpan, type Source, type SourcePlan } from '../../src/analytics/sources.js'
+import { GRAIN_MS, ROLLUP_GRAINS, type RollupGrain } from '../../src/db/event-store.js'
+import { planSources, rollupFor, type AggregateSpec, type PlanOptions, type PlanSpan, type Source, type SourcePlan } from '../../src/analytics/sources.js'
 
 /**
  * The planner alone (no database): over random ranges and bucket cuts, every instant of every
@@ -111,4 +111,13 @@ t.test('a local day reads its UTC day plus or minus the hours (or quarters) wher
   const additive = planSources(Date.parse('2024-03-14T23:00:00Z'), Date.parse('2024-03-15T23:00:00Z'), [], { ...full, subtract: false })
   t.same([rows(additive, 'day'), rows(additive, 'hour')], [0, 24])
   t.ok([...additive.day, ...additive.hour, ...additive.raw].every((s) => s.sign === 1 && s.anchor === null))
+})
+
+t.test('each grain is read from the narrowest rollup with the keys of the question', async (t) => {
+  const spec = (extra: Partial<AggregateSpec>): AggregateSpec => ({ filter: {}, from: 0, to: DAY, ...extra })
+  const tables = (s: AggregateSpec) => ROLLUP_GRAINS.map((g) => rollupFor(g, s)?.name ?? null)
+  t.same(tables(spec({})), ['usage_daily_totals', 'usage_hourly_totals', 'usage_quarter_hourly_totals'], 'unfiltered totals: two rows per unit')
+  t.same(tables(spec({ dimensions: [{ column: 'model' }] })), ['usage_daily_models', 'usage_hourly_models', 'usage_quarter_hourly_models'])
+  t.same(tables(spec({ filter: { botIds: ['b'] } })), ['usage_daily_bots', 'usage_hourly_bots', null], 'no quarter-hours per bot')
+  t.same(tables(spec({ filter: { botIds: ['b'] }, dimensions: [{ column: 'model' }] })), ['usage_daily', 'usage_hourly', null])
 })

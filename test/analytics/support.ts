@@ -61,7 +61,7 @@ export async function rollupMismatches(database: Database, rollup: RollupTable):
 
 /** Rows of an error rollup that differ from the failures counted from raw events. */
 export async function errorRollupMismatches(database: Database, rollup: ErrorRollupTable): Promise<Record<string, unknown>[]> {
-  const source: Record<string, string> = { day: grainStart('day', 'created_at'), message: errorMessageKey() }
+  const source: Record<string, string> = { [rollup.grain]: grainStart(rollup.grain, 'created_at'), message: errorMessageKey() }
   return database.rows(sql`
     SELECT ${sql.raw(rollup.columns.map((c) => `coalesce(r.${c}, s.${c}) AS ${c}`).join(', '))}, r.failures AS raw_failures, s.failures AS rollup_failures
     FROM (

@@ -2,27 +2,27 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { sql } from 'drizzle-orm'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { Database } from '../../src/db/connect.js'
 import { ERROR_ROLLUPS, ROLLUP_TABLES } from '../../src/db/event-store.js'
 import { STORED_MEASURES } from '../../src/db/measures.js'
 import { MIGRATIONS_DIR, migrateDatabase } from '../../src/db/migrate.js'
-import { upsertRollupFrom } from '../../src/usage/rollups.js'
+import { upsertErrorRollupFrom, upsertRollupFrom } from '../../src/usage/rollups.js'
 import { errorRollupMismatches, rollupMismatches } from '../analytics/support.js'
 import { createTestDatabase } from '../helpers/db.js'
 
 /**
- * A database that holds events and the four original rollups before the migration that adds
- * the narrow hourly, quarter-hour and error rollups: after migrating, the new rollups equal the
- * raw events (the migration's backfill), so no answer changes on upgrade.
+ * A database that holds events and the rollups it had before a migration that adds rollups (the
+ * narrow hourly, quarter-hour and error rollups; later the totals and hourly error rollups): after
+ * migrating, the new rollups equal the raw events (the migration's backfill), so no answer changes
+ * on upgrade.
  */
 
-const database = await createTestDatabase(t, { migrate: false })
-
-t.test('an upgraded database has new rollups equal to its raw events', async (t) => {
-  // The migrations before the one creating usage_hourly_models, whatever its number.
+/** Migrates `database` with the migrations before the first one whose SQL includes `marker`. */
+async function migrateBefore(t: Test, database: Database, marker: string): Promise<void> {
   const journal = JSON.parse(readFileSync(path.join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] }
-  const adding = journal.entries.findIndex((e) => readFileSync(path.join(MIGRATIONS_DIR, `${e.tag}.sql`), 'utf8').includes('CREATE TABLE "usage_hourly_models"'))
-  t.ok(adding > 0, 'a migration adds the narrow rollups')
+  const adding = journal.entries.findIndex((e) => readFileSync(path.join(MIGRATIONS_DIR, `${e.tag}.sql`), 'utf8').includes(marker))
+  t.ok(adding > 0, `a migration has ${marker}`)
   const before = mkdtempSync(path.join(tmpdir(), 'migrations-before-'))
   cpSync(path.join(MIGRATIONS_DIR, 'meta'), path.join(before, 'meta'), { recursive: true })
   for (const e of journal.entries.slice(0, adding)) cpSync(path.join(MIGRATIONS_DIR, `${e.tag}.sql`), path.join(before, `${e.tag}.sql`))
@@ -33,8 +33,10 @@ t.test('an upgraded database has new rollups equal to its raw events', async (t)
   } finally {
     rmSync(before, { recursive: true, force: true })
   }
+}
 
-  // Events straight into the table, and the rollups that existed then built from them.
+/** Events straight into the table: two days around a DST change, failures with a few messages. */
+async function insertEvents(database: Database): Promise<void> {
   await database.db.execute(sql`
     INSERT INTO usage_events (id, bot_id, created_at, provider, model, request_type, success, error_message, input_tokens, output_tokens,
       total_tokens, latency_ms, cost, priced)
@@ -42,19 +44,45 @@ t.test('an upgraded database has new rollups equal to its raw events', async (t)
       'acme-' || (g % 2), 'message', g % 5 <> 0, CASE WHEN g % 5 = 0 THEN 'boom ' || (g % 3) END, g, 2 * g, 3 * g,
       CASE WHEN g % 7 <> 0 THEN g * 10 END, g * 0.001, g % 4 <> 0
     FROM generate_series(1, 1500) g`)
-  const old = ['usage_hourly', 'usage_daily', 'usage_daily_models', 'usage_daily_bots']
-  for (const rollup of ROLLUP_TABLES.filter((r) => old.includes(r.name))) {
-    // Only the measures that table had then (later migrations add more, e.g. audio tokens).
+}
+
+/** Builds the named rollups from the raw events, with only the measures each table had then (later migrations add more). */
+async function buildRollups(database: Database, names: readonly string[]): Promise<void> {
+  for (const rollup of ROLLUP_TABLES.filter((r) => names.includes(r.name))) {
     const columns = await database.rows<{ column_name: string }>(
       sql`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ${rollup.name}`,
     )
     const had = new Set(columns.map((c) => c.column_name))
     await database.db.execute(upsertRollupFrom(rollup, 'usage_events', sql`TRUE`, STORED_MEASURES.filter((m) => had.has(m.column))))
   }
+  for (const rollup of ERROR_ROLLUPS.filter((r) => names.includes(r.name))) await database.db.execute(upsertErrorRollupFrom(rollup, 'usage_events'))
+}
 
-  await migrateDatabase(database)
+async function assertEveryRollupEqualsRaw(t: Test, database: Database): Promise<void> {
   for (const rollup of ROLLUP_TABLES) t.same(await rollupMismatches(database, rollup), [], `${rollup.name} equals raw after the upgrade`)
   for (const rollup of ERROR_ROLLUPS) t.same(await errorRollupMismatches(database, rollup), [], `${rollup.name} equals raw after the upgrade`)
-  const [{ n }] = await database.rows<{ n: number | string }>(sql`SELECT count(*) AS n FROM usage_quarter_hourly_models`)
-  t.ok(Number(n) > 0, 'the backfill wrote rows')
+}
+
+const count = async (database: Database, table: string) =>
+  Number((await database.rows<{ n: number | string }>(sql`SELECT count(*) AS n FROM ${sql.raw(table)}`))[0].n)
+
+t.test('an upgraded database has new rollups equal to its raw events', async (t) => {
+  const database = await createTestDatabase(t, { migrate: false })
+  await migrateBefore(t, database, 'CREATE TABLE "usage_hourly_models"')
+  await insertEvents(database)
+  await buildRollups(database, ['usage_hourly', 'usage_daily', 'usage_daily_models', 'usage_daily_bots'])
+  await migrateDatabase(database)
+  await assertEveryRollupEqualsRaw(t, database)
+  t.ok((await count(database, 'usage_quarter_hourly_models')) > 0, 'the backfill wrote rows')
+})
+
+t.test('an upgraded database gets totals and hourly error rollups equal to its raw events', async (t) => {
+  const database = await createTestDatabase(t, { migrate: false })
+  await migrateBefore(t, database, 'CREATE TABLE "usage_daily_totals"')
+  await insertEvents(database)
+  const added = ['usage_daily_totals', 'usage_hourly_totals', 'usage_quarter_hourly_totals', 'usage_hourly_errors_models']
+  await buildRollups(database, [...ROLLUP_TABLES, ...ERROR_ROLLUPS].map((r) => r.name).filter((n) => !added.includes(n)))
+  await migrateDatabase(database)
+  await assertEveryRollupEqualsRaw(t, database)
+  for (const table of added) t.ok((await count(database, table)) > 0, `the backfill wrote rows into ${table}`)
 })
