@@ -86,18 +86,32 @@ interface Load {
   p999: number
   /** p99 of 2xx responses only (measured per response). */
   okP99: number
+  /**
+   * p99 of 2xx responses other than each connection's first (autocannon only): a first request
+   * also waits for its connection to be set up, which with 512 connections opened at once on a
+   * loaded machine took seconds (measured: median 2.7 s from the request's creation to the
+   * server's accept), while later requests on the same connections were at p99 130 ms.
+   */
+  okP99AfterFirst?: number
   /** Server CPU time per acknowledged request, µs (set by checkedLoad). */
   cpuUsPerRequest?: number
 }
 
 async function load(opts: autocannon.Options): Promise<Load> {
   const okLatencies: number[] = []
+  const afterFirst: number[] = []
+  const seen = new WeakSet<object>()
   const statusCounts: Record<string, number> = {}
   // Without a callback the instance is an event emitter that is also a promise of the result.
   const instance = autocannon({ timeout: 30, pipelining: 1, ...opts }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>
-  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+  instance.on('response', (client: object, statusCode: number, _bytes: number, responseTime: number) => {
+    const first = !seen.has(client)
+    seen.add(client)
     statusCounts[statusCode] = (statusCounts[statusCode] ?? 0) + 1
-    if (statusCode >= 200 && statusCode < 300) okLatencies.push(responseTime)
+    if (statusCode >= 200 && statusCode < 300) {
+      okLatencies.push(responseTime)
+      if (!first) afterFirst.push(responseTime)
+    }
   })
   const result = await instance
   okLatencies.sort((a, b) => a - b)
@@ -113,6 +127,7 @@ async function load(opts: autocannon.Options): Promise<Load> {
     p99: result.latency.p99,
     p999: result.latency.p99_9,
     okP99: percentile(okLatencies, 99),
+    okP99AfterFirst: sortedPercentiles(afterFirst).p99,
   }
 }
 
@@ -431,6 +446,7 @@ async function main(): Promise<void> {
     ])
   }
 
+  let overloadRow: (Load & { shed: number }) | null = null
   if (engine === 'postgres' && wanted(7) && grouped) {
     const target = Math.round(grouped.rps * 2)
     const overload = await scenario('7 overload at 2x capacity', {}, async (s) => {
@@ -442,10 +458,11 @@ async function main(): Promise<void> {
     })
     const total = Object.values(overload.statusCounts).reduce((a, b) => a + b, 0)
     const shed = (overload.statusCounts['503'] ?? 0) / Math.max(1, total)
+    overloadRow = { ...overload, shed }
     rows.push([
       `7. overload, autocannon -R ${fmt(target)} (2x of 3), 512 conn`,
       `${fmt(shed * 100, 1)}% 503`,
-      `accepted p99 ${fmt(overload.okP99)} ms, peak RSS ${overload.rss} MB, accepted ${fmt(overload.rps)} req/s`,
+      `accepted p99 ${fmt(overload.okP99)} ms (after each connection's first request ${fmt(overload.okP99AfterFirst ?? NaN)} ms), peak RSS ${overload.rss} MB, accepted ${fmt(overload.rps)} req/s`,
       cpu(overload),
     ])
   }
@@ -467,7 +484,15 @@ async function main(): Promise<void> {
   out('| --- | --- | --- | --- |')
   for (const [a, b, c, d] of rows) out(`| ${a} | ${b} | ${c} | ${d} |`)
   out()
-  if (grouped && noop) out(`ratio 3/1 (group commit vs framework ceiling): ${fmt(grouped.rps / noop.rps, 2)}`)
+  if (grouped && noop) {
+    const ratio = grouped.rps / noop.rps
+    out(`target 3/1 >= 0.4 (group commit vs framework ceiling): ${fmt(ratio, 2)} ${ratio >= 0.4 ? 'met' : 'MISSED'}`)
+    out(`target 3 p99 <= 25 ms: ${grouped.p99} ms ${grouped.p99 <= 25 ? 'met' : 'MISSED'}; shed at 64 connections: ${grouped.statusCounts['503'] ?? 0} (must be 0)`)
+  }
+  if (overloadRow) {
+    const { okP99, okP99AfterFirst, shed } = overloadRow
+    out(`target 7 accepted p99 <= 100 ms under 2x overload: ${fmt(okP99)} ms ${okP99 <= 100 ? 'met' : 'MISSED'} (after each connection's first request: ${fmt(okP99AfterFirst ?? NaN)} ms); ${fmt(shed * 100, 1)}% shed with 503 (Retry-After: test/usage/backpressure.test.ts)`)
+  }
   if (grouped && perRequest) out(`ratio 3/2 (group commit vs one transaction per request): ${fmt(grouped.rps / perRequest.rps, 2)}`)
   if (!Number.isNaN(batchEvents) && !Number.isNaN(copyRate)) out(`ratio 4/5 (batch ingest vs raw COPY with everything): ${fmt(batchEvents / copyRate, 2)}`)
   if (!Number.isNaN(batchEvents) && !Number.isNaN(pkOnlyRate)) out(`ratio 4/5b (batch ingest vs raw COPY, primary key only; target >= 0.6): ${fmt(batchEvents / pkOnlyRate, 2)}`)

@@ -35,6 +35,7 @@ import { securityHeaders } from './plugins/security-headers.js'
 import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
 import { WriteQueue } from './usage/write-queue.js'
+import { LoopDelayMonitor } from './lib/loop-delay.js'
 import { startRetention } from './usage/retention.js'
 import { usageRoutes } from './usage/routes.js'
 
@@ -136,12 +137,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
   app.decorate('reportScheduler', reportScheduler)
 
+  // On the embedded engine every statement runs on this thread: the loop is blocked by the
+  // writer's own flushes, and that delay says nothing about overload.
+  const maxLoopDelayMs = database.engine === 'postgres' ? config.ingest.maxLoopDelayMs : 0
+  // Started once ready: boot, migrations and schema compilation block the loop for seconds, and
+  // that is start-up, not load.
+  const loopDelay = new LoopDelayMonitor()
+  if (maxLoopDelayMs > 0) app.addHook('onReady', async () => loopDelay.start())
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
     maxEvents: config.ingest.groupMaxEvents,
     maxWaitMs: config.ingest.groupMaxWaitMs,
     maxQueuedEvents: config.ingest.maxQueuedEvents,
     maxQueueDelayMs: config.ingest.maxQueueDelayMs,
+    maxLoopDelayMs,
+    loopDelayMs: () => loopDelay.delayMs(),
     // The embedded engine has one connection; on Postgres writes leave pooled connections for reads.
     maxConcurrentFlushes: database.engine === 'pglite' ? 1 : Math.min(config.ingest.maxConcurrentFlushes, Math.max(1, config.pgPoolSize - 2)),
     flushWhenIdle: database.engine === 'postgres',
@@ -202,6 +212,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await maintenance?.stop()
     pricing.stop()
     await writeQueue.close()
+    loopDelay.stop()
     await budgetMonitor.stop()
     await allowance.stop()
     await spendWatch.stop()

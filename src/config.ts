@@ -44,7 +44,7 @@ export interface Config {
   /** Heavy analytics (metadata breakdowns, raw scans, exports, reports) running at once, and waiting for a turn. */
   heavyReads: { maxConcurrent: number; maxQueued: number; maxQueueWaitMs: number }
   /** HTTP server limits (see README "Limits and timeouts"). */
-  http: { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number; maxConnections: number }
+  http: { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number; maxConnections: number; listenBacklog: number }
   /** How often price overrides are reloaded from the database (picks up other instances' changes). */
   priceRefreshMs: number
   ingest: {
@@ -58,6 +58,8 @@ export interface Config {
     maxQueuedEvents: number
     /** Refuse new writes (503) while the oldest queued one has waited this long. */
     maxQueueDelayMs: number
+    /** Refuse small writes (503) while the event loop is this late (Postgres; 0 = off). */
+    maxLoopDelayMs: number
     /** Insert statements in flight at once on Postgres. */
     maxConcurrentFlushes: number
   }
@@ -257,6 +259,7 @@ export function loadConfig(env: Env = process.env): Config {
       keepAliveTimeoutMs: int('HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1, 3_600_000),
       idleTimeoutMs,
       maxConnections: int('HTTP_MAX_CONNECTIONS', 10_000, 0, 1_000_000),
+      listenBacklog: int('HTTP_LISTEN_BACKLOG', 4096, 1, 65_535),
     },
     priceRefreshMs: int('PRICE_REFRESH_MS', 30_000, 0, 3_600_000),
     ingest: {
@@ -265,6 +268,7 @@ export function loadConfig(env: Env = process.env): Config {
       groupMaxWaitMs: int('INGEST_GROUP_MAX_WAIT_MS', 2, 0, 1000),
       maxQueuedEvents: int('INGEST_MAX_QUEUED_EVENTS', 20000, 1, 10_000_000),
       maxQueueDelayMs: int('INGEST_MAX_QUEUE_DELAY_MS', 50, 1, 60_000),
+      maxLoopDelayMs: int('INGEST_MAX_LOOP_DELAY_MS', 50, 0, 60_000),
       maxConcurrentFlushes: int('INGEST_MAX_CONCURRENT_FLUSHES', 2, 1, 100),
     },
     retentionDays: retention === 0 ? null : retention,

@@ -48,7 +48,9 @@ process.on('SIGINT', () => void shutdown('SIGINT'))
 process.on('SIGTERM', () => void shutdown('SIGTERM'))
 
 try {
-  await app.listen({ port: config.port, host: config.host })
+  // Node's default backlog (511) overflowed when 512 clients connected at once: the kernel dropped
+  // their SYNs and they retried after 1 s and 3 s. The kernel caps it at net.core.somaxconn.
+  await app.listen({ port: config.port, host: config.host, backlog: config.http.listenBacklog })
   app.log.info(`docs at http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}/docs`)
   if (config.metrics.port !== null) {
     closeMetrics = (await listenMetrics(app.metrics, config.metrics.port, config.host)).close

@@ -66,3 +66,10 @@ t.test('PUBLIC_URL and the metrics settings', async (t) => {
     message: /PUBLIC_URL must be an http\(s\) URL[\s\S]*METRICS_PORT must be an integer between 1 and 65535[\s\S]*METRICS_MAX_BOTS/,
   })
 })
+
+t.test('ingest admission by event-loop delay and the listen backlog: defaults and bounds', async (t) => {
+  t.match(loadConfig({}), { ingest: { maxLoopDelayMs: 50, maxQueueDelayMs: 50 }, http: { listenBacklog: 4096 } })
+  t.match(loadConfig({ INGEST_MAX_LOOP_DELAY_MS: '0', HTTP_LISTEN_BACKLOG: '511' }), { ingest: { maxLoopDelayMs: 0 }, http: { listenBacklog: 511 } })
+  t.throws(() => loadConfig({ INGEST_MAX_LOOP_DELAY_MS: '-1' }), /INGEST_MAX_LOOP_DELAY_MS must be an integer between 0 and 60000/)
+  t.throws(() => loadConfig({ HTTP_LISTEN_BACKLOG: '0' }), /HTTP_LISTEN_BACKLOG must be an integer between 1 and 65535/)
+})

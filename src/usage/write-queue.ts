@@ -16,6 +16,13 @@ export interface WriteQueueOptions {
    * throughput), and whenever the oldest waiting write has already waited this long.
    */
   maxQueueDelayMs: number
+  /**
+   * Small writes are also refused while the event loop's delay (what a request read now has
+   * already waited in its socket, see LoopDelayMonitor) is past this, ms; 0 turns it off.
+   */
+  maxLoopDelayMs?: number
+  /** The event loop's current delay, ms (LoopDelayMonitor.delayMs). */
+  loopDelayMs?: () => number
   /** Flushes allowed in flight at once (connections the writer may hold). */
   maxConcurrentFlushes: number
   /**
@@ -114,7 +121,7 @@ export class WriteQueue {
     let slotFreeIn = 0
     if (this.inFlight >= this.opts.maxConcurrentFlushes) {
       slotFreeIn = Infinity
-      for (const started of this.flights) slotFreeIn = Math.min(slotFreeIn, Math.max(0, this.flushMs - (now - started)))
+      for (const started of this.flights) slotFreeIn = Math.min(slotFreeIn, remainingFlushMs(this.flushMs, now - started))
       if (!Number.isFinite(slotFreeIn)) slotFreeIn = 0
     }
     // Everything queued goes into the next group up to maxEvents (groups grow with the queue),
@@ -128,8 +135,9 @@ export class WriteQueue {
   /**
    * Admission. Never past maxQueuedEvents. Small writes (the ones group commit is for) are also
    * refused when their predicted wait exceeds maxQueueDelayMs, or while the oldest waiting write
-   * has waited that long: the writer is not keeping up, and queueing more would only grow
-   * everyone's latency. A write that finds nothing queued and nothing in flight is always
+   * has waited that long, or while the event loop is later than maxLoopDelayMs (the request
+   * already waited that long in its socket): the writer is not keeping up, and queueing more
+   * would only grow everyone's latency. A write that finds nothing queued and nothing in flight is always
    * admitted. Large batches fill a group on their own and normally wait a few flushes behind
    * each other, so only the event bound applies to them.
    */
@@ -138,6 +146,7 @@ export class WriteQueue {
     if (this.pending.length === 0 && this.inFlight === 0) return true
     if (this.pendingEvents + events > this.opts.maxQueuedEvents) return false
     if (events * 2 >= this.opts.maxEvents) return true
+    if (this.opts.maxLoopDelayMs && this.opts.loopDelayMs && this.opts.loopDelayMs() >= this.opts.maxLoopDelayMs) return false
     if (this.pending.length > 0 && Date.now() - this.pending[0].enqueuedAt >= this.opts.maxQueueDelayMs) return false
     return this.predictedWaitMs() < this.opts.maxQueueDelayMs
   }
@@ -305,6 +314,18 @@ export class WriteQueue {
       await new Promise((r) => setTimeout(r, 5))
     }
   }
+}
+
+/**
+ * What is left of a flush that has run `elapsedMs`, from the average flush `averageMs`: the rest
+ * of the average while it is young, and once it has run half the average, as long again as it has
+ * already run. Flush durations have a long tail (a commit waiting for a checkpoint's fsync or for
+ * another flush's row locks): a flush past its average is not about to end, it is a slow one, and
+ * taking it for nearly done (its remaining average time, 0) admitted every write that arrived
+ * during it: they all then waited for it (2x overload: 0% shed, accepted p99 603 ms).
+ */
+export function remainingFlushMs(averageMs: number, elapsedMs: number): number {
+  return Math.max(averageMs - elapsedMs, elapsedMs, 0)
 }
 
 /**

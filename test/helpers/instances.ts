@@ -23,6 +23,7 @@ export async function startInstance(t: { teardown(fn: () => unknown): void }, en
       MAX_EVENT_LOOP_DELAY_MS: '0',
       MAX_HEAP_USED_BYTES: '0',
       INGEST_MAX_QUEUE_DELAY_MS: '60000',
+      INGEST_MAX_LOOP_DELAY_MS: '0',
       ...env,
       HOST: '127.0.0.1',
       PORT: '0',

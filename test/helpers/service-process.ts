@@ -26,6 +26,7 @@ export function runScript(script: string, args: string[], env: Record<string, st
       MAX_EVENT_LOOP_DELAY_MS: '0',
       MAX_HEAP_USED_BYTES: '0',
       INGEST_MAX_QUEUE_DELAY_MS: '60000',
+      INGEST_MAX_LOOP_DELAY_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
