@@ -36,6 +36,7 @@ import { pricingRoutes } from './pricing/routes.js'
 import { PricingService } from './pricing/service.js'
 import { WriteQueue } from './usage/write-queue.js'
 import { startRetention } from './usage/retention.js'
+import { RollupWorker } from './usage/rollup-worker.js'
 import { usageRoutes } from './usage/routes.js'
 
 export interface AppDeps {
@@ -136,6 +137,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
   app.decorate('reportScheduler', reportScheduler)
 
+  // Folds committed events into the rollups off the write path; reads add what it has not folded yet.
+  const rollupWorker = new RollupWorker(database, {
+    intervalMs: config.rollupIntervalMs,
+    onError: (err) => app.log.warn(databaseFailureForLog(err), 'folding events into the rollups failed; retrying at the next run'),
+    onLagging: (lag) => app.log.warn(lag, 'the rollups lag behind the raw events; reads stay exact but read more raw events'),
+  })
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
     maxEvents: config.ingest.groupMaxEvents,
@@ -151,11 +158,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       spendWatch.onCommitted(created)
       metrics.onCommitted(created)
       maintenance?.noteWrites(created.length)
+      rollupWorker.kick()
     },
     onFlushed: metrics.onFlushed,
     onFlushError: (err) => app.log.error(databaseFailureForLog(err), 'ingest flush failed; its requests were answered 503'),
   })
-  metrics.observeGauges({ queuedEvents: () => writeQueue.queuedEvents, poolStats: database.poolStats })
+  metrics.observeGauges({ queuedEvents: () => writeQueue.queuedEvents, poolStats: database.poolStats, rollupLag: () => rollupWorker.lag })
+  rollupWorker.start()
 
   const auth = await createAuthenticator(database, config, {
     log: app.log,
@@ -202,6 +211,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await maintenance?.stop()
     pricing.stop()
     await writeQueue.close()
+    await rollupWorker.stop()
     await budgetMonitor.stop()
     await allowance.stop()
     await spendWatch.stop()

@@ -1,7 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
 import { ERROR_ROLLUPS, errorMessageKey, filterConditions, type EventFilter, type RollupKey } from '../db/event-store.js'
-import { planSources, spansCondition } from './sources.js'
+import { planSources, spansCondition, TAIL, tailCte, tailRowsIn } from './sources.js'
 
 export interface ErrorMessageCount {
   /** The message's first ERROR_MESSAGE_KEY_LENGTH characters; null for failures without one. */
@@ -23,7 +23,8 @@ function errorRollupFor(filter: EventFilter) {
 /**
  * The most frequent error messages among failures matching the filter: whole UTC days from the
  * error rollup, the partial days at the edges from raw failures (the failures index), summed per
- * message key. Exact: equal to a GROUP BY over the raw failures of the range.
+ * message key (plus the failures of those days not yet folded into the rollup). Exact: equal to a
+ * GROUP BY over the raw failures of the range.
  */
 export async function topErrorMessages(database: Database, filter: EventFilter, limit: number): Promise<ErrorMessageCount[]> {
   if (limit === 0 || filter.success === true) return []
@@ -33,9 +34,14 @@ export async function topErrorMessages(database: Database, filter: EventFilter, 
   const plan = planSources(from, to, [], { grains: rollup ? ['day'] : [], subtract: false })
   const dimensions = filterConditions({ ...filter, success: undefined, from: undefined, to: undefined })
   const branches: SQL[] = []
+  let tail = sql``
   if (rollup && plan.day.length > 0) {
     branches.push(sql`SELECT message, failures AS n, last_seen FROM ${sql.raw(rollup.name)}
       WHERE ${dimensions} AND ${spansCondition('day', plan.day)}`)
+    // The failures of those days not yet folded into the error rollup.
+    tail = sql`WITH ${tailCte(sql`${dimensions} AND NOT success`, Math.min(...plan.day.map((s) => s.from)), Math.max(...plan.day.map((s) => s.to)))} `
+    branches.push(sql`SELECT ${sql.raw(errorMessageKey())} AS message, count(*) AS n, max(created_at) AS last_seen FROM ${sql.raw(TAIL)}
+      WHERE ${tailRowsIn('day', plan.day)} GROUP BY 1`)
   }
   if (plan.raw.length > 0) {
     branches.push(sql`SELECT ${sql.raw(errorMessageKey())} AS message, count(*) AS n, max(created_at) AS last_seen FROM usage_events
@@ -43,7 +49,7 @@ export async function topErrorMessages(database: Database, filter: EventFilter, 
   }
   if (branches.length === 0) return []
   const rows = await database.rows<{ message: string | null; n: string | number; last_seen: Date | string }>(sql`
-    SELECT message, sum(n) AS n, max(last_seen) AS last_seen FROM (${sql.join(branches, sql` UNION ALL `)}) x
+    ${tail}SELECT message, sum(n) AS n, max(last_seen) AS last_seen FROM (${sql.join(branches, sql` UNION ALL `)}) x
     GROUP BY message ORDER BY n DESC, last_seen DESC, message LIMIT ${limit}`)
   return rows.map((r) => ({ message: r.message, count: Number(r.n), lastSeen: r.last_seen instanceof Date ? r.last_seen : new Date(r.last_seen) }))
 }
