@@ -142,13 +142,37 @@ export interface FoldOutcome {
 }
 
 /**
+ * The fold's horizon, `xmin`: the lowest transaction id whose events may still become visible.
+ * It is the statement snapshot's xmin, except that transactions provably not writing
+ * usage_events are skipped: the xid horizon is cluster-wide, so a long transaction of another
+ * database or schema (a bulk load, another service) would otherwise stall the rollups for its
+ * whole length. Provably: still running (it holds the lock on its own xid) and holding no lock
+ * on usage_events. A transaction inserting events takes that lock before its xid is assigned
+ * (the INSERT locks the table, then writes the first row), or holds it already (a retried
+ * flush's savepoints); one that has finished by the time pg_locks is read is not skipped.
+ */
+const FOLD_HORIZON = sql.raw(`
+  SELECT least(pg_snapshot_xmax(snap.s), coalesce((
+    SELECT x FROM pg_snapshot_xip(snap.s) AS x
+    WHERE NOT EXISTS (
+      SELECT 1 FROM pg_locks own
+      WHERE own.locktype = 'transactionid' AND own.granted
+        AND own.transactionid::text = (x::text::bigint % 4294967296)::text
+        AND NOT EXISTS (
+          SELECT 1 FROM pg_locks rel
+          WHERE rel.locktype = 'relation' AND rel.relation = 'usage_events'::regclass
+            AND rel.virtualtransaction = own.virtualtransaction))
+    ORDER BY x LIMIT 1), pg_snapshot_xmax(snap.s))) AS xmin
+  FROM (SELECT pg_current_snapshot() AS s) snap`)
+
+/**
  * Folds the tail (events with rolled_below <= txid) into every rollup, at most about `maxRows`
  * events (always whole transactions), and moves the watermark past them, in ONE statement of
  * one transaction.
  *
- * The statement's own snapshot bounds the batch: every transaction id below its xmin has
- * finished, so every committed event with a txid below it is visible to the statement and no
- * later commit can add one. Events of transactions still open stay in the tail (and the readers
+ * The statement's own snapshot bounds the batch (FOLD_HORIZON): every transaction id below the
+ * horizon that may write events has finished, so every committed event with a txid below it is
+ * visible to the statement and no later commit can add one. Events of transactions still open stay in the tail (and the readers
  * keep adding them from raw) until a later fold. Concurrent folds (several instances) are
  * serialized by ROLLUP_LOCK: the loser skips, it never counts anything twice.
  */
@@ -160,7 +184,7 @@ export async function foldRollups(database: Database, maxRows = 50_000): Promise
     const [row] = rowsOf<{ folded: string | number; behind_rows: string | number; behind_seconds: string | number | null }>(
       await tx.execute(sql`
         WITH lo AS (SELECT rolled_below AS lo FROM rollup_watermark),
-        horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+        horizon AS (${FOLD_HORIZON}),
         -- At most maxRows events: cut at the txid of the next row (a transaction is never split;
         -- one larger than maxRows is folded whole).
         cut AS (
@@ -192,14 +216,19 @@ export async function foldRollups(database: Database, maxRows = 50_000): Promise
   })
 }
 
-/** Folds until the tail holds no event of a finished transaction (tests, the benchmark, after a bulk load). */
-export async function foldAll(database: Database, maxRows?: number): Promise<number> {
+/**
+ * Folds until no committed event is above the watermark (tests, the benchmark, after a bulk
+ * load), waiting for transactions that hold the horizon back; gives up after `timeoutMs`.
+ */
+export async function foldAll(database: Database, maxRows?: number, timeoutMs = 120_000): Promise<number> {
   let total = 0
+  const deadline = Date.now() + timeoutMs
   for (;;) {
     const outcome = await foldRollups(database, maxRows)
     total += outcome.folded
-    if (outcome.ran && outcome.folded === 0) return total
-    if (!outcome.ran) await new Promise((resolve) => setTimeout(resolve, 5))
+    if (outcome.ran && outcome.behindRows === 0) return total
+    if (Date.now() > deadline) throw new Error(`the rollups are still ${outcome.behindRows} events behind after ${timeoutMs} ms`)
+    if (outcome.folded === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 
@@ -229,10 +258,10 @@ export async function rebuildRollups(database: Database): Promise<void> {
   const [full] = ROLLUP_TABLES
   await database.db.transaction(async (tx) => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK})`)
-    // The watermark moves to this statement's snapshot xmin: every event below it is finished
+    // The watermark moves to the fold's horizon (FOLD_HORIZON) in this statement: every event below it is finished
     // (and visible to every later statement here), so exactly those are rebuilt; the rest is the tail.
     const [{ h }] = rowsOf<{ h: string }>(
-      await tx.execute(sql`UPDATE rollup_watermark SET rolled_below = pg_snapshot_xmin(pg_current_snapshot()) RETURNING rolled_below::text AS h`),
+      await tx.execute(sql`UPDATE rollup_watermark SET rolled_below = (SELECT xmin FROM (${FOLD_HORIZON}) horizon) RETURNING rolled_below::text AS h`),
     )
     const folded = sql`txid < ${h}::xid8`
     for (const rollup of ROLLUP_TABLES) {

@@ -182,6 +182,23 @@ t.test('the watermark never passes a transaction still open, whose rows a fold c
   await assertRollupsEqualRaw(t, 'after it committed and a fold ran')
 })
 
+t.test('a long transaction that writes no events does not hold the fold back', { skip: ENGINE !== 'postgres' && 'needs two connections' }, async (t) => {
+  let release!: () => void
+  let started!: () => void
+  const isOpen = new Promise<void>((resolve) => (started = resolve))
+  const open = database.db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_current_xact_id()`) // an xid, below every later one, and no lock on usage_events
+    started()
+    await new Promise<void>((resolve) => (release = resolve))
+  })
+  await isOpen
+  await insertEvents(database, events(6))
+  t.equal((await foldRollups(database)).folded, 6, 'the later events are folded past the open transaction')
+  await assertRollupsEqualRaw(t, 'past a long transaction elsewhere')
+  release()
+  await open
+})
+
 t.test('folds running at once, from several connections (instances), count every event once', async (t) => {
   const others: Database[] = []
   if (ENGINE === 'postgres') {
