@@ -37,6 +37,7 @@ import { PricingService } from './pricing/service.js'
 import { WriteQueue } from './usage/write-queue.js'
 import { LoopDelayMonitor } from './lib/loop-delay.js'
 import { startRetention } from './usage/retention.js'
+import { RollupWorker } from './usage/rollup-worker.js'
 import { usageRoutes } from './usage/routes.js'
 
 export interface AppDeps {
@@ -144,6 +145,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // that is start-up, not load.
   const loopDelay = new LoopDelayMonitor()
   if (maxLoopDelayMs > 0) app.addHook('onReady', async () => loopDelay.start())
+  // Folds committed events into the rollups off the write path; reads add what it has not folded yet.
+  const rollupWorker = new RollupWorker(database, {
+    intervalMs: config.rollupIntervalMs,
+    onError: (err) => app.log.warn(databaseFailureForLog(err), 'folding events into the rollups failed; retrying at the next run'),
+    onLagging: (lag) => app.log.warn(lag, 'the rollups lag behind the raw events; reads stay exact but read more raw events'),
+  })
   const writeQueue = new WriteQueue(database, {
     enabled: config.ingest.groupCommit,
     maxEvents: config.ingest.groupMaxEvents,
@@ -161,11 +168,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       spendWatch.onCommitted(created)
       metrics.onCommitted(created)
       maintenance?.noteWrites(created.length)
+      rollupWorker.kick()
     },
     onFlushed: metrics.onFlushed,
     onFlushError: (err) => app.log.error(databaseFailureForLog(err), 'ingest flush failed; its requests were answered 503'),
   })
-  metrics.observeGauges({ queuedEvents: () => writeQueue.queuedEvents, poolStats: database.poolStats })
+  metrics.observeGauges({ queuedEvents: () => writeQueue.queuedEvents, poolStats: database.poolStats, rollupLag: () => rollupWorker.lag })
+  rollupWorker.start()
 
   const auth = await createAuthenticator(database, config, {
     log: app.log,
@@ -213,6 +222,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     pricing.stop()
     await writeQueue.close()
     loopDelay.stop()
+    await rollupWorker.stop()
     await budgetMonitor.stop()
     await allowance.stop()
     await spendWatch.stop()

@@ -66,6 +66,8 @@ export interface Config {
   retentionDays: number | null
   /** How often the retention job deletes expired raw events, and how many per statement. */
   retention: { intervalMs: number; batchSize: number }
+  /** How often the rollup worker folds new events into the rollups (also soon after each commit), ms. */
+  rollupIntervalMs: number
   /** Load shedding: 503 + Retry-After when the event loop lags or the heap grows past these (0 = off). */
   pressure: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number }
   budgets: {
@@ -276,6 +278,7 @@ export function loadConfig(env: Env = process.env): Config {
       intervalMs: int('RETENTION_INTERVAL_MINUTES', 60, 1, 10080) * 60_000,
       batchSize: int('RETENTION_BATCH_SIZE', 5000, 1, 1_000_000),
     },
+    rollupIntervalMs: int('ROLLUP_INTERVAL_MS', 250, 10, 3_600_000),
     pressure: {
       maxEventLoopDelayMs: int('MAX_EVENT_LOOP_DELAY_MS', 1000, 0, 60_000),
       maxHeapUsedBytes: int('MAX_HEAP_USED_BYTES', 512 * 1024 * 1024, 0, 64 * 1024 ** 3),

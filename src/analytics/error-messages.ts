@@ -1,7 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
 import { ERROR_ROLLUPS, errorMessageKey, filterConditions, GRAIN_MS, type ErrorRollupTable, type EventFilter, type RollupKey } from '../db/event-store.js'
-import { planSources, spansCondition } from './sources.js'
+import { planSources, spansCondition, TAIL, tailCte, tailRowsIn } from './sources.js'
 
 export interface ErrorMessageCount {
   /** The message's first ERROR_MESSAGE_KEY_LENGTH characters; null for failures without one. */
@@ -24,8 +24,9 @@ const ERROR_GRAINS = ['day', 'hour'] as const
 
 /**
  * The most frequent error messages among failures matching the filter: whole UTC days and hours
- * from the error rollups, the partial hours at the edges from raw failures (the failures index),
- * summed per message key. Exact: equal to a GROUP BY over the raw failures of the range.
+ * from the error rollups (plus the failures of those days and hours not yet folded into them),
+ * the partial hours at the edges from raw failures (the failures index), summed per message key.
+ * Exact: equal to a GROUP BY over the raw failures of the range.
  */
 export async function topErrorMessages(database: Database, filter: EventFilter, limit: number): Promise<ErrorMessageCount[]> {
   if (limit === 0 || filter.success === true) return []
@@ -36,10 +37,18 @@ export async function topErrorMessages(database: Database, filter: EventFilter, 
   const plan = planSources(from, to, [], { grains: rollups.map((r) => r.grain), subtract: false })
   const dimensions = filterConditions({ ...filter, success: undefined, from: undefined, to: undefined })
   const branches: SQL[] = []
-  for (const rollup of rollups) {
-    if (plan[rollup.grain].length === 0) continue
+  const rolled = rollups.filter((r) => plan[r.grain].length > 0)
+  for (const rollup of rolled) {
     branches.push(sql`SELECT message, failures AS n, last_seen FROM ${sql.raw(rollup.name)}
       WHERE ${dimensions} AND ${spansCondition(rollup.grain, plan[rollup.grain], GRAIN_MS[rollup.grain])}`)
+    // The failures of those days or hours not yet folded into the error rollup.
+    branches.push(sql`SELECT ${sql.raw(errorMessageKey())} AS message, count(*) AS n, max(created_at) AS last_seen FROM ${sql.raw(TAIL)}
+      WHERE ${tailRowsIn(rollup.grain, plan[rollup.grain])} GROUP BY 1`)
+  }
+  let tail = sql``
+  if (rolled.length > 0) {
+    const spans = rolled.flatMap((r) => plan[r.grain])
+    tail = sql`WITH ${tailCte(sql`${dimensions} AND NOT success`, Math.min(...spans.map((s) => s.from)), Math.max(...spans.map((s) => s.to)))} `
   }
   if (plan.raw.length > 0) {
     branches.push(sql`SELECT ${sql.raw(errorMessageKey())} AS message, count(*) AS n, max(created_at) AS last_seen FROM usage_events
@@ -47,7 +56,7 @@ export async function topErrorMessages(database: Database, filter: EventFilter, 
   }
   if (branches.length === 0) return []
   const rows = await database.rows<{ message: string | null; n: string | number; last_seen: Date | string }>(sql`
-    SELECT message, sum(n) AS n, max(last_seen) AS last_seen FROM (${sql.join(branches, sql` UNION ALL `)}) x
+    ${tail}SELECT message, sum(n) AS n, max(last_seen) AS last_seen FROM (${sql.join(branches, sql` UNION ALL `)}) x
     GROUP BY message ORDER BY n DESC, last_seen DESC, message LIMIT ${limit}`)
   return rows.map((r) => ({ message: r.message, count: Number(r.n), lastSeen: r.last_seen instanceof Date ? r.last_seen : new Date(r.last_seen) }))
 }

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import type { EventFilter } from '../db/event-store.js'
+import { UNFOLDED_EVENTS, type EventFilter } from '../db/event-store.js'
 import { parseUsd } from '../lib/money.js'
 import { aggregateSql, type Dimension } from './sources.js'
 
@@ -70,11 +70,17 @@ export async function spendPerHour(
   query: { hours: readonly Date[]; botIds: readonly string[] | null; byModel: boolean; activeSince: Date },
 ): Promise<{ hour: Date; botId: string; model: string; spent: bigint }[]> {
   const model = query.byModel ? sql`model` : sql`''`
+  const hours = sql`(SELECT value::timestamptz FROM json_array_elements_text(${JSON.stringify(query.hours)}::json))`
+  const bots = query.botIds === null ? sql`` : sql`AND bot_id IN (SELECT value FROM json_array_elements_text(${JSON.stringify(query.botIds)}::json))`
   const rows = await database.rows<{ hour: Date | string; bot_id: string; model: string; cost: string }>(sql`
     WITH spend AS (
-      SELECT hour, bot_id, ${model} AS model, sum(cost) AS cost FROM usage_hourly
-      WHERE hour IN (SELECT value::timestamptz FROM json_array_elements_text(${JSON.stringify(query.hours)}::json))
-        ${query.botIds === null ? sql`` : sql`AND bot_id IN (SELECT value FROM json_array_elements_text(${JSON.stringify(query.botIds)}::json))`}
+      SELECT hour, bot_id, model, sum(cost) AS cost FROM (
+        SELECT hour, bot_id, ${model} AS model, cost FROM usage_hourly WHERE hour IN ${hours} ${bots}
+        UNION ALL
+        -- The events of those hours not yet folded into the rollup, in the same statement.
+        SELECT date_trunc('hour', created_at, 'UTC'), bot_id, ${model}, coalesce(cost, 0) FROM usage_events
+        WHERE ${UNFOLDED_EVENTS} AND date_trunc('hour', created_at, 'UTC') IN ${hours} ${bots}
+      ) rows
       GROUP BY 1, 2, 3)
     SELECT s.hour, s.bot_id, s.model, s.cost::text AS cost FROM spend s
     WHERE EXISTS (SELECT 1 FROM spend r WHERE r.bot_id = s.bot_id AND r.cost > 0 AND r.hour >= ${query.activeSince.toISOString()}::timestamptz)`)

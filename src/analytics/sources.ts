@@ -10,6 +10,7 @@ import {
   type RollupGrain,
   type RollupKey,
   type RollupTable,
+  UNFOLDED_EVENTS,
 } from '../db/event-store.js'
 import { LATENCY_BUCKETS, measuresFor, TOTALS_MEASURES, type CoreMeasureName, type LatencyDetail, type Measure, type Totals } from '../db/measures.js'
 
@@ -243,6 +244,35 @@ function spanGroups(spans: PlanSpan[]): { sign: 1 | -1; anchor: RollupGrain | nu
   return [...groups.values()]
 }
 
+/** The CTE of a rollup read holding the events not yet folded into the rollups (tailCte). */
+export const TAIL = 'rollup_tail'
+
+/**
+ * `rollup_tail AS MATERIALIZED (...)`: the events above the rollup watermark (UNFOLDED_EVENTS)
+ * that match `where`, created in [from, to) widened to whole UTC days (every rollup row a read
+ * takes lies in those days). A read that takes rollup rows adds, for each rollup branch, a mirror
+ * branch over this CTE with the same sign, anchor and spans (tailRowsIn): a stored rollup row plus
+ * the tail events of that row is the row as if every event were folded.
+ */
+export function tailCte(where: SQL, from: number, to: number): SQL {
+  const bounds: SQL[] = [UNFOLDED_EVENTS, where]
+  if (Number.isFinite(from)) bounds.push(sql`created_at >= ${new Date(floorTo(from, DAY_MS)).toISOString()}`)
+  if (Number.isFinite(to)) bounds.push(sql`created_at < ${new Date(ceilTo(to, DAY_MS)).toISOString()}`)
+  return sql`${sql.raw(TAIL)} AS MATERIALIZED (SELECT * FROM usage_events WHERE ${sql.join(bounds, sql` AND `)})`
+}
+
+/** A tail event's row of `grain` (the rollup row it would be folded into) lies in the spans. */
+export function tailRowsIn(grain: RollupGrain, spans: TimeSpan[]): SQL {
+  return spansCondition(grainStart(grain, 'created_at'), spans, GRAIN_MS[grain])
+}
+
+/** The widest [from, to) of the rollup spans of a plan (what a tail CTE must cover). */
+function rollupExtent(plan: SourcePlan): TimeSpan | null {
+  const spans = ROLLUP_GRAINS.flatMap((g) => plan[g])
+  if (spans.length === 0) return null
+  return { from: Math.min(...spans.map((s) => s.from)), to: Math.max(...spans.map((s) => s.to)) }
+}
+
 /** The rows of every source the plan needs, with uniform columns: t, g0..gN, measures. */
 function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
   const measures = measuresOf(spec)
@@ -257,6 +287,9 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
     for (const g of spanGroups(plan[grain])) {
       branches.push(sql`SELECT ${sql.raw(rowTime(grain, g.anchor))} AS t${dimList}, ${sql.raw(rollupMeasures(measures, g.sign))}
         FROM ${sql.raw(table.name)} WHERE ${where} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
+      // The same rows' events not yet folded (the tail CTE already applies the filters).
+      branches.push(sql`SELECT ${sql.raw(rowTime(grainStart(grain, 'created_at'), g.anchor))} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
+        FROM ${sql.raw(TAIL)} WHERE ${tailRowsIn(grain, g.spans)}`)
     }
   }
   for (const g of spanGroups(plan.raw)) {
@@ -302,7 +335,9 @@ export function aggregateSql(spec: AggregateSpec, plan: SourcePlan = planFor(spe
   // back in the next bucket) has no calls: it is not a group of the answer.
   const having = measures.some((m) => m.column === 'calls') ? sql` HAVING sum_int8(calls) <> 0` : sql``
   const groupBy = groups.length > 0 ? sql` GROUP BY ${sql.raw(groups.map((_, i) => String(i + 1)).join(', '))}${having}` : sql``
-  return sql`SELECT ${groupList}${aggregatesOf(measures)} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
+  const extent = rollupExtent(plan)
+  const tail = extent ? sql`WITH ${tailCte(filterConditions({ ...spec.filter, from: undefined, to: undefined }), extent.from, extent.to)} ` : sql``
+  return sql`${tail}SELECT ${groupList}${aggregatesOf(measures)} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
 }
 
 export type SqlValue = string | number | boolean | null | Date

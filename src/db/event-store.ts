@@ -101,6 +101,13 @@ export function filterConditions(f: EventFilter, timeColumn: SQL = sql.raw('crea
   return parts.length === 0 ? sql`TRUE` : sql.join(parts, sql` AND `)
 }
 
+/**
+ * Events not yet folded into any rollup (the tail): txid at or above the watermark. Every read of
+ * a rollup adds these events from raw in the same statement (one snapshot, in which the fold's
+ * rollup rows and its watermark move together), so answers are exact and include every commit.
+ */
+export const UNFOLDED_EVENTS = sql.raw('txid >= (SELECT rolled_below FROM rollup_watermark)')
+
 /** Key columns a rollup may have after its time column, in primary-key (and lock) order. */
 export const ROLLUP_KEY_COLUMNS = ['bot_id', 'provider', 'model', 'request_type', 'success'] as const
 export type RollupKey = (typeof ROLLUP_KEY_COLUMNS)[number]

@@ -2,6 +2,8 @@ import { sql } from 'drizzle-orm'
 import {
   bigint,
   boolean,
+  check,
+  customType,
   index,
   integer,
   jsonb,
@@ -27,6 +29,8 @@ const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' 
 const usd = (name: string) => numeric(name, { precision: 24, scale: 12 })
 const usdSum = (name: string) => numeric(name, { precision: 30, scale: 12 })
 const count = (name: string) => bigint(name, { mode: 'number' }).notNull().default(0)
+/** A 64-bit transaction id (Postgres xid8), as text: compared only in SQL. */
+const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => 'xid8' })
 
 /** One row per model call. */
 export const usageEvents = pgTable(
@@ -70,9 +74,16 @@ export const usageEvents = pgTable(
     /** Which price was used: 'genai-prices@x:provider/model', 'override:<id>', 'reported' or null. */
     priceSource: text('price_source'),
     metadata: jsonb('metadata').$type<Record<string, unknown>>(),
+    /**
+     * The inserting transaction: the insertion order the rollup fold follows (rollup_watermark).
+     * Every row of one transaction shares it; rows below the watermark are in every rollup.
+     */
+    txid: xid8('txid').notNull().default(sql`pg_current_xact_id()`),
   },
   (t) => [
     primaryKey({ name: 'usage_events_pkey', columns: [t.botId, t.id] }),
+    // The unfolded tail (txid >= rolled_below) is read by the fold and by every rollup read.
+    index('usage_events_txid_idx').on(t.txid),
     index('usage_events_created_at_idx').on(t.createdAt),
     index('usage_events_bot_created_at_idx').on(t.botId, t.createdAt),
     // Failures are a few percent of events: this index costs little on ingest and lets the errors
@@ -172,6 +183,20 @@ export const usageDailyTotals = rollupTable(rollupLayout('usage_daily_totals'))
 export const usageHourlyTotals = rollupTable(rollupLayout('usage_hourly_totals'))
 
 export const usageQuarterHourlyTotals = rollupTable(rollupLayout('usage_quarter_hourly_totals'))
+
+/**
+ * How far the rollups are folded (src/usage/rollup-worker.ts): every event with txid < rolled_below
+ * is in every rollup, every event with txid >= rolled_below (the tail) in none. Readers add the
+ * tail to the rollup rows in the same statement, so answers stay exact. One row.
+ */
+export const rollupWatermark = pgTable(
+  'rollup_watermark',
+  {
+    id: boolean('id').primaryKey().default(true),
+    rolledBelow: xid8('rolled_below').notNull(),
+  },
+  (t) => [check('rollup_watermark_one_row', sql`${t.id}`)],
+)
 
 /**
  * Failures per UTC day and error message (its first ERROR_MESSAGE_KEY_LENGTH characters; NULL

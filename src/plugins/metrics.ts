@@ -57,6 +57,8 @@ export interface GaugeSources {
   queuedEvents: () => number
   /** Absent for the embedded engine (one connection, no pool). */
   poolStats?: () => PoolStats
+  /** Events above the rollup watermark (committed, not yet folded) and the oldest one's age, after this instance's last fold. */
+  rollupLag?: () => { rows: number; seconds: number }
 }
 
 const TOKEN_TYPES = ['input', 'output', 'cache_read', 'cache_write', 'reasoning'] as const
@@ -156,6 +158,25 @@ export class ServiceMetrics {
         this.set(sources.queuedEvents())
       },
     })
+    const rollupLag = sources.rollupLag
+    if (rollupLag) {
+      new Gauge({
+        name: 'usage_rollup_lag_events',
+        help: 'Committed events not yet folded into the rollups (reads add them from raw events), after the last fold',
+        registers: [this.registry],
+        collect() {
+          this.set(rollupLag().rows)
+        },
+      })
+      new Gauge({
+        name: 'usage_rollup_lag_seconds',
+        help: 'Age of the oldest committed event not yet folded into the rollups, after the last fold',
+        registers: [this.registry],
+        collect() {
+          this.set(rollupLag().seconds)
+        },
+      })
+    }
     const poolStats = sources.poolStats
     if (poolStats) {
       new Gauge({

@@ -8,7 +8,7 @@ import { sql } from 'drizzle-orm'
 import { Type, type Static } from 'typebox'
 import { readableBots } from '../auth/plugin.js'
 import type { Database } from '../db/connect.js'
-import { filterConditions } from '../db/event-store.js'
+import { filterConditions, UNFOLDED_EVENTS } from '../db/event-store.js'
 import { ErrorResponse } from '../errors.js'
 import { parseRange } from '../analytics/query.js'
 import { BotId, Provider } from '../lib/schemas.js'
@@ -63,12 +63,22 @@ async function unmatchedModels(
   const rollup = f.botIds === null ? sql.raw('usage_daily_models') : sql.raw('usage_daily')
   const dayFilter = filterConditions({ botIds: f.botIds, provider: f.provider, from: dayFrom, to: f.to }, sql.raw('day'))
   const eventFilter = filterConditions({ botIds: f.botIds, from: f.from, to: f.to })
+  // The events of those days not yet folded into the rollup (above the watermark), read in the same statement.
+  const tailFilter = filterConditions({ botIds: f.botIds, provider: f.provider, from: dayFrom, to: f.to }, sql.raw(`date_trunc('day', created_at, 'UTC')`))
   return database.rows<Row>(sql`
-    WITH listed AS (
-      SELECT provider, model, sum(unpriced_calls) AS events, sum(unpriced_input_tokens) AS input_tokens,
-        sum(unpriced_output_tokens) AS output_tokens, min(day) AS first_day, max(day) AS last_day
+    WITH days AS (
+      SELECT provider, model, unpriced_calls, unpriced_input_tokens, unpriced_output_tokens, day
       FROM ${rollup}
       WHERE unpriced_calls > 0 AND ${dayFilter}
+      UNION ALL
+      SELECT provider, model, 1, input_tokens, output_tokens, date_trunc('day', created_at, 'UTC')
+      FROM usage_events
+      WHERE ${UNFOLDED_EVENTS} AND NOT priced AND ${tailFilter}
+    ),
+    listed AS (
+      SELECT provider, model, sum(unpriced_calls) AS events, sum(unpriced_input_tokens) AS input_tokens,
+        sum(unpriced_output_tokens) AS output_tokens, min(day) AS first_day, max(day) AS last_day
+      FROM days
       GROUP BY provider, model
       ORDER BY events DESC, provider, model
       LIMIT ${f.limit}

@@ -3,7 +3,7 @@ import { rowsOf, type Database } from '../db/connect.js'
 import { formatUsd, parseUsd } from '../lib/money.js'
 import type { ServiceTier } from '../lib/schemas.js'
 import { filterConditions, grainStart, ROLLUP_TABLES, type EventFilter, type EventRow, type RollupTable } from '../db/event-store.js'
-import { rollupUpsertCtes } from './rollups.js'
+import { ROLLUP_LOCK } from './rollups.js'
 
 /** An event ready to store: validated, normalized and priced. */
 export interface NewUsageEvent {
@@ -92,8 +92,9 @@ function toRecordJson(events: NewUsageEvent[]): string {
 
 /**
  * The whole write: insert the events (in key order: concurrent writers with overlapping keys
- * then wait on each other's unique-index entries in the same order and cannot deadlock), fold
- * the rows actually inserted into every rollup, return the inserted rows (or their keys).
+ * then wait on each other's unique-index entries in the same order and cannot deadlock) and
+ * return the inserted rows (or their keys). The rollups are folded later (foldRollups) from the
+ * rows' txid; until then every read adds them from raw events.
  */
 function insertEventsQuery(payload: unknown, returnRecords: boolean): SQL {
   return sql`
@@ -105,15 +106,13 @@ function insertEventsQuery(payload: unknown, returnRecords: boolean): SQL {
       SELECT ${EVENT_COLUMNS} FROM input ORDER BY bot_id, id
       ON CONFLICT (bot_id, id) DO NOTHING
       RETURNING *
-    ),
-    ${rollupUpsertCtes('inserted')}
+    )
     SELECT ${returnRecords ? sql.raw('*') : sql.raw('bot_id, id')} FROM inserted`
 }
 
 /**
  * The insert statement's text is constant (only the JSON payload varies), so it is built and
- * prepared once per database: parsing and planning its rollup upserts, and even composing their
- * SQL, cost more than a small group's insert. Batch callers need only the keys back: sending
+ * prepared once per database. Batch callers need only the keys back: sending
  * whole rows back costs a quarter of a batch.
  */
 const insertStatements = new WeakMap<Database, Map<boolean, (values: { payload: string }) => Promise<EventRow[]>>>()
@@ -133,12 +132,9 @@ function insertStatement(database: Database, returnRecords: boolean): (values: {
 }
 
 /**
- * The write path: stores a batch of events (a single event is a batch of one) and folds the
- * rows actually inserted into every rollup (ROLLUP_TABLES), all in ONE statement, so the raw table and
- * the rollup can never disagree. Re-sent (botId, id) pairs insert nothing and count nothing.
- *
- * Rollup upserts are ordered by key: concurrent batches then lock rollup rows in the same
- * order and cannot deadlock.
+ * The write path: stores a batch of events (a single event is a batch of one) in ONE statement.
+ * Re-sent (botId, id) pairs insert nothing and count nothing. The rollups follow asynchronously
+ * (usage/rollup-worker.ts); readers add the not yet folded events, so answers include them at once.
  */
 export async function insertEvents(
   database: Database,
@@ -187,8 +183,10 @@ export interface RepriceOutcome {
 /**
  * Recomputes the cost of every event matching `f`, in keyset-paginated batches, each batch one
  * transaction: events are locked, changed costs written, and the same deltas applied to the
- * rollups (rollup rows locked in the ingest path's order, so the two never deadlock).
- * Running it twice changes nothing the second time.
+ * rollups for the events already folded into them (txid below the watermark); the others are in
+ * no rollup yet, and the fold reads their new cost. Each batch holds the fold's lock (ROLLUP_LOCK)
+ * so no fold reads an event's old cost while its delta is skipped. Running it twice changes
+ * nothing the second time.
  */
 export async function repriceEvents(database: Database, f: EventFilter, reprice: Reprice, batchSize = 2000): Promise<RepriceOutcome> {
   let cursor: { createdAt: string; botId: string; id: string } | null = null
@@ -199,6 +197,11 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
       ? sql`AND (created_at, bot_id, id) > (${cursor.createdAt}::timestamptz, ${cursor.botId}, ${cursor.id})`
       : sql``
     const batch = await database.db.transaction(async (tx) => {
+      // Waits for a running fold; the watermark read after it stays put until this commits.
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK})`)
+      const [{ rolled_below: rolledBelow }] = rowsOf<{ rolled_below: string }>(
+        await tx.execute(sql`SELECT rolled_below::text AS rolled_below FROM rollup_watermark`),
+      )
       const rows = rowsOf<EventRow>(
         await tx.execute(sql`
           SELECT * FROM usage_events WHERE ${filterConditions(f)} ${after}
@@ -216,6 +219,7 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
         const changed = sql`(SELECT e.*, c.cost AS new_cost, c.priced AS new_priced, c.price_source AS new_price_source
           FROM usage_events e JOIN json_to_recordset(${payload}::json) AS c(bot_id text, id text, cost numeric, priced boolean, price_source text)
           USING (bot_id, id))`
+        const folded = sql`(SELECT * FROM ${changed} c WHERE txid < ${rolledBelow}::xid8)`
         const deltaRows = (rollup: RollupTable) => {
           const keys = sql.raw(rollup.keys.join(', '))
           return sql`(SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))} AS ${sql.raw(rollup.grain)}, ${keys},
@@ -223,11 +227,11 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
             sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
             sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,
             sum(((NOT new_priced)::int - (NOT priced)::int) * output_tokens) AS d_unpriced_out
-          FROM ${changed} x GROUP BY ${sql.raw([rollup.grain, ...rollup.keys].join(', '))})`
+          FROM ${folded} x GROUP BY ${sql.raw([rollup.grain, ...rollup.keys].join(', '))})`
         }
         // Everything below reads the events before they are updated, then updates them.
         const [{ total }] = rowsOf<{ total: string }>(
-          await tx.execute(sql`SELECT coalesce(sum(d_cost), 0)::text AS total FROM ${deltaRows(ROLLUP_TABLES[0])} d`),
+          await tx.execute(sql`SELECT coalesce(sum(coalesce(new_cost, 0) - coalesce(cost, 0)), 0)::text AS total FROM ${changed} x`),
         )
         delta = total
         // Rollup rows are locked table by table, each in key order: the order insertEvents uses.

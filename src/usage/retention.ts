@@ -23,7 +23,8 @@ export function retentionCutoff(now: Date, retentionDays: number): Date {
  * Deletes raw events created before `cutoff`, `batchSize` at a time (each batch its own
  * statement, oldest first via the created_at index), until none is left. Rollups are untouched,
  * so stats over whole hours and days survive; the cutoff is a UTC midnight so no rollup hour is
- * left half-backed by raw rows.
+ * left half-backed by raw rows. Events not yet folded into the rollups (above the watermark) are
+ * kept until a later run.
  */
 export async function deleteExpiredEvents(database: Database, cutoff: Date, batchSize: number): Promise<number> {
   let deleted = 0
@@ -31,6 +32,8 @@ export async function deleteExpiredEvents(database: Database, cutoff: Date, batc
     const rows = await database.rows<{ n: string | number }>(sql`
       WITH doomed AS (
         SELECT bot_id, id FROM usage_events WHERE created_at < ${cutoff.toISOString()}
+          -- Only events already folded into the rollups (an unfolded one would vanish from them).
+          AND txid < (SELECT rolled_below FROM rollup_watermark)
         ORDER BY created_at LIMIT ${batchSize}
       ),
       gone AS (DELETE FROM usage_events e USING doomed d WHERE e.bot_id = d.bot_id AND e.id = d.id RETURNING 1)

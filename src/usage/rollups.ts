@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
-import type { Database } from '../db/connect.js'
+import { rowsOf, type Database } from '../db/connect.js'
 import {
   ERROR_ROLLUPS,
   errorMessageKey,
@@ -108,10 +108,10 @@ function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): SQL[] {
 }
 
 /**
- * The CTEs of the ingest statement that fold the CTE `inserted` into every rollup. Each upsert
- * reads the previous one's RETURNING, which makes them run one after the other, in
- * ROLLUP_TABLES order (then ERROR_ROLLUPS): every writer (and repriceEvents) then takes rollup
- * row locks in the same global order, and none deadlock.
+ * CTEs that fold the relation `eventsRelation` into every rollup. Each upsert reads the previous
+ * one's RETURNING, which makes them run one after the other, in ROLLUP_TABLES order (then
+ * ERROR_ROLLUPS): every writer of rollups (the fold, repriceEvents) then takes rollup row locks in
+ * the same global order, and none deadlock. The last CTE is named `rolled_${rollupUpsertCount - 1}`.
  */
 export function rollupUpsertCtes(eventsRelation: string): SQL {
   const guard = (i: number) => (i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`))
@@ -120,6 +120,117 @@ export function rollupUpsertCtes(eventsRelation: string): SQL {
     sql`,
     `,
   )
+}
+
+/** How many upsert CTEs rollupUpsertCtes makes. */
+const rollupUpsertCount = (): number => everyUpsert('x', () => sql`TRUE`).length
+
+/**
+ * The advisory lock (transaction scoped) that serializes every writer of rollup rows and of the
+ * watermark: the fold (tries it, skips when held), repricing and rebuildRollups (wait for it).
+ */
+export const ROLLUP_LOCK = 7_215_003_301
+
+export interface FoldOutcome {
+  /** False when another connection (instance) held the fold lock: nothing was done. */
+  ran: boolean
+  /** Events folded into the rollups by this call. */
+  folded: number
+  /** Committed events still above the watermark after this call (visible to it). */
+  behindRows: number
+  /** Age (receive time) of the oldest event still above the watermark, seconds; 0 when none. */
+  behindSeconds: number
+}
+
+/**
+ * The fold's horizon, `xmin`: the lowest transaction id whose events may still become visible.
+ * It is the statement snapshot's xmin, except that transactions provably not writing
+ * usage_events are skipped: the xid horizon is cluster-wide, so a long transaction of another
+ * database or schema (a bulk load, another service) would otherwise stall the rollups for its
+ * whole length. Provably: still running (it holds the lock on its own xid) and holding no lock
+ * on usage_events. A transaction inserting events takes that lock before its xid is assigned
+ * (the INSERT locks the table, then writes the first row), or holds it already (a retried
+ * flush's savepoints); one that has finished by the time pg_locks is read is not skipped.
+ */
+const FOLD_HORIZON = sql.raw(`
+  SELECT least(pg_snapshot_xmax(snap.s), coalesce((
+    SELECT x FROM pg_snapshot_xip(snap.s) AS x
+    WHERE NOT EXISTS (
+      SELECT 1 FROM pg_locks own
+      WHERE own.locktype = 'transactionid' AND own.granted
+        AND own.transactionid::text = (x::text::bigint % 4294967296)::text
+        AND NOT EXISTS (
+          SELECT 1 FROM pg_locks rel
+          WHERE rel.locktype = 'relation' AND rel.relation = 'usage_events'::regclass
+            AND rel.virtualtransaction = own.virtualtransaction))
+    ORDER BY x LIMIT 1), pg_snapshot_xmax(snap.s))) AS xmin
+  FROM (SELECT pg_current_snapshot() AS s) snap`)
+
+/**
+ * Folds the tail (events with rolled_below <= txid) into every rollup, at most about `maxRows`
+ * events (always whole transactions), and moves the watermark past them, in ONE statement of
+ * one transaction.
+ *
+ * The statement's own snapshot bounds the batch (FOLD_HORIZON): every transaction id below the
+ * horizon that may write events has finished, so every committed event with a txid below it is
+ * visible to the statement and no later commit can add one. Events of transactions still open stay in the tail (and the readers
+ * keep adding them from raw) until a later fold. Concurrent folds (several instances) are
+ * serialized by ROLLUP_LOCK: the loser skips, it never counts anything twice.
+ */
+export async function foldRollups(database: Database, maxRows = 50_000): Promise<FoldOutcome> {
+  const last = `rolled_${rollupUpsertCount() - 1}`
+  return database.db.transaction(async (tx) => {
+    const [lock] = rowsOf<{ locked: boolean }>(await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${ROLLUP_LOCK}) AS locked`))
+    if (!lock.locked) return { ran: false, folded: 0, behindRows: 0, behindSeconds: 0 }
+    const [row] = rowsOf<{ folded: string | number; behind_rows: string | number; behind_seconds: string | number | null }>(
+      await tx.execute(sql`
+        WITH lo AS (SELECT rolled_below AS lo FROM rollup_watermark),
+        horizon AS (${FOLD_HORIZON}),
+        -- At most maxRows events: cut at the txid of the next row (a transaction is never split;
+        -- one larger than maxRows is folded whole).
+        cut AS (
+          SELECT (SELECT txid FROM usage_events WHERE txid >= (SELECT lo FROM lo) ORDER BY txid OFFSET ${maxRows} LIMIT 1) AS at
+        ),
+        mark AS (
+          SELECT lo, greatest(lo, least(xmin, CASE
+            WHEN at IS NULL THEN xmin
+            WHEN at > lo THEN at
+            ELSE coalesce((SELECT txid FROM usage_events WHERE txid > lo ORDER BY txid LIMIT 1), xmin) END)) AS hi
+          FROM lo, horizon, cut
+        ),
+        batch AS MATERIALIZED (
+          SELECT * FROM usage_events WHERE txid >= (SELECT lo FROM mark) AND txid < (SELECT hi FROM mark)
+        ),
+        ${rollupUpsertCtes('batch')},
+        moved AS (
+          UPDATE rollup_watermark SET rolled_below = (SELECT hi FROM mark)
+          WHERE rolled_below < (SELECT hi FROM mark) AND (SELECT count(*) FROM ${sql.raw(last)}) >= 0
+          RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM batch) AS folded,
+          (SELECT count(*) FROM moved) AS moved,
+          behind.n AS behind_rows,
+          coalesce(extract(epoch FROM now() - behind.oldest), 0) AS behind_seconds
+        FROM (SELECT count(*) AS n, min(received_at) AS oldest FROM usage_events WHERE txid >= (SELECT hi FROM mark)) behind`),
+    )
+    return { ran: true, folded: Number(row.folded), behindRows: Number(row.behind_rows), behindSeconds: Number(row.behind_seconds ?? 0) }
+  })
+}
+
+/**
+ * Folds until no committed event is above the watermark (tests, the benchmark, after a bulk
+ * load), waiting for transactions that hold the horizon back; gives up after `timeoutMs`.
+ */
+export async function foldAll(database: Database, maxRows?: number, timeoutMs = 120_000): Promise<number> {
+  let total = 0
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const outcome = await foldRollups(database, maxRows)
+    total += outcome.folded
+    if (outcome.ran && outcome.behindRows === 0) return total
+    if (Date.now() > deadline) throw new Error(`the rollups are still ${outcome.behindRows} events behind after ${timeoutMs} ms`)
+    if (outcome.folded === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
 }
 
 /**
@@ -147,6 +258,13 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
  */
 export async function rebuildRollups(database: Database): Promise<void> {
   await database.db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK})`)
+    // The watermark moves to the fold's horizon (FOLD_HORIZON) in this statement: every event below it is finished
+    // (and visible to every later statement here), so exactly those are rebuilt; the rest is the tail.
+    const [{ h }] = rowsOf<{ h: string }>(
+      await tx.execute(sql`UPDATE rollup_watermark SET rolled_below = (SELECT xmin FROM (${FOLD_HORIZON}) horizon) RETURNING rolled_below::text AS h`),
+    )
+    const folded = sql`txid < ${h}::xid8`
     for (const [i, rollup] of ROLLUP_TABLES.entries()) {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
       // An already rebuilt rollup with every key of this one at a grain dividing its grain: of the
@@ -155,11 +273,11 @@ export async function rebuildRollups(database: Database): Promise<void> {
       const source =
         ROLLUPS_NARROWEST_FIRST[rollup.grain].find((s) => built.includes(s)) ??
         built.find((s) => GRAIN_MS[rollup.grain] % GRAIN_MS[s.grain] === 0)
-      await tx.execute(source ? rollupFromRollup(rollup, source) : upsertRollupFrom(rollup, 'usage_events'))
+      await tx.execute(source ? rollupFromRollup(rollup, source) : upsertRollupFrom(rollup, 'usage_events', folded))
     }
     for (const rollup of ERROR_ROLLUPS) {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
-      await tx.execute(upsertErrorRollupFrom(rollup, 'usage_events'))
+      await tx.execute(upsertErrorRollupFrom(rollup, 'usage_events', folded))
     }
   })
 }

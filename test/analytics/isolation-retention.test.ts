@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { deleteExpiredEvents, retentionCutoff, startRetention } from '../../src/usage/retention.js'
+import { foldAll } from '../../src/usage/rollups.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { countEvents } from '../helpers/usage.js'
@@ -75,6 +76,8 @@ t.test('retention deletes expired raw events in batches and keeps rollups', asyn
   const beforeSummary = await get<{ totals: Record<string, number> }>(app, '/api/usage/summary?startDate=2024-09-01&endDate=2024-09-01')
   await seed(app, [ev('new1', new Date(Date.now() - 3_600_000).toISOString())])
   t.equal(await countEvents(database), 5)
+  // Retention deletes only events already folded into the rollups (test/usage/rollup-fold.test.ts).
+  await foldAll(database)
 
   const deleted = await deleteExpiredEvents(database, retentionCutoff(new Date(), 30), 3)
   t.equal(deleted, 4, 'every expired event, three per statement')

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { errorMessageKey, filterConditions, grainStart, type ErrorRollupTable, type EventFilter, type RollupTable } from '../../src/db/event-store.js'
-import { ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
+import { foldAll, ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
 import { postBatch } from '../helpers/usage.js'
@@ -41,10 +41,11 @@ export async function get<T>(app: FastifyInstance, url: string, key = ADMIN_KEY)
 }
 
 /**
- * Rows of `rollup` that differ from the same aggregate recomputed from raw events: empty when the
- * rollup is exactly consistent (counts, tokens, cost, histogram, max latency).
+ * Rows of `rollup` that differ from the same aggregate recomputed from raw events, after folding
+ * every committed event: empty when the rollup is exactly consistent (counts, tokens, cost, histogram, max latency).
  */
 export async function rollupMismatches(database: Database, rollup: RollupTable): Promise<Record<string, unknown>[]> {
+  await foldAll(database)
   const keyList = [rollup.grain, ...rollup.keys].join(', ')
   const columns = sql.raw([keyList, ...ROLLUP_MEASURE_COLUMNS].join(', '))
   const measuresOf = (alias: string) => sql.raw(`ROW(${ROLLUP_MEASURE_COLUMNS.map((c) => `${alias}.${c}`).join(', ')})`)
@@ -61,6 +62,7 @@ export async function rollupMismatches(database: Database, rollup: RollupTable):
 
 /** Rows of an error rollup that differ from the failures counted from raw events. */
 export async function errorRollupMismatches(database: Database, rollup: ErrorRollupTable): Promise<Record<string, unknown>[]> {
+  await foldAll(database)
   const source: Record<string, string> = { [rollup.grain]: grainStart(rollup.grain, 'created_at'), message: errorMessageKey() }
   return database.rows(sql`
     SELECT ${sql.raw(rollup.columns.map((c) => `coalesce(r.${c}, s.${c}) AS ${c}`).join(', '))}, r.failures AS raw_failures, s.failures AS rollup_failures

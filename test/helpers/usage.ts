@@ -1,3 +1,4 @@
+import { foldAll } from '../../src/usage/rollups.js'
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../src/db/connect.js'
@@ -33,8 +34,9 @@ export async function getJson<T = Record<string, unknown>>(app: FastifyInstance,
   return { status: res.statusCode, body: res.json() as T, headers: res.headers }
 }
 
-/** Rollup totals per key minus raw totals per key: empty when every rollup row is exact. */
+/** Rollup totals per key minus raw totals per key, after folding every committed event: empty when every rollup row is exact. */
 export async function rollupMismatches(database: Database): Promise<Record<string, unknown>[]> {
+  await foldAll(database)
   return database.rows(sql`
     WITH raw AS (
       SELECT date_trunc('hour', created_at, 'UTC') AS hour, bot_id, provider, model, request_type, success,

@@ -114,6 +114,14 @@ t.test('GET /metrics', async (t) => {
     t.equal(d('usage_unpriced_events_total', { provider: 'acme' }), 1)
     t.equal(d('usage_unpriced_events_total', { provider: 'openai' }), 0)
     if (ENGINE === 'postgres') t.ok(after.has(key('db_pool_connections', { state: 'in_use' })), 'pool gauges on Postgres')
+    t.ok(after.has(key('usage_rollup_lag_events')) && after.has(key('usage_rollup_lag_seconds')), 'the rollup lag gauges')
+    // The worker folds soon after each commit: the lag goes back to zero.
+    let lag = after
+    for (let i = 0; i < 100 && lag.get(key('usage_rollup_lag_events')) !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      lag = await scrape(app)
+    }
+    t.equal(lag.get(key('usage_rollup_lag_events')), 0, 'nothing left to fold')
   })
 
   await t.test('the Grafana dashboard queries only metrics the service exports', async (t) => {
