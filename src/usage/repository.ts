@@ -165,6 +165,17 @@ export async function insertEvents(
   return { created, existing }
 }
 
+/**
+ * Takes usage_events' write lock for the rest of the transaction `tx`. A transaction that inserts
+ * events after anything else that gives it a transaction id (a savepoint rolled back after a
+ * failed insert releases the lock that insert took, but not the id) must call this first: the
+ * rollup fold skips running transactions that hold no lock on usage_events (FOLD_HORIZON in
+ * rollups.ts), and would otherwise move its watermark past events still to come.
+ */
+export async function lockEventsForWrite(tx: SqlExecutor): Promise<void> {
+  await tx.execute(sql`LOCK TABLE usage_events IN ROW EXCLUSIVE MODE`)
+}
+
 /** A transaction or savepoint handle: what insertEvents needs to run inside one. */
 export interface SqlExecutor {
   execute(query: SQL): PromiseLike<unknown>

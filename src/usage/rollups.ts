@@ -149,8 +149,10 @@ export interface FoldOutcome {
  * database or schema (a bulk load, another service) would otherwise stall the rollups for its
  * whole length. Provably: still running (it holds the lock on its own xid) and holding no lock
  * on usage_events. A transaction inserting events takes that lock before its xid is assigned
- * (the INSERT locks the table, then writes the first row), or holds it already (a retried
- * flush's savepoints); one that has finished by the time pg_locks is read is not skipped.
+ * (the INSERT locks the table, then writes the first row), or took it first with
+ * lockEventsForWrite (the flush that retries a group under savepoints: a rolled-back savepoint
+ * releases its locks but not the transaction id); one that has finished by the time pg_locks is
+ * read is not skipped.
  */
 const FOLD_HORIZON = sql.raw(`
   SELECT least(pg_snapshot_xmax(snap.s), coalesce((

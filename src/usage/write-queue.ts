@@ -2,7 +2,7 @@ import { Errors } from '../errors.js'
 import { toUsageEvent } from '../db/event-store.js'
 import type { Database } from '../db/connect.js'
 import { isDataFault, isTransientConflict, sqlStateOf } from '../db/errors.js'
-import { eventKey, insertEvents, type InsertOutcome, type NewUsageEvent } from './repository.js'
+import { eventKey, insertEvents, lockEventsForWrite, type InsertOutcome, type NewUsageEvent } from './repository.js'
 import type { UsageEvent } from '../lib/usage-event.js'
 
 export interface WriteQueueOptions {
@@ -213,6 +213,8 @@ export class WriteQueue {
     try {
       const outcome: InsertOutcome = { created: new Map(), existing: new Map() }
       await this.database.db.transaction(async (tx) => {
+        // Before the first savepoint: a rolled-back attempt releases the lock it took (see lockEventsForWrite).
+        await lockEventsForWrite(tx)
         const attempt = async (from: number, to: number): Promise<void> => {
           try {
             const part = await tx.transaction((savepoint) => insertEvents(this.database, events.slice(from, to), withRecords, savepoint))
