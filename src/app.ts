@@ -174,7 +174,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onFlushError: (err) => app.log.error(databaseFailureForLog(err), 'ingest flush failed; its requests were answered 503'),
   })
   metrics.observeGauges({ queuedEvents: () => writeQueue.queuedEvents, poolStats: database.poolStats, rollupLag: () => rollupWorker.lag })
-  rollupWorker.start()
 
   const auth = await createAuthenticator(database, config, {
     log: app.log,
@@ -215,6 +214,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           onDeleted: (count, cutoff) => app.log.info({ count, cutoff }, 'deleted raw events past RETENTION_DAYS'),
         })
 
+  rollupWorker.start()
   app.addHook('onClose', async () => {
     await changes.close()
     await stopRetention?.()

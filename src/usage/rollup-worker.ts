@@ -1,4 +1,5 @@
 import type { Database } from '../db/connect.js'
+import { startPeriodic, type PeriodicJob } from '../lib/periodic.js'
 import { foldRollups, type FoldOutcome } from './rollups.js'
 
 export interface RollupWorkerOptions {
@@ -31,10 +32,7 @@ const WARN_EVERY_MS = 60_000
  * at a time, the others skip. A fold that filled its batch runs again at once (catching up).
  */
 export class RollupWorker {
-  private timer: NodeJS.Timeout | null = null
-  private running: Promise<void> | null = null
-  private kicked = false
-  private stopped = false
+  private job: PeriodicJob | null = null
   private lastWarnAt = 0
   /** The lag after the last fold this instance ran (the metrics' gauge). */
   lag: RollupLag = { rows: 0, seconds: 0 }
@@ -48,39 +46,20 @@ export class RollupWorker {
   ) {}
 
   start(): void {
-    this.schedule(this.opts.intervalMs)
+    const maxRows = this.opts.maxRowsPerFold ?? 50_000
+    this.job ??= startPeriodic({
+      intervalMs: this.opts.intervalMs,
+      firstAfterMs: this.opts.intervalMs,
+      onError: this.opts.onError,
+      run: async () => {
+        if (this.observe(await foldRollups(this.database, maxRows), maxRows)) this.job?.kick(0)
+      },
+    })
   }
 
   /** A commit happened: fold soon. */
   kick(): void {
-    if (this.stopped || this.kicked) return
-    this.kicked = true
-    if (this.running) return
-    this.schedule(KICK_DELAY_MS)
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = setTimeout(() => this.run(), delayMs)
-    this.timer.unref()
-  }
-
-  private run(): void {
-    this.timer = null
-    if (this.running || this.stopped) return
-    this.kicked = false
-    const maxRows = this.opts.maxRowsPerFold ?? 50_000
-    this.running = foldRollups(this.database, maxRows)
-      .then((outcome) => this.observe(outcome, maxRows))
-      .catch((err: unknown) => {
-        this.opts.onError(err)
-        return false
-      })
-      .then((again) => {
-        this.running = null
-        this.schedule(again || this.kicked ? 0 : this.opts.intervalMs)
-      })
+    this.job?.kick(KICK_DELAY_MS)
   }
 
   /** Records a fold; true when it should run again at once (its batch was full). */
@@ -97,11 +76,8 @@ export class RollupWorker {
     return outcome.folded >= maxRows && outcome.behindRows > 0
   }
 
-  /** Stops the timer and waits for a running fold (before the database closes). */
+  /** Stops the timers and waits for a running fold (before the database closes). */
   async stop(): Promise<void> {
-    this.stopped = true
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = null
-    await this.running
+    await this.job?.stop()
   }
 }
