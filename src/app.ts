@@ -37,6 +37,7 @@ import { PricingService } from './pricing/service.js'
 import { WriteQueue } from './usage/write-queue.js'
 import { startRetention } from './usage/retention.js'
 import { usageRoutes } from './usage/routes.js'
+import { syncMetadataRollupKeys } from './usage/metadata-keys.js'
 
 export interface AppDeps {
   /** An already-connected database (tests share one per file); the app then does not close it. */
@@ -88,6 +89,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // Services. onClose hooks run last-registered first: the services' hook below before the databases'.
   const { database, readDatabase } = await openDatabases(app, config, deps.database)
+  // Which metadata keys are folded into rollups is the deployment's METADATA_ROLLUP_KEYS.
+  await syncMetadataRollupKeys(database, config.metadataRollups, { now: new Date(), maxFutureSkewMs: config.maxFutureSkewMs })
   // Key, price and budget changes reach the other instances at once (LISTEN/NOTIFY).
   const changes = new ChangeFeed(database, { connectionString: config.databaseUrl, log: app.log })
 

@@ -66,3 +66,11 @@ t.test('PUBLIC_URL and the metrics settings', async (t) => {
     message: /PUBLIC_URL must be an http\(s\) URL[\s\S]*METRICS_PORT must be an integer between 1 and 65535[\s\S]*METRICS_MAX_BOTS/,
   })
 })
+
+t.test('METADATA_ROLLUP_KEYS: a comma list of valid, distinct metadata keys, and a bound', async (t) => {
+  t.same(loadConfig({}).metadataRollups, { keys: [], maxValues: 1000 }, 'none declared by default')
+  t.same(loadConfig({ METADATA_ROLLUP_KEYS: ' userId, chatId ,', METADATA_ROLLUP_MAX_VALUES: '50' }).metadataRollups, { keys: ['userId', 'chatId'], maxValues: 50 })
+  t.throws(() => loadConfig({ METADATA_ROLLUP_KEYS: 'userId,user id' }), /METADATA_ROLLUP_KEYS has "user id"/)
+  t.throws(() => loadConfig({ METADATA_ROLLUP_KEYS: 'userId,userId' }), /METADATA_ROLLUP_KEYS names a key twice/)
+  t.throws(() => loadConfig({ METADATA_ROLLUP_MAX_VALUES: '0' }), /METADATA_ROLLUP_MAX_VALUES must be an integer between 1 and 1000000/)
+})
