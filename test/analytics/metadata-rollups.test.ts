@@ -1,9 +1,11 @@
 import { sql } from 'drizzle-orm'
 import t, { type Test } from 'tap'
-import { METADATA_ROLLUPS } from '../../src/db/event-store.js'
+import { grainStart, METADATA_ROLLUPS, metadataRollupKey, type MetadataRollupTable } from '../../src/db/event-store.js'
+import { rebuildRollups, ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import { syncMetadataRollupKeys } from '../../src/usage/metadata-keys.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
+import { postUsage } from '../helpers/usage.js'
 import { get, seed } from './support.js'
 
 /**
@@ -54,6 +56,28 @@ function randomEvent(at: number = START + Math.floor(random() * span)): Record<s
     metadata,
     createdAt: new Date(at).toISOString(),
   }
+}
+
+/** Rows of a metadata rollup that differ from the same aggregate recomputed from raw events (empty when exact). */
+async function metadataRollupMismatches(rollup: MetadataRollupTable): Promise<Record<string, unknown>[]> {
+  const key = metadataRollupKey(rollup).join(', ')
+  const measures = (alias: string) => sql.raw(`ROW(${ROLLUP_MEASURE_COLUMNS.map((c) => `${alias}.${c}`).join(', ')})`)
+  return database.rows(sql`
+    SELECT ${sql.raw(key)}, r.calls AS raw_calls, s.calls AS rollup_calls FROM (
+      SELECT k.key, ${sql.raw(grainStart(rollup.grain, 'e.created_at'))} AS ${sql.raw(rollup.grain)}, e.bot_id, e.success,
+        CASE WHEN e.metadata ->> k.key IS NULL THEN 'a' WHEN v.listed IS FALSE THEN 'o' ELSE 'v' END AS kind,
+        CASE WHEN e.metadata ->> k.key IS NULL OR v.listed IS FALSE THEN '' ELSE e.metadata ->> k.key END AS value,
+        ${rollupAggregatesOfEvents()}
+      FROM usage_events e JOIN metadata_rollup_keys k ON k.active AND e.created_at >= k.since
+      LEFT JOIN metadata_rollup_values v ON v.key = k.key AND v.value = e.metadata ->> k.key
+      GROUP BY 1, 2, 3, 4, 5, 6
+    ) AS r(${sql.raw([key, ...ROLLUP_MEASURE_COLUMNS].join(', '))})
+    FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(key)})
+    WHERE r.calls IS NULL OR s.calls IS NULL OR ${measures('r')} IS DISTINCT FROM ${measures('s')}`)
+}
+
+async function assertRollupsExact(t: Test, when: string) {
+  for (const rollup of METADATA_ROLLUPS) t.same(await metadataRollupMismatches(rollup), [], `${rollup.name} equals raw ${when}`)
 }
 
 interface Group {
@@ -120,8 +144,8 @@ const randomInstant = () => START + Math.floor((random() * span) / 1000) * 1000
 
 async function checkRandomRanges(t: Test, key: string, since: number | null, n: number) {
   for (let i = 0; i < n; i++) {
-    let [from, to] = [randomInstant(), randomInstant()].sort((a, b) => a - b)
-    if (to - from < 1000) to = from + 60_000
+    const [from, end] = [randomInstant(), randomInstant()].sort((a, b) => a - b)
+    const to = end - from < 1000 ? from + 60_000 : end
     const tz = pick(['UTC', 'Europe/Berlin', 'Asia/Kolkata', 'Asia/Kathmandu', 'America/St_Johns'])
     const botId = random() < 0.3 ? pick(['bot_a', 'bot_b']) : undefined
     const api = await apiGroups(key, from, to, tz, botId)
@@ -143,7 +167,14 @@ t.test('declared keys: the rollup plus raw before since equals raw GROUP BYs', a
   const since = new Date(registry.since).getTime()
   t.equal(since, START + 2 * 86_400_000 + 4 * 3_600_000, 'since is the next whole hour')
   // After it, out of order and late (old events are accepted; before since they are not folded).
-  for (let round = 0; round < 4; round++) await seed(app, Array.from({ length: 250 }, () => randomEvent()))
+  for (let round = 0; round < 4; round++) {
+    await seed(app, Array.from({ length: 250 }, () => randomEvent()))
+    // Concurrent single posts (group commit), some repeated: counted once.
+    const singles = Array.from({ length: 12 }, () => randomEvent())
+    const results = await Promise.all([...singles, ...singles.slice(0, 3)].map((e) => postUsage(app, e)))
+    t.equal(results.filter((r) => r.statusCode === 201).length, 12, 'concurrent single posts, three repeated')
+  }
+  await assertRollupsExact(t, 'after ingest')
   const [values] = await database.rows<{ listed: string; unlisted: string }>(
     sql`SELECT count(*) FILTER (WHERE listed) AS listed, count(*) FILTER (WHERE NOT listed) AS unlisted FROM metadata_rollup_values WHERE key = 'userId'`,
   )
@@ -174,6 +205,7 @@ t.test('declared keys: the rollup plus raw before since equals raw GROUP BYs', a
   const reprice = await app.inject({ method: 'POST', url: '/api/prices/reprice', headers: bearer(ADMIN_KEY), payload: { startDate: '2024-03-29', endDate: '2024-04-05' } })
   t.equal(reprice.statusCode, 200, reprice.body)
   t.ok(reprice.json().changed > 0, 'repricing changed costs')
+  await assertRollupsExact(t, 'after repricing')
   await checkRandomRanges(t, 'userId', since, 15)
 
   // Dropped (the clock is past every event so far): folding stops and reads go raw (plain values, no other row).
@@ -190,10 +222,16 @@ t.test('declared keys: the rollup plus raw before since equals raw GROUP BYs', a
   const [rows] = await database.rows<{ n: string }>(sql.raw(`SELECT count(*) AS n FROM ${METADATA_ROLLUPS[0].name} WHERE key = 'userId'`))
   t.equal(Number(rows.n), 0, 'old rows removed')
   await seed(app, Array.from({ length: 250 }, () => randomEvent()))
+  await assertRollupsExact(t, 'after the key was declared again')
   await checkRandomRanges(t, 'userId', START + SPAN + 3_600_000, 20)
   const afterAgain = await apiGroups('userId', START + SPAN + 3_600_000, START + span, 'UTC')
   t.equal(afterAgain.source, 'rollups')
   t.ok(afterAgain.groups.some((g) => g.other), 'values past the bound again')
+
+  // A rebuild chooses the listed values again and folds the same events.
+  await rebuildRollups(database)
+  await assertRollupsExact(t, 'after a rebuild')
+  await checkRandomRanges(t, 'userId', START + SPAN + 3_600_000, 5)
 })
 
 t.test('a raw part longer than METADATA_RAW_MAX_DAYS is refused; after since it is not raw', async (t) => {
