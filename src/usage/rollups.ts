@@ -199,17 +199,6 @@ export function rollupUpsertCtes(eventsRelation: string): SQL {
   )
 }
 
-/** Folds every event of the active metadata keys in `usage_events` into empty metadata rollups (a rebuild). */
-function rebuildMetadataRollups(): SQL {
-  const fold = `WITH ${'mv'} AS (`
-  return sql.raw(fold).append(upsertMetadataValuesFrom('usage_events')).append(sql.raw(' RETURNING key, value, listed), ')).append(
-    sql.join(
-      METADATA_ROLLUPS.map((rollup, i) => sql`${sql.raw(`m${i}`)} AS (${upsertMetadataRollupFrom(rollup, 'usage_events', 'mv', i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM m${i - 1}) >= 0`))} RETURNING 1)`),
-      sql`, `,
-    ),
-  ).append(sql.raw(` SELECT (SELECT count(*) FROM m${METADATA_ROLLUPS.length - 1}) AS rows`))
-}
-
 /**
  * INSERT ... SELECT that fills `target` from the rows of `source`, a rollup with every key of
  * target at a grain that divides target's (a day of hours, all bots of a model): sums add,
@@ -223,6 +212,17 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
     INSERT INTO ${target.name} (${target.grain}, ${keys}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
     SELECT ${grainStart(target.grain, source.grain)}, ${keys}, ${measures}
     FROM ${source.name} GROUP BY ${positions}`)
+}
+
+/** INSERT ... SELECT that fills the metadata rollup `target` from `source`, of a finer grain. */
+function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
+  const key = metadataRollupKey(target)
+  const select = key.map((c) => (c === target.grain ? grainStart(target.grain, source.grain) : c)).join(', ')
+  const measures = ROLLUP_MEASURE_COLUMNS.map((c) => (c === 'latency_max_ms' ? `max(${c})` : `sum(${c})`)).join(', ')
+  return sql.raw(`
+    INSERT INTO ${target.name} (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
+    SELECT ${select}, ${measures}
+    FROM ${source.name} GROUP BY ${key.map((_, i) => String(i + 1)).join(', ')}`)
 }
 
 /**
@@ -244,9 +244,14 @@ export async function rebuildRollups(database: Database): Promise<void> {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
       await tx.execute(upsertErrorRollupFrom(rollup, 'usage_events'))
     }
-    // The values are chosen again (in value order), so which are listed may change.
+    // The values are chosen again (in value order), so which are listed may change; then the
+    // finest metadata rollup from raw events (the values are visible to the later statements of
+    // the transaction) and the coarser ones from it.
     for (const rollup of METADATA_ROLLUPS) await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
     await tx.execute(sql.raw(`DELETE FROM ${METADATA_VALUES_TABLE}`))
-    await tx.execute(rebuildMetadataRollups())
+    await tx.execute(upsertMetadataValuesFrom('usage_events'))
+    const [finest, ...coarser] = [...METADATA_ROLLUPS].sort((x, y) => GRAIN_MS[x.grain] - GRAIN_MS[y.grain])
+    await tx.execute(upsertMetadataRollupFrom(finest, 'usage_events', null))
+    for (const rollup of coarser) await tx.execute(metadataRollupFromRollup(rollup, finest))
   })
 }
