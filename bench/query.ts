@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { rebuildRollups } from '../src/usage/rollups.js'
+import { syncMetadataRollupKeys } from '../src/usage/metadata-keys.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { connectDatabase } from '../src/db/connect.js'
@@ -32,6 +33,8 @@ const { values: args } = parseArgs({
     'raw-runs': { type: 'string', default: '5' },
     keep: { type: 'boolean', default: false },
     reuse: { type: 'string' },
+    /** Time only the rows whose question contains this text (e.g. --only metadata). */
+    only: { type: 'string' },
   },
 })
 const EVENTS = Number(args.events)
@@ -104,7 +107,8 @@ async function main(): Promise<void> {
     await timed('generate raw events (INSERT ... SELECT generate_series)', async () => {
       for (let start = 1; !reused && start <= EVENTS; start += chunk) {
         const end = Math.min(EVENTS, start + chunk - 1)
-        // Failures: a few frequent messages and a long tail; users and chats skewed (a few heavy ones).
+        // Failures: a few frequent messages and a long tail; users (100 per bot, 5000 in all) and chats
+        // (800, shared by all bots) skewed: a few heavy ones.
         await database.db.execute(sql`
           INSERT INTO usage_events (id, bot_id, created_at, received_at, provider, model, request_type, success, error_message,
             input_tokens, output_tokens, total_tokens, cache_read_tokens, reasoning_tokens, latency_ms, cost, reported_cost,
@@ -115,7 +119,7 @@ async function main(): Promise<void> {
               'upstream error 502'])[1 + floor(4.99 * r1 * r1)::int] || CASE WHEN r1 > 0.9 THEN ' #' || (g % 40) ELSE '' END END,
             inp, outp, inp + outp, inp / 4, outp / 10, CASE WHEN g % 50 = 0 THEN NULL ELSE (200 + exp(random() * 9))::int END,
             round((inp * (m + 1) * 0.000001 + outp * (m + 1) * 0.000004)::numeric, 12), NULL, m <> 8, 'bench',
-            jsonb_build_object('userId', 'user_' || floor(5000 * r2 * r2 * r2)::int, 'chatId', 1000 + floor(800 * r1 * r2)::int,
+            jsonb_build_object('userId', 'user_' || (g % ${BOTS}) || '_' || floor(100 * r2 * r2 * r2)::int, 'chatId', 1000 + floor(800 * r1 * r2)::int,
               'plan', CASE WHEN g % 7 = 0 THEN 'pro' ELSE 'free' END)
           FROM (
             SELECT g, ${now.toISOString()}::timestamptz - (random() * ${DAYS * 86400}) * interval '1 second' AS ts,
@@ -129,8 +133,12 @@ async function main(): Promise<void> {
     await timed(`build the ${indexes.length} secondary indexes of usage_events`, async () => {
       for (const index of indexes) await database.db.execute(sql.raw(index.definition))
     })
-    // A reused schema's rollups were rebuilt when it was generated; rollups added since, by the migration's backfill.
-    if (!reused) await timed('rebuild every rollup (rebuildRollups)', () => rebuildRollups(database))
+    if (!reused) {
+      // The declared metadata keys, as if declared before the first event (so all of them are folded).
+      await syncMetadataRollupKeys(database, { keys: ['userId', 'chatId'], maxValues: 1000 }, { now: new Date(now.getTime() - (DAYS + 1) * 86_400_000), maxFutureSkewMs: 0 })
+      // A reused schema's rollups were rebuilt when it was generated; rollups added since, by the migration's backfill.
+      await timed('rebuild every rollup (rebuildRollups)', () => rebuildRollups(database))
+    }
     await timed('VACUUM ANALYZE', async () => {
       const tables = await database.rows<{ name: string }>(sql`
         SELECT tablename AS name FROM pg_tables WHERE schemaname = ${schema} AND tablename LIKE 'usage%'`)
@@ -139,7 +147,7 @@ async function main(): Promise<void> {
     const sizes = await database.rows<{ name: string; rows: string; size: string }>(sql`
       SELECT c.relname AS name, c.reltuples::bigint::text AS rows, pg_size_pretty(pg_total_relation_size(c.oid)) AS size
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = ${schema} AND c.relkind = 'r' AND c.relname LIKE 'usage%' ORDER BY 1`)
+      WHERE n.nspname = ${schema} AND c.relkind = 'r' AND (c.relname LIKE 'usage%' OR c.relname LIKE 'metadata%') ORDER BY 1`)
     for (const s of sizes) log(`  ${s.name}: ~${Number(s.rows).toLocaleString('en')} rows, ${s.size} with indexes`)
 
     const app = await buildApp(
@@ -151,6 +159,8 @@ async function main(): Promise<void> {
         LOG_LEVEL: 'silent',
         RATE_LIMIT_MAX: '10000000',
         METADATA_ROLLUP_KEYS: 'userId,chatId',
+        METADATA_ROLLUP_MAX_VALUES: '1000',
+        METADATA_RAW_MAX_DAYS: '400',
       }),
     )
     const day = (offset: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - offset)).toISOString().slice(0, 10)
@@ -159,6 +169,7 @@ async function main(): Promise<void> {
     const ms = (v: number) => `${v.toFixed(1)} ms`
 
     async function compare(question: string, range: string, url: string, raw: (() => Promise<unknown>) | null, runs = RUNS): Promise<void> {
+      if (args.only !== undefined && !question.includes(args.only)) return
       const check = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${ADMIN_KEY}` } })
       if (check.statusCode !== 200) throw new Error(`${url}: ${check.statusCode} ${check.body.slice(0, 300)}`)
       const api = await sample(
@@ -267,14 +278,31 @@ async function main(): Promise<void> {
       )
     }
     await compare('events page 1 (30d)', '30d', `/api/usage/events?startDate=${day(30)}`, null)
-    // Metadata breakdowns read raw events (no metadata rollup yet): one day, fewer runs.
-    for (const key of ['userId', 'chatId']) {
-      const where = rawRange(`${day(1)}T00:00:00Z`, `${day(0)}T00:00:00Z`)
-      await compare(`breakdown metadata.${key} (raw)`, '1d', `/api/usage/breakdown?groupBy=metadata.${key}&limit=20&startDate=${day(1)}&endDate=${day(1)}`, () =>
-        database.rows(sql`SELECT metadata ->> ${key}, count(*), sum(total_tokens), coalesce(sum(cost), 0) FROM usage_events WHERE ${where}
-          GROUP BY 1 ORDER BY 4 DESC LIMIT 20`),
-        Math.min(RUNS, 5),
-      )
+    // Breakdowns by declared metadata keys (userId: 100 per bot, 5000 values, 1000 listed, the rest
+    // in "other"; chatId: 800 values across bots) read their rollups; an undeclared key (plan) reads raw events.
+    const metadataRaw = (key: string, where: ReturnType<typeof sql>) => () =>
+      database.rows(sql`SELECT metadata ->> ${key}, count(*), count(*) FILTER (WHERE NOT success), sum(total_tokens), coalesce(sum(cost), 0),
+        avg(latency_ms) FROM usage_events WHERE ${where} GROUP BY 1 ORDER BY 5 DESC LIMIT 20`)
+    for (const [label, hours] of [['24h', 24], ['7d', 168], ['30d', 720]] as const) {
+      const start = new Date(now.getTime() - hours * 3_600_000).toISOString()
+      const rolling = `startDate=${encodeURIComponent(start)}&endDate=${encodeURIComponent(now.toISOString())}`
+      await compare('breakdown metadata.userId, ending now', label, `/api/usage/breakdown?groupBy=metadata.userId&limit=20&${rolling}`,
+        metadataRaw('userId', rawRange(start, now.toISOString())))
+    }
+    await compare('breakdown metadata.chatId, ending now', '7d',
+      `/api/usage/breakdown?groupBy=metadata.chatId&limit=20&startDate=${encodeURIComponent(new Date(now.getTime() - 168 * 3_600_000).toISOString())}&endDate=${encodeURIComponent(now.toISOString())}`,
+      metadataRaw('chatId', rawRange(new Date(now.getTime() - 168 * 3_600_000).toISOString(), now.toISOString())))
+    await compare('breakdown metadata.userId tz=Asia/Kolkata', '30d', `/api/usage/breakdown?groupBy=metadata.userId&limit=20&tz=Asia/Kolkata&startDate=${day(30)}&endDate=${day(1)}`,
+      metadataRaw('userId', localDays(day(30), day(1), 'Asia/Kolkata')))
+    await compare('breakdown metadata.userId,botId', '30d', `/api/usage/breakdown?groupBy=metadata.userId,botId&limit=20&startDate=${day(30)}&endDate=${day(1)}`, () =>
+      database.rows(sql`SELECT metadata ->> 'userId', bot_id, count(*), sum(total_tokens), coalesce(sum(cost), 0) FROM usage_events
+        WHERE ${rawRange(`${day(30)}T00:00:00Z`, `${day(0)}T00:00:00Z`)} GROUP BY 1, 2 ORDER BY 5 DESC LIMIT 20`))
+    await compare('breakdown metadata.plan (undeclared: raw)', '1d', `/api/usage/breakdown?groupBy=metadata.plan&limit=20&startDate=${day(1)}&endDate=${day(1)}`,
+      metadataRaw('plan', rawRange(`${day(1)}T00:00:00Z`, `${day(0)}T00:00:00Z`)), Math.min(RUNS, 5))
+    for (const url of [`/api/usage/breakdown?groupBy=metadata.userId&startDate=${day(7)}`, `/api/usage/breakdown?groupBy=metadata.plan&startDate=${day(1)}&endDate=${day(1)}`]) {
+      const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+      const body = res.json() as { source: string; rows: { other?: boolean }[]; groupCount: number }
+      log(`  ${url}: source ${body.source}, ${body.groupCount} groups${body.rows.some((r) => r.other) ? ', with an other row' : ''}`)
     }
     const month = day(1).slice(0, 7)
     await compare(`monthly report ${month}`, 'month', `/api/reports/monthly?month=${month}`, null)

@@ -39,6 +39,7 @@ import { LoopDelayMonitor } from './lib/loop-delay.js'
 import { startRetention } from './usage/retention.js'
 import { RollupWorker } from './usage/rollup-worker.js'
 import { usageRoutes } from './usage/routes.js'
+import { syncMetadataRollupKeys } from './usage/metadata-keys.js'
 
 export interface AppDeps {
   /** An already-connected database (tests share one per file); the app then does not close it. */
@@ -90,6 +91,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // Services. onClose hooks run last-registered first: the services' hook below before the databases'.
   const { database, readDatabase } = await openDatabases(app, config, deps.database)
+  // Which metadata keys are folded into rollups is the deployment's METADATA_ROLLUP_KEYS.
+  await syncMetadataRollupKeys(database, config.metadataRollups, { now: new Date(), maxFutureSkewMs: config.maxFutureSkewMs })
   // Key, price and budget changes reach the other instances at once (LISTEN/NOTIFY).
   const changes = new ChangeFeed(database, { connectionString: config.databaseUrl, log: app.log })
 

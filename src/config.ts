@@ -1,4 +1,5 @@
 import path from 'node:path'
+import { METADATA_KEY_CHARS } from './lib/schemas.js'
 import { canonicalTimeZone, timeZoneProblem } from './lib/time-zone.js'
 
 /**
@@ -32,6 +33,8 @@ export interface Config {
   maxQueryRangeDays: number
   /** Longest range of a breakdown by a metadata key, which reads raw events. */
   metadataRawMaxDays: number
+  /** Metadata keys folded into rollups (METADATA_ROLLUP_KEYS), and how many values per key get rows of their own. */
+  metadataRollups: { keys: string[]; maxValues: number }
   pgPoolSize: number
   /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
   pgReadPoolSize: number
@@ -222,6 +225,13 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const publicUrl = str('PUBLIC_URL')?.replace(/\/+$/, '') ?? null
   if (publicUrl !== null && !/^https?:\/\/[^/\s]+(\/\S*)?$/.test(publicUrl)) problems.push(`PUBLIC_URL must be an http(s) URL such as https://usage.example.com (got "${publicUrl}")`)
+  const metadataRollupKeys = (str('METADATA_ROLLUP_KEYS') ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '')
+  const metadataKey = new RegExp(`^${METADATA_KEY_CHARS}$`)
+  for (const k of metadataRollupKeys.filter((k) => !metadataKey.test(k))) {
+    problems.push(`METADATA_ROLLUP_KEYS has "${k}": a metadata key is 1-100 characters of A-Z a-z 0-9 _ . : -`)
+  }
+  if (new Set(metadataRollupKeys).size !== metadataRollupKeys.length) problems.push('METADATA_ROLLUP_KEYS names a key twice')
+  if (metadataRollupKeys.length > 20) problems.push(`METADATA_ROLLUP_KEYS has ${metadataRollupKeys.length} keys: at most 20 (each multiplies the rollup writes)`)
   const metricsPort = str('METRICS_PORT') === undefined ? null : int('METRICS_PORT', 0, 1, 65535)
 
   const config: Config = {
@@ -245,6 +255,7 @@ export function loadConfig(env: Env = process.env): Config {
     authCacheTtlMs: int('AUTH_CACHE_TTL_MS', 5000, 0, 300_000),
     maxQueryRangeDays: int('MAX_QUERY_RANGE_DAYS', 400, 1, 36500),
     metadataRawMaxDays: int('METADATA_RAW_MAX_DAYS', 31, 1, 36500),
+    metadataRollups: { keys: metadataRollupKeys, maxValues: int('METADATA_ROLLUP_MAX_VALUES', 1000, 1, 1_000_000) },
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
     pgReadPoolSize: int('PG_READ_POOL_SIZE', 4, 1, 200),
     embeddedSharedBuffersMb: int('EMBEDDED_SHARED_BUFFERS_MB', 32, 1, 4096),

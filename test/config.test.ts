@@ -73,3 +73,11 @@ t.test('ingest admission by event-loop delay and the listen backlog: defaults an
   t.throws(() => loadConfig({ INGEST_MAX_LOOP_DELAY_MS: '-1' }), /INGEST_MAX_LOOP_DELAY_MS must be an integer between 0 and 60000/)
   t.throws(() => loadConfig({ HTTP_LISTEN_BACKLOG: '0' }), /HTTP_LISTEN_BACKLOG must be an integer between 1 and 65535/)
 })
+
+t.test('METADATA_ROLLUP_KEYS: a comma list of valid, distinct metadata keys, and a bound', async (t) => {
+  t.same(loadConfig({}).metadataRollups, { keys: [], maxValues: 1000 }, 'none declared by default')
+  t.same(loadConfig({ METADATA_ROLLUP_KEYS: ' userId, chatId ,', METADATA_ROLLUP_MAX_VALUES: '50' }).metadataRollups, { keys: ['userId', 'chatId'], maxValues: 50 })
+  t.throws(() => loadConfig({ METADATA_ROLLUP_KEYS: 'userId,user id' }), /METADATA_ROLLUP_KEYS has "user id"/)
+  t.throws(() => loadConfig({ METADATA_ROLLUP_KEYS: 'userId,userId' }), /METADATA_ROLLUP_KEYS names a key twice/)
+  t.throws(() => loadConfig({ METADATA_ROLLUP_MAX_VALUES: '0' }), /METADATA_ROLLUP_MAX_VALUES must be an integer between 1 and 1000000/)
+})

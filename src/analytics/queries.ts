@@ -1,9 +1,12 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { filterConditions, type EventFilter, type EventRow } from '../db/event-store.js'
+import { filterConditions, METADATA_KEYS_TABLE, type EventFilter, type EventRow } from '../db/event-store.js'
 import {
   aggregateSql,
+  decodeMetadataGroup,
   measureAggregates,
+  metadataGroupsEncoded,
+  metadataRollupOf,
   measureColumns,
   parseTotals,
   type AggregateSpec,
@@ -21,6 +24,30 @@ export interface Span {
 }
 
 const spanOf = (f: EventFilter): Span => ({ from: f.from?.getTime() ?? -Infinity, to: f.to?.getTime() ?? Infinity })
+
+/** The declared metadata keys folded into rollups, with the time (epoch ms) from which they are. */
+export async function rolledUpMetadataKeys(database: Database): Promise<Map<string, number>> {
+  const rows = await database.rows<{ key: string; since: Date | string }>(sql`SELECT key, since FROM ${sql.raw(METADATA_KEYS_TABLE)} WHERE active`)
+  return new Map(rows.map((r) => [r.key, new Date(r.since).getTime()]))
+}
+
+/** The dimensions with each declared metadata key's since attached (so the planner reads its rollup). */
+export async function withRolledUpKeys(database: Database, dimensions: Dimension[]): Promise<Dimension[]> {
+  if (!dimensions.some((d) => 'metadataKey' in d)) return dimensions
+  const keys = await rolledUpMetadataKeys(database)
+  return dimensions.map((d) => ('metadataKey' in d && keys.has(d.metadataKey) ? { metadataKey: d.metadataKey, rolledUpSince: keys.get(d.metadataKey) } : d))
+}
+
+/**
+ * The part of a breakdown's range read from raw events beyond the edges, in ms: all of it for a
+ * dimension no rollup has, the part before since for a declared metadata key, else none.
+ */
+export function rawPartOf(spec: { filter: EventFilter; span: Span; dimensions: Dimension[] }): number {
+  if (spec.dimensions.every((d) => 'column' in d)) return 0
+  const metadata = metadataRollupOf({ filter: spec.filter, dimensions: spec.dimensions })
+  const { from, to } = spec.span
+  return metadata ? Math.max(0, Math.min(to, metadata.since) - from) : to - from
+}
 
 // ---- GET /api/usage -------------------------------------------------------------------------
 
@@ -170,20 +197,23 @@ const SORT_COLUMNS: Record<BreakdownSort, string> = {
 }
 
 export interface BreakdownData {
-  rows: { group: (string | null)[]; totals: Totals }[]
+  /** other: the row of a declared metadata key's values past its bound (its group value is null). */
+  rows: { group: (string | null)[]; other: boolean; totals: Totals }[]
   totals: Totals
   groupCount: number
 }
 
 /**
  * Totals per combination of one or two dimensions, sorted and limited in SQL, plus the totals
- * over all groups, in one statement. Metadata dimensions read raw events (no rollup has them).
+ * over all groups, in one statement. A declared metadata key reads its rollup from its since on (its
+ * values past the bound in one `other` row); other metadata dimensions read raw events.
  */
 export async function breakdown(
   database: Database,
   spec: { filter: EventFilter; span: Span; dimensions: Dimension[]; sort: BreakdownSort; order: 'asc' | 'desc'; limit: number },
 ): Promise<BreakdownData> {
   const aggregate: AggregateSpec = { filter: spec.filter, ...spec.span, dimensions: spec.dimensions, latency: 'histogram' }
+  const encoded = metadataGroupsEncoded(aggregate)
   const groupColumns = spec.dimensions.map((_, i) => `g${i}`)
   const columns = sql.raw([...groupColumns, ...measureColumns('histogram')].join(', '))
   const direction = sql.raw(spec.order === 'asc' ? 'ASC' : 'DESC')
@@ -205,7 +235,17 @@ export async function breakdown(
       result.totals = parseTotals(r)
       result.groupCount = Number(r.group_count)
     } else {
-      result.rows.push({ group: groupColumns.map((c) => (r[c] === null || r[c] === undefined ? null : String(r[c]))), totals: parseTotals(r) })
+      const raw = groupColumns.map((c) => (r[c] === null || r[c] === undefined ? null : String(r[c])))
+      let other = false
+      const group = encoded
+        ? raw.map((g, i) => {
+            if (!('metadataKey' in spec.dimensions[i])) return g
+            const decoded = decodeMetadataGroup(g)
+            other ||= decoded.other
+            return decoded.value
+          })
+        : raw
+      result.rows.push({ group, other, totals: parseTotals(r) })
     }
   }
   return result

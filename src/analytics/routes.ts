@@ -16,12 +16,14 @@ import {
   breakdown,
   eventPage,
   monthlyReport,
+  rawPartOf,
   recentEvents,
   statsFromRollups,
   summaryGroups,
   timeseries,
   totalsOver,
   type BucketRow,
+  withRolledUpKeys,
   type PagedEventRow,
 } from './queries.js'
 import { toEventFilter } from './query.js'
@@ -214,8 +216,10 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         summary: 'Totals per model, provider, bot, request type or metadata key (one or two dimensions)',
         description:
           'groupBy=model,botId groups by both. A metadata.<key> dimension (e.g. metadata.userId) groups by that top-level ' +
-          'metadata value and reads raw events, so it costs time in proportion to the events in the range and the range ' +
-          'is limited to METADATA_RAW_MAX_DAYS (400 above); other dimensions read rollups. `source` says which.',
+          'metadata value. A key declared in METADATA_ROLLUP_KEYS reads its rollup (alone or with botId, filtered at most by ' +
+          'botId and success) from the time it was declared; its values past METADATA_ROLLUP_MAX_VALUES form one row with ' +
+          'other=true. Any other metadata key, and a declared one before it was declared, reads raw events, so it costs time ' +
+          'in proportion to the events and that part of the range is limited to METADATA_RAW_MAX_DAYS (400 above). `source` says which.',
         querystring: BreakdownQuery,
         response: { 200: BreakdownResponse, ...errors },
       },
@@ -225,8 +229,8 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       const names = q.groupBy.split(',').map((s) => s.trim())
       if (names.length > 2) throw new Errors.validation('querystring.groupBy takes at most two dimensions')
       if (names.length === 2 && names[0] === names[1]) throw new Errors.validation(`querystring.groupBy names '${names[0]}' twice`)
-      const dimensions = names.map((n) => parseDimension(n, 'querystring.groupBy'))
       const { window, filter, span } = await scopeOf(request, q)
+      const dimensions = await withRolledUpKeys(database, names.map((n) => parseDimension(n, 'querystring.groupBy')))
       const query = () =>
         breakdown(database, {
           filter,
@@ -236,9 +240,11 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
           order: q.order ?? 'desc',
           limit: q.limit ?? 50,
         })
-      // Metadata and service-tier dimensions read raw events (over a capped range); the others read rollups.
-      const raw = dimensions.some((d) => !('column' in d))
-      if (raw && span.to - span.from > config.metadataRawMaxDays * DAY_MS + HOUR_MS) {
+      // Undeclared metadata keys and service tiers read raw events (over a capped range), declared
+      // keys before their since too; the rest reads rollups.
+      const rawPart = rawPartOf({ filter, span, dimensions })
+      const raw = rawPart > 0
+      if (rawPart > config.metadataRawMaxDays * DAY_MS + HOUR_MS) {
         throw new Errors.validation(
           `querystring.startDate..endDate covers more than ${config.metadataRawMaxDays} days, the limit of a breakdown by metadata.<key> ` +
             'or serviceTier, which reads raw events (METADATA_RAW_MAX_DAYS)',
@@ -251,6 +257,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         groupBy: names,
         rows: data.rows.map((r) => ({
           group: Object.fromEntries(names.map((n, i) => [n, r.group[i]])),
+          ...(r.other ? { other: true } : {}),
           ...wireTotals(r.totals),
           latency: summarizeLatency(r.totals),
         })),

@@ -218,8 +218,15 @@ export const BreakdownResponse = Type.Object({
   rows: Type.Array(
     Type.Object({
       group: Type.Record(Type.String(), Type.Union([Type.String(), Type.Null()]), {
-        description: 'Dimension -> value; null where an event lacks the metadata key',
+        description: 'Dimension -> value; null where an event lacks the metadata key (or for the other values, see other)',
       }),
+      other: Type.Optional(
+        Type.Boolean({
+          description:
+            'True on the row of the values of a declared metadata key (METADATA_ROLLUP_KEYS) past its bound (METADATA_ROLLUP_MAX_VALUES): ' +
+            'every event of those values, its metadata group shown as null',
+        }),
+      ),
       ...UsageTotals.properties,
       latency: Latency,
     }),
@@ -228,8 +235,9 @@ export const BreakdownResponse = Type.Object({
   groupCount: Type.Integer({ description: 'Groups before limit' }),
   source: Type.Enum(['rollups', 'raw'] as const, {
     description:
-      "Where the figures come from: 'rollups' (whole hours and days, raw events only at the edges) or 'raw' (every event " +
-      'of the range: a metadata.<key> dimension, limited to METADATA_RAW_MAX_DAYS)',
+      "Where the figures come from: 'rollups' (whole hours and days, raw events only at the edges) or 'raw' (raw events " +
+      'beyond the edges: a metadata.<key> dimension of a key not declared in METADATA_ROLLUP_KEYS, the part of a range ' +
+      'before the key was declared, or filters its rollup lacks; that raw part is limited to METADATA_RAW_MAX_DAYS)',
   }),
 })
 

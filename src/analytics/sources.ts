@@ -4,6 +4,9 @@ import {
   filterConditions,
   GRAIN_MS,
   grainStart,
+  METADATA_ROLLUPS,
+  metadataEventGroup,
+  metadataRowGroup,
   ROLLUP_GRAINS,
   ROLLUPS_NARROWEST_FIRST,
   type EventFilter,
@@ -111,7 +114,45 @@ export const rawOnlyPlan = (from: number, to: number): SourcePlan => planSources
 
 export type ColumnDimension = 'bot_id' | 'provider' | 'model' | 'request_type'
 /** rawColumn: an event column no rollup keys on (service_tier): read from raw events, like metadata keys. */
-export type Dimension = { column: ColumnDimension } | { metadataKey: string } | { rawColumn: 'service_tier' }
+export type Dimension =
+  | { column: ColumnDimension }
+  /** rolledUpSince: the key is declared and folded from then on (epoch ms); absent: raw events only. */
+  | { metadataKey: string; rolledUpSince?: number }
+  | { rawColumn: 'service_tier' }
+
+/**
+ * A spec a metadata rollup answers from `since` on: one declared metadata key, perhaps with the
+ * bot, filtered at most by bots and success (the keys of METADATA_ROLLUPS).
+ */
+export function metadataRollupOf(spec: Pick<AggregateSpec, 'dimensions' | 'filter'>): { key: string; since: number } | undefined {
+  const dims = spec.dimensions ?? []
+  const metadata = dims.filter((d) => 'metadataKey' in d)
+  if (metadata.length !== 1) return undefined
+  const [d] = metadata
+  if (!('metadataKey' in d) || d.rolledUpSince === undefined) return undefined
+  if (!dims.every((x) => x === d || ('column' in x && x.column === 'bot_id'))) return undefined
+  const f = spec.filter
+  if (f.model !== undefined || f.provider !== undefined || f.requestType !== undefined) return undefined
+  return { key: d.metadataKey, since: d.rolledUpSince }
+}
+
+/**
+ * Whether the answer's metadata groups are encoded (metadataEventGroup): when part of its range
+ * lies after the key's since, so the values past the bound are one "other" group throughout.
+ */
+export function metadataGroupsEncoded(spec: Pick<AggregateSpec, 'dimensions' | 'filter' | 'to'>): boolean {
+  const metadata = metadataRollupOf(spec)
+  return metadata !== undefined && spec.to > metadata.since
+}
+
+/** An encoded metadata group as the answer shows it: the value (null when absent), or the other values. */
+export function decodeMetadataGroup(g: string | null): { value: string | null; other: boolean } {
+  if (g === null) return { value: null, other: false }
+  return g === 'o' ? { value: null, other: true } : { value: g.slice(2), other: false }
+}
+
+/** The grains of METADATA_ROLLUPS, coarsest first. */
+const METADATA_GRAINS = METADATA_ROLLUPS.map((r) => r.grain)
 
 export type { LatencyDetail, Totals }
 
@@ -200,11 +241,17 @@ export function spansCondition(column: string, spans: TimeSpan[], unit?: number)
   return sql`(${sql.join(parts, sql` OR `)})`
 }
 
-function dimensionExpressions(dimensions: Dimension[]): SQL[] {
+/**
+ * The g0..gN select list. `metadata`: the answer reads a metadata rollup, so its key's groups are
+ * encoded as metadataEventGroup (raw events) or metadataRowGroup (`fromRollup`).
+ */
+function dimensionExpressions(dimensions: Dimension[], metadata?: { fromRollup: boolean }): SQL[] {
   return dimensions.map((d, i) => {
     const alias = sql.raw(`g${i}`)
     if ('column' in d) return sql`${sql.raw(d.column)} AS ${alias}`
-    return 'rawColumn' in d ? sql`${sql.raw(d.rawColumn)} AS ${alias}` : sql`metadata ->> ${d.metadataKey} AS ${alias}`
+    if ('rawColumn' in d) return sql`${sql.raw(d.rawColumn)} AS ${alias}`
+    if (metadata) return sql`${metadata.fromRollup ? metadataRowGroup() : metadataEventGroup(d.metadataKey)} AS ${alias}`
+    return sql`metadata ->> ${d.metadataKey} AS ${alias}`
   })
 }
 
@@ -276,12 +323,27 @@ function rollupExtent(plan: SourcePlan): TimeSpan | null {
 /** The rows of every source the plan needs, with uniform columns: t, g0..gN, measures. */
 function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
   const measures = measuresOf(spec)
-  const dims = dimensionExpressions(spec.dimensions ?? [])
-  const dimList = dims.length > 0 ? sql`, ${sql.join(dims, sql`, `)}` : sql``
+  const metadata = metadataRollupOf(spec)
+  const fromRollups = metadataGroupsEncoded(spec)
+  const listOf = (dims: SQL[]) => (dims.length > 0 ? sql`, ${sql.join(dims, sql`, `)}` : sql``)
+  const dimList = listOf(dimensionExpressions(spec.dimensions ?? [], fromRollups ? { fromRollup: false } : undefined))
   const where = filterConditions({ ...spec.filter, from: undefined, to: undefined })
   const branches: SQL[] = []
   for (const grain of ROLLUP_GRAINS) {
     if (plan[grain].length === 0) continue
+    if (metadata) {
+      const table = METADATA_ROLLUPS.find((r) => r.grain === grain)
+      if (!table) throw new Error(`no ${grain} metadata rollup`)
+      const rowDims = listOf(dimensionExpressions(spec.dimensions ?? [], { fromRollup: true }))
+      for (const g of spanGroups(plan[grain])) {
+        branches.push(sql`SELECT ${sql.raw(rowTime(grain, g.anchor))} AS t${rowDims}, ${sql.raw(rollupMeasures(measures, g.sign))}
+          FROM ${sql.raw(table.name)} WHERE key = ${metadata.key} AND ${where} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
+        // The same rows' events not yet folded, grouped as raw events are (metadataEventGroup).
+        branches.push(sql`SELECT ${sql.raw(rowTime(grainStart(grain, 'created_at'), g.anchor))} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
+          FROM ${sql.raw(TAIL)} WHERE ${tailRowsIn(grain, g.spans)}`)
+      }
+      continue
+    }
     const table = rollupFor(grain, spec)
     if (!table) throw new Error(`no ${grain} rollup has the keys of this question`)
     for (const g of spanGroups(plan[grain])) {
@@ -316,6 +378,14 @@ function subtractable(measures: readonly Measure[]): boolean {
  * from every grain that has a rollup with the spec's keys, subtracting when the measures allow.
  */
 export function planFor(spec: AggregateSpec): SourcePlan {
+  const metadata = metadataRollupOf(spec)
+  if (metadata) {
+    // Raw events before the key was declared, the metadata rollups (and their edges) after.
+    const split = Math.min(Math.max(spec.from, metadata.since), spec.to)
+    const plan = planSources(split, spec.to, spec.bucket?.starts ?? [], { grains: METADATA_GRAINS, subtract: subtractable(measuresOf(spec)) })
+    const before = rawOnlyPlan(spec.from, split).raw
+    return { ...plan, raw: [...before, ...plan.raw] }
+  }
   if ((spec.dimensions ?? []).some((d) => !('column' in d))) return rawOnlyPlan(spec.from, spec.to)
   const grains = ROLLUP_GRAINS.filter((g) => rollupFor(g, spec) !== undefined)
   return planSources(spec.from, spec.to, spec.bucket?.starts ?? [], { grains, subtract: subtractable(measuresOf(spec)) })

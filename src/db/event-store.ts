@@ -227,3 +227,51 @@ export const ERROR_ROLLUPS: readonly ErrorRollupTable[] = [
     keys: ['provider', 'model', 'request_type'],
   },
 ]
+
+
+/**
+ * Rollups of declared metadata keys (METADATA_ROLLUP_KEYS). The registry (METADATA_KEYS_TABLE)
+ * says which keys are folded and since when: every event of an active key with
+ * created_at >= since is in the rollups; earlier ones are read from raw events.
+ *
+ * Cardinality is bounded per key: the first `max_values` distinct values folded get their own
+ * rows (METADATA_VALUES_TABLE, listed), every later value is listed as not listed and its events
+ * fold into the key's one "other" row of each bucket. The choice is made once per (key, value),
+ * not per bucket, so a listed value's row is exact over any range and "other" holds exactly the
+ * events of the values that are not listed. Events without the key fold into the absent row.
+ */
+export const METADATA_KEYS_TABLE = 'metadata_rollup_keys'
+export const METADATA_VALUES_TABLE = 'metadata_rollup_values'
+
+/** What a metadata rollup row stands for: one value, the other values, or events without the key. */
+export const METADATA_ROW_KIND = { value: 'v', other: 'o', absent: 'a' } as const
+
+export interface MetadataRollupTable {
+  name: string
+  grain: Extract<RollupGrain, 'day' | 'hour'>
+}
+
+/** The metadata rollups, coarsest first, in the order writers lock them (after ROLLUP_TABLES and ERROR_ROLLUPS). */
+export const METADATA_ROLLUPS: readonly MetadataRollupTable[] = [
+  { name: 'usage_daily_metadata', grain: 'day' },
+  { name: 'usage_hourly_metadata', grain: 'hour' },
+]
+
+/** Primary key (and lock) order of a metadata rollup, after its time column's position (second). */
+export const metadataRollupKey = (t: MetadataRollupTable): string[] => ['key', t.grain, 'bot_id', 'success', 'kind', 'value']
+
+/**
+ * The group a metadata value of an events row stands for in an answer that reads the rollups:
+ * 'v:' || value for a listed value (or one never folded), 'o' for the other values, NULL when the
+ * event has no such key. Rollup rows yield the same (metadataRowGroup), so raw edges and rollup
+ * rows of one answer group together.
+ */
+export function metadataEventGroup(key: string): SQL {
+  const value = sql`(metadata ->> ${key})`
+  return sql`CASE WHEN ${value} IS NULL THEN NULL
+    WHEN EXISTS (SELECT 1 FROM ${sql.raw(METADATA_VALUES_TABLE)} mv WHERE mv.key = ${key} AND mv.value = ${value} AND NOT mv.listed) THEN 'o'
+    ELSE 'v:' || ${value} END`
+}
+
+/** The group of a metadata rollup row (see metadataEventGroup). */
+export const metadataRowGroup = (): SQL => sql.raw(`CASE kind WHEN 'v' THEN 'v:' || value WHEN 'o' THEN 'o' END`)

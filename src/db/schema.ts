@@ -15,7 +15,7 @@ import {
   unique,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
-import { ROLLUP_TABLES, type RollupKey, type RollupTable } from './event-store.js'
+import { METADATA_ROLLUPS, metadataRollupKey, ROLLUP_TABLES, type MetadataRollupTable, type RollupKey, type RollupTable } from './event-store.js'
 import { STORED_MEASURES } from './measures.js'
 
 /**
@@ -197,6 +197,60 @@ export const rollupWatermark = pgTable(
   },
   (t) => [check('rollup_watermark_one_row', sql`${t.id}`)],
 )
+
+/**
+ * The declared metadata keys (METADATA_ROLLUP_KEYS, synced at start): events of an active key
+ * with created_at >= since are folded into the metadata rollups; a key no longer declared is
+ * inactive (reads go raw), and declared again it starts over with a new since.
+ */
+export const metadataRollupKeys = pgTable('metadata_rollup_keys', {
+  key: text('key').primaryKey(),
+  since: ts('since').notNull(),
+  maxValues: integer('max_values').notNull(),
+  active: boolean('active').notNull(),
+})
+
+/**
+ * Every value folded for a key, and whether it has rows of its own (the first max_values
+ * values) or counts in the key's "other" row. A reference table: small, and not per bot, so a
+ * value is listed for every bot or for none.
+ */
+export const metadataRollupValues = pgTable(
+  'metadata_rollup_values',
+  {
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+    listed: boolean('listed').notNull(),
+  },
+  (t) => [primaryKey({ name: 'metadata_rollup_values_pkey', columns: [t.key, t.value] })],
+)
+
+/**
+ * A metadata rollup (db/event-store.ts, METADATA_ROLLUPS): per key, UTC day or hour, bot,
+ * success and value (kind 'v' with the value, 'o' for the other values, 'a' for events without
+ * the key, value '' for the last two), the stored measures.
+ */
+function metadataRollupTable(layout: MetadataRollupTable) {
+  return pgTable(
+    layout.name,
+    {
+      key: text('key').notNull(),
+      [layout.grain]: ts(layout.grain).notNull(),
+      bot_id: text('bot_id').notNull(),
+      success: boolean('success').notNull(),
+      kind: text('kind').notNull(),
+      value: text('value').notNull(),
+      ...rollupMeasures(),
+    },
+    (t) => {
+      const [first, ...rest] = metadataRollupKey(layout).map((c) => t[c])
+      return [primaryKey({ name: `${layout.name}_pkey`, columns: [first, ...rest] })]
+    },
+  )
+}
+
+export const usageDailyMetadata = metadataRollupTable(METADATA_ROLLUPS[0])
+export const usageHourlyMetadata = metadataRollupTable(METADATA_ROLLUPS[1])
 
 /**
  * Failures per UTC day and error message (its first ERROR_MESSAGE_KEY_LENGTH characters; NULL

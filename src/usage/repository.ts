@@ -2,7 +2,20 @@ import { sql, type SQL } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { formatUsd, parseUsd } from '../lib/money.js'
 import type { ServiceTier } from '../lib/schemas.js'
-import { filterConditions, grainStart, ROLLUP_TABLES, type EventFilter, type EventRow, type RollupTable } from '../db/event-store.js'
+import {
+  filterConditions,
+  grainStart,
+  METADATA_KEYS_TABLE,
+  METADATA_ROLLUPS,
+  METADATA_ROW_KIND,
+  METADATA_VALUES_TABLE,
+  metadataRollupKey,
+  ROLLUP_TABLES,
+  type EventFilter,
+  type EventRow,
+  type MetadataRollupTable,
+  type RollupTable,
+} from '../db/event-store.js'
 import { ROLLUP_LOCK } from './rollups.js'
 
 /** An event ready to store: validated, normalized and priced. */
@@ -245,21 +258,39 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
           await tx.execute(sql`SELECT coalesce(sum(coalesce(new_cost, 0) - coalesce(cost, 0)), 0)::text AS total FROM ${changed} x`),
         )
         delta = total
-        // Rollup rows are locked table by table, each in key order: the order insertEvents uses.
-        for (const rollup of ROLLUP_TABLES) {
-          const key = [rollup.grain, ...rollup.keys]
-          await tx.execute(sql`
-            SELECT 1 FROM ${sql.raw(rollup.name)} h JOIN ${deltaRows(rollup)} d USING (${sql.raw(key.join(', '))})
-            ORDER BY ${sql.raw(key.map((c) => `h.${c}`).join(', '))} FOR UPDATE OF h`)
+        // The same deltas per declared metadata key, for the events folded into its rollups.
+        const deltaSums = `sum(coalesce(new_cost, 0) - coalesce(cost, 0)) AS d_cost,
+            sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
+            sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,
+            sum(((NOT new_priced)::int - (NOT priced)::int) * output_tokens) AS d_unpriced_out`
+        const metadataDeltaRows = (rollup: MetadataRollupTable) => {
+          const other = 'sv.listed IS FALSE'
+          return sql`(SELECT k.key, ${sql.raw(grainStart(rollup.grain, 'x.created_at'))} AS ${sql.raw(rollup.grain)}, x.bot_id, x.success,
+            CASE WHEN m.value IS NULL THEN ${METADATA_ROW_KIND.absent} WHEN ${sql.raw(other)} THEN ${METADATA_ROW_KIND.other} ELSE ${METADATA_ROW_KIND.value} END AS kind,
+            CASE WHEN m.value IS NULL OR ${sql.raw(other)} THEN '' ELSE m.value END AS value,
+            ${sql.raw(deltaSums)}
+          FROM ${folded} x JOIN ${sql.raw(METADATA_KEYS_TABLE)} k ON k.active AND x.created_at >= k.since
+          CROSS JOIN LATERAL (SELECT x.metadata ->> k.key AS value) m
+          LEFT JOIN ${sql.raw(METADATA_VALUES_TABLE)} sv ON sv.key = k.key AND sv.value = m.value
+          GROUP BY 1, 2, 3, 4, 5, 6)`
         }
-        for (const rollup of ROLLUP_TABLES) {
-          const key = [rollup.grain, ...rollup.keys]
+        const targets = [
+          ...ROLLUP_TABLES.map((r) => ({ name: r.name, key: [r.grain, ...r.keys], deltas: deltaRows(r) })),
+          ...METADATA_ROLLUPS.map((r) => ({ name: r.name, key: metadataRollupKey(r), deltas: metadataDeltaRows(r) })),
+        ]
+        // Rollup rows are locked table by table, each in key order: the order insertEvents uses.
+        for (const target of targets) {
           await tx.execute(sql`
-            UPDATE ${sql.raw(rollup.name)} h SET cost = h.cost + d.d_cost, unpriced_calls = h.unpriced_calls + d.d_unpriced,
+            SELECT 1 FROM ${sql.raw(target.name)} h JOIN ${target.deltas} d USING (${sql.raw(target.key.join(', '))})
+            ORDER BY ${sql.raw(target.key.map((c) => `h.${c}`).join(', '))} FOR UPDATE OF h`)
+        }
+        for (const target of targets) {
+          await tx.execute(sql`
+            UPDATE ${sql.raw(target.name)} h SET cost = h.cost + d.d_cost, unpriced_calls = h.unpriced_calls + d.d_unpriced,
               unpriced_input_tokens = h.unpriced_input_tokens + d.d_unpriced_in,
               unpriced_output_tokens = h.unpriced_output_tokens + d.d_unpriced_out
-            FROM ${deltaRows(rollup)} d
-            WHERE (${sql.raw(key.map((c) => `h.${c}`).join(', '))}) = (${sql.raw(key.map((c) => `d.${c}`).join(', '))})`)
+            FROM ${target.deltas} d
+            WHERE (${sql.raw(target.key.map((c) => `h.${c}`).join(', '))}) = (${sql.raw(target.key.map((c) => `d.${c}`).join(', '))})`)
         }
         await tx.execute(sql`
           UPDATE usage_events e SET cost = c.cost, priced = c.priced, price_source = c.price_source

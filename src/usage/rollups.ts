@@ -5,9 +5,15 @@ import {
   errorMessageKey,
   GRAIN_MS,
   grainStart,
+  METADATA_KEYS_TABLE,
+  METADATA_ROLLUPS,
+  METADATA_ROW_KIND,
+  METADATA_VALUES_TABLE,
+  metadataRollupKey,
   ROLLUP_TABLES,
   ROLLUPS_NARROWEST_FIRST,
   type ErrorRollupTable,
+  type MetadataRollupTable,
   type RollupTable,
 } from '../db/event-store.js'
 import { STORED_MEASURES, type Measure } from '../db/measures.js'
@@ -99,24 +105,98 @@ export function upsertErrorRollupFrom(rollup: ErrorRollupTable, eventsRelation: 
         failures = r.failures + excluded.failures, last_seen = greatest(r.last_seen, excluded.last_seen)`
 }
 
-/** Every rollup upsert of `eventsRelation`, in lock order: ROLLUP_TABLES, then ERROR_ROLLUPS. */
-function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): SQL[] {
+/**
+ * The values of declared metadata keys that `eventsRelation` brings for the first time, inserted
+ * into METADATA_VALUES_TABLE: listed while the key has fewer than max_values listed values, else
+ * not (their events fold into "other"). Values already stored (in this statement's snapshot) are
+ * left alone; a value a concurrent writer stored first conflicts, and the row RETURNED is theirs,
+ * so every writer folds a value the same way. RETURNING key, value, listed.
+ */
+export function upsertMetadataValuesFrom(eventsRelation: string, guard: SQL = sql`TRUE`): SQL {
+  return sql.raw(`
+    INSERT INTO ${METADATA_VALUES_TABLE} AS v (key, value, listed)
+    SELECT n.key, n.value,
+        coalesce((SELECT count(*) FROM ${METADATA_VALUES_TABLE} c WHERE c.key = n.key AND c.listed), 0)
+          + row_number() OVER (PARTITION BY n.key ORDER BY n.value) <= n.max_values
+    FROM (
+      SELECT DISTINCT k.key, e.metadata ->> k.key AS value, k.max_values
+      FROM ${eventsRelation} e JOIN ${METADATA_KEYS_TABLE} k ON k.active AND e.created_at >= k.since
+      WHERE e.metadata ->> k.key IS NOT NULL AND `).append(guard).append(sql.raw(`
+    ) n
+    WHERE NOT EXISTS (SELECT 1 FROM ${METADATA_VALUES_TABLE} s WHERE s.key = n.key AND s.value = n.value)
+    ORDER BY n.key, n.value
+    ON CONFLICT (key, value) DO UPDATE SET listed = v.listed`))
+}
+
+/**
+ * INSERT ... SELECT that folds the events of `eventsRelation` into a metadata rollup, one row per
+ * active key (created_at >= since) and (bucket, bot, success, value | other | absent), in key
+ * order. `newValues` is the relation RETURNED by upsertMetadataValuesFrom in the same statement
+ * (the values it stored are not in the statement's snapshot), or NULL when there is none.
+ */
+export function upsertMetadataRollupFrom(rollup: MetadataRollupTable, eventsRelation: string, newValues: string | null, guard: SQL = sql`TRUE`): SQL {
+  const key = metadataRollupKey(rollup)
+  // A lookup per (key, value) by primary key: as a join, a values table without statistics yet was
+  // scanned whole for every event (seconds per batch).
+  const stored = `(SELECT sv.listed FROM ${METADATA_VALUES_TABLE} sv WHERE sv.key = k.key AND sv.value = m.value)`
+  const listed = newValues === null ? stored : `coalesce(nv.listed, ${stored})`
+  const joinNew = newValues === null ? '' : `LEFT JOIN ${newValues} nv ON nv.key = k.key AND nv.value = m.value`
+  const positions = key.map((_, i) => String(i + 1)).join(', ')
+  return sql.raw(`
+    INSERT INTO ${rollup.name} AS r (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
+    SELECT k.key, ${grainStart(rollup.grain, 'e.created_at')}, e.bot_id, e.success,
+        CASE WHEN m.value IS NULL THEN '${METADATA_ROW_KIND.absent}' WHEN ${listed} IS FALSE THEN '${METADATA_ROW_KIND.other}' ELSE '${METADATA_ROW_KIND.value}' END,
+        CASE WHEN m.value IS NULL OR ${listed} IS FALSE THEN '' ELSE m.value END,
+        `).append(rollupAggregatesOfEvents()).append(sql.raw(`
+    FROM ${eventsRelation} e JOIN ${METADATA_KEYS_TABLE} k ON k.active AND e.created_at >= k.since
+    CROSS JOIN LATERAL (SELECT e.metadata ->> k.key AS value) m
+    ${joinNew}
+    WHERE `)).append(guard).append(sql.raw(`
+    GROUP BY ${positions}
+    ORDER BY ${positions}
+    ON CONFLICT (${key.join(', ')}) DO UPDATE SET
+        `)).append(rollupMergeAssignments('r'))
+}
+
+/** One upsert of the fold: `name` is its CTE in the ingest statement, `returning` what it returns. */
+export interface Fold {
+  name: string
+  upsert: SQL
+  returning?: string
+}
+
+/**
+ * Every rollup upsert of `eventsRelation`, in lock order: ROLLUP_TABLES, ERROR_ROLLUPS, then the
+ * metadata values and METADATA_ROLLUPS. `guard(i)` sequences the i-th after the previous one. A
+ * pure function of the events relation: wherever the fold runs, it folds the same.
+ */
+export function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): Fold[] {
+  const n = ROLLUP_TABLES.length + ERROR_ROLLUPS.length
+  const values = `rolled_${n}`
   return [
-    ...ROLLUP_TABLES.map((rollup, i) => upsertRollupFrom(rollup, eventsRelation, guard(i))),
-    ...ERROR_ROLLUPS.map((rollup, i) => upsertErrorRollupFrom(rollup, eventsRelation, guard(ROLLUP_TABLES.length + i))),
+    ...ROLLUP_TABLES.map((rollup, i) => ({ name: `rolled_${i}`, upsert: upsertRollupFrom(rollup, eventsRelation, guard(i)) })),
+    ...ERROR_ROLLUPS.map((rollup, i) => ({
+      name: `rolled_${ROLLUP_TABLES.length + i}`,
+      upsert: upsertErrorRollupFrom(rollup, eventsRelation, guard(ROLLUP_TABLES.length + i)),
+    })),
+    { name: values, upsert: upsertMetadataValuesFrom(eventsRelation, guard(n)), returning: 'key, value, listed' },
+    ...METADATA_ROLLUPS.map((rollup, i) => ({
+      name: `rolled_${n + 1 + i}`,
+      upsert: upsertMetadataRollupFrom(rollup, eventsRelation, values, guard(n + 1 + i)),
+    })),
   ]
 }
 
 /**
  * CTEs that fold the relation `eventsRelation` into every rollup. Each upsert reads the previous
- * one's RETURNING, which makes them run one after the other, in ROLLUP_TABLES order (then
- * ERROR_ROLLUPS): every writer of rollups (the fold, repriceEvents) then takes rollup row locks in
- * the same global order, and none deadlock. The last CTE is named `rolled_${rollupUpsertCount - 1}`.
+ * one's RETURNING, which makes them run one after the other, in everyUpsert's order: every writer
+ * of rollups (the fold, repriceEvents) then takes rollup row locks in the same global order, and
+ * none deadlock. The last CTE is named `rolled_${rollupUpsertCount - 1}`.
  */
 export function rollupUpsertCtes(eventsRelation: string): SQL {
   const guard = (i: number) => (i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`))
   return sql.join(
-    everyUpsert(eventsRelation, guard).map((upsert, i) => sql`${sql.raw(`rolled_${i}`)} AS (${upsert} RETURNING 1)`),
+    everyUpsert(eventsRelation, guard).map((f) => sql`${sql.raw(f.name)} AS (${f.upsert} RETURNING ${sql.raw(f.returning ?? '1')})`),
     sql`,
     `,
   )
@@ -250,6 +330,17 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
     FROM ${source.name} GROUP BY ${positions}`)
 }
 
+/** INSERT ... SELECT that fills the metadata rollup `target` from `source`, of a finer grain. */
+function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
+  const key = metadataRollupKey(target)
+  const select = key.map((c) => (c === target.grain ? grainStart(target.grain, source.grain) : c)).join(', ')
+  const measures = ROLLUP_MEASURE_COLUMNS.map((c) => (c === 'latency_max_ms' ? `max(${c})` : `sum(${c})`)).join(', ')
+  return sql.raw(`
+    INSERT INTO ${target.name} (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
+    SELECT ${select}, ${measures}
+    FROM ${source.name} GROUP BY ${key.map((_, i) => String(i + 1)).join(', ')}`)
+}
+
 /**
  * Rebuilds every rollup from the raw events in one transaction (after a bulk load that bypassed
  * insertEvents, or after the histogram layout changed): the full-key hourly rollup from raw, the
@@ -281,5 +372,16 @@ export async function rebuildRollups(database: Database): Promise<void> {
       await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
       await tx.execute(upsertErrorRollupFrom(rollup, 'usage_events', folded))
     }
+    // The values are chosen again (in value order), so which are listed may change; then the
+    // finest metadata rollup from raw events (the values are visible to the later statements of
+    // the transaction) and the coarser ones from it.
+    for (const rollup of METADATA_ROLLUPS) await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
+    await tx.execute(sql.raw(`DELETE FROM ${METADATA_VALUES_TABLE}`))
+    await tx.execute(upsertMetadataValuesFrom('usage_events', folded))
+    // Without statistics the planner takes the values for a few rows and joins every event to all of them.
+    await tx.execute(sql.raw(`ANALYZE ${METADATA_VALUES_TABLE}`))
+    const [finest, ...coarser] = [...METADATA_ROLLUPS].sort((x, y) => GRAIN_MS[x.grain] - GRAIN_MS[y.grain])
+    await tx.execute(upsertMetadataRollupFrom(finest, 'usage_events', null, folded))
+    for (const rollup of coarser) await tx.execute(metadataRollupFromRollup(rollup, finest))
   })
 }
