@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { METADATA_KEYS_TABLE, METADATA_ROLLUPS, METADATA_VALUES_TABLE } from '../db/event-store.js'
+import { rollupLock } from './rollups.js'
 
 const HOUR_MS = 3_600_000
 
@@ -25,6 +26,8 @@ export async function syncMetadataRollupKeys(
 ): Promise<void> {
   const since = sinceFor(opts.now, opts.maxFutureSkewMs).toISOString()
   await database.db.transaction(async (tx) => {
+    // No fold may run meanwhile: it would fold a key by the registry it read before this commits.
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${rollupLock(database)})`)
     const current = rowsOf<{ key: string; active: boolean }>(await tx.execute(sql.raw(`SELECT key, active FROM ${METADATA_KEYS_TABLE} FOR UPDATE`)))
     const active = new Set(current.filter((r) => r.active).map((r) => r.key))
     for (const key of declared.keys) {

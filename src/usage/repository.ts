@@ -16,7 +16,7 @@ import {
   type MetadataRollupTable,
   type RollupTable,
 } from '../db/event-store.js'
-import { ROLLUP_LOCK } from './rollups.js'
+import { rollupLock } from './rollups.js'
 
 /** An event ready to store: validated, normalized and priced. */
 export interface NewUsageEvent {
@@ -208,7 +208,7 @@ export interface RepriceOutcome {
  * Recomputes the cost of every event matching `f`, in keyset-paginated batches, each batch one
  * transaction: events are locked, changed costs written, and the same deltas applied to the
  * rollups for the events already folded into them (txid below the watermark); the others are in
- * no rollup yet, and the fold reads their new cost. Each batch holds the fold's lock (ROLLUP_LOCK)
+ * no rollup yet, and the fold reads their new cost. Each batch holds the fold's lock (rollupLock)
  * so no fold reads an event's old cost while its delta is skipped. Running it twice changes
  * nothing the second time.
  */
@@ -222,7 +222,7 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
       : sql``
     const batch = await database.db.transaction(async (tx) => {
       // Waits for a running fold; the watermark read after it stays put until this commits.
-      await tx.execute(sql`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK})`)
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${rollupLock(database)})`)
       const [{ rolled_below: rolledBelow }] = rowsOf<{ rolled_below: string }>(
         await tx.execute(sql`SELECT rolled_below::text AS rolled_below FROM rollup_watermark`),
       )

@@ -207,9 +207,11 @@ const rollupUpsertCount = (): number => everyUpsert('x', () => sql`TRUE`).length
 
 /**
  * The advisory lock (transaction scoped) that serializes every writer of rollup rows and of the
- * watermark: the fold (tries it, skips when held), repricing and rebuildRollups (wait for it).
+ * watermark: the fold (tries it, skips when held), repricing, rebuildRollups and the metadata
+ * key registry (wait for it). Advisory locks are per database, so the key names the schema too:
+ * deployments (and test files) sharing a database in their own schemas never wait on each other.
  */
-export const ROLLUP_LOCK = 7_215_003_301
+export const rollupLock = (database: Pick<Database, 'schema'>): SQL => sql`${721_500_330}::int, hashtext(${database.schema})`
 
 export interface FoldOutcome {
   /** False when another connection (instance) held the fold lock: nothing was done. */
@@ -257,12 +259,12 @@ const FOLD_HORIZON = sql.raw(`
  * horizon that may write events has finished, so every committed event with a txid below it is
  * visible to the statement and no later commit can add one. Events of transactions still open stay in the tail (and the readers
  * keep adding them from raw) until a later fold. Concurrent folds (several instances) are
- * serialized by ROLLUP_LOCK: the loser skips, it never counts anything twice.
+ * serialized by rollupLock: the loser skips, it never counts anything twice.
  */
 export async function foldRollups(database: Database, maxRows = 50_000): Promise<FoldOutcome> {
   const last = `rolled_${rollupUpsertCount() - 1}`
   return database.db.transaction(async (tx) => {
-    const [lock] = rowsOf<{ locked: boolean }>(await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${ROLLUP_LOCK}) AS locked`))
+    const [lock] = rowsOf<{ locked: boolean }>(await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${rollupLock(database)}) AS locked`))
     if (!lock.locked) return { ran: false, folded: 0, behindRows: 0, behindSeconds: 0 }
     const [row] = rowsOf<{ folded: string | number; behind_rows: string | number; behind_seconds: string | number | null }>(
       await tx.execute(sql`
@@ -351,7 +353,7 @@ function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataR
  */
 export async function rebuildRollups(database: Database): Promise<void> {
   await database.db.transaction(async (tx) => {
-    await tx.execute(sql`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK})`)
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${rollupLock(database)})`)
     // The watermark moves to the fold's horizon (FOLD_HORIZON) in this statement: every event below it is finished
     // (and visible to every later statement here), so exactly those are rebuilt; the rest is the tail.
     const [{ h }] = rowsOf<{ h: string }>(
