@@ -1,6 +1,7 @@
+import { declaredMetadataKeys } from '../db/metadata-registry.js'
 import { sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db/connect.js'
-import { filterConditions, METADATA_KEYS_TABLE, type EventFilter, type EventRow } from '../db/event-store.js'
+import { filterConditions, type EventFilter, type EventRow } from '../db/event-store.js'
 import {
   aggregateSql,
   decodeMetadataGroup,
@@ -25,16 +26,10 @@ export interface Span {
 
 const spanOf = (f: EventFilter): Span => ({ from: f.from?.getTime() ?? -Infinity, to: f.to?.getTime() ?? Infinity })
 
-/** The declared metadata keys folded into rollups, with the time (epoch ms) from which they are. */
-export async function rolledUpMetadataKeys(database: Database): Promise<Map<string, number>> {
-  const rows = await database.rows<{ key: string; since: Date | string }>(sql`SELECT key, since FROM ${sql.raw(METADATA_KEYS_TABLE)} WHERE active`)
-  return new Map(rows.map((r) => [r.key, new Date(r.since).getTime()]))
-}
-
 /** The dimensions with each declared metadata key's since attached (so the planner reads its rollup). */
 export async function withRolledUpKeys(database: Database, dimensions: Dimension[]): Promise<Dimension[]> {
   if (!dimensions.some((d) => 'metadataKey' in d)) return dimensions
-  const keys = await rolledUpMetadataKeys(database)
+  const keys = await declaredMetadataKeys(database)
   return dimensions.map((d) => ('metadataKey' in d && keys.has(d.metadataKey) ? { metadataKey: d.metadataKey, rolledUpSince: keys.get(d.metadataKey) } : d))
 }
 

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { rowsOf, type Database } from '../db/connect.js'
 import { METADATA_KEYS_TABLE, METADATA_ROLLUPS, METADATA_VALUES_TABLE } from '../db/event-store.js'
+import { reloadDeclaredMetadataKeys } from '../db/metadata-registry.js'
 import { rollupLock } from './rollups.js'
 
 const HOUR_MS = 3_600_000
@@ -44,4 +45,6 @@ export async function syncMetadataRollupKeys(
     const dropped = [...active].filter((k) => !declared.keys.includes(k))
     for (const key of dropped) await tx.execute(sql`UPDATE ${sql.raw(METADATA_KEYS_TABLE)} SET active = false WHERE key = ${key}`)
   })
+  // This instance's readers see the new registry at once (and are primed before the first request).
+  await reloadDeclaredMetadataKeys(database)
 }
