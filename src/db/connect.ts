@@ -91,6 +91,11 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
         idleTimeoutMillis: 30_000,
       })
       pool.on('error', (err) => opts.onPoolError?.(err))
+      // The pool listens for errors of idle clients only. A checked-out client whose connection
+      // dies between two statements of a transaction (a database restart while the rollup fold
+      // or a reprice batch holds it) emits 'error' with no listener, which would crash the
+      // process; with this one the transaction's next statement fails and the pool drops it.
+      pool.on('connect', (client) => client.on('error', (err) => opts.onPoolError?.(err)))
       return pool
     }
     const primary = overPool(poolOf(opts.poolSize ?? 10, 0), schemaName)
