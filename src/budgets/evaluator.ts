@@ -110,15 +110,20 @@ export class BudgetMonitor {
     if (marked) this.schedule(this.opts.debounceMs)
   }
 
-  /** After a budget was created, changed or deleted through this instance. */
-  budgetChanged(id: string): void {
-    this.changedElsewhere(id)
+  /**
+   * After a budget was created, changed or deleted through this instance. Resolves once this
+   * instance has reloaded its budgets (the allowance knows the change), so the route that made
+   * the change answers only then.
+   */
+  async budgetChanged(id: string): Promise<void> {
+    const reloaded = this.changedElsewhere(id)
     if (!this.closed) this.opts.announceChange?.(id)
+    await reloaded
   }
 
   /** A budget (null: any budget) changed on another instance: reload and evaluate it here too. */
-  changedElsewhere(id: string | null): void {
-    if (this.closed) return
+  changedElsewhere(id: string | null): Promise<void> {
+    if (this.closed) return Promise.resolve()
     if (id === null) this.known.clear()
     else {
       this.windows.delete(id)
@@ -133,6 +138,7 @@ export class BudgetMonitor {
       .catch((err: unknown) => this.opts.log.warn({ err }, 'reloading budgets failed'))
       .finally(() => this.reloads.delete(reload))
     this.reloads.add(reload)
+    return reload
   }
 
   /** Spend, period and projection of one budget now (per-user budgets: of `userId`, else of the top spender). */

@@ -156,7 +156,7 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
       await checkWebhookDestination(request.body.channels)
       const { budget, revealedSecret } = defineBudget(uuidv7(), request.body, definitions, new Date())
       await insertBudget(database, budget)
-      monitor.budgetChanged(budget.id)
+      await monitor.budgetChanged(budget.id)
       return reply.code(201).send(toBudgetInfo(budget, revealedSecret))
     },
   )
@@ -213,7 +213,7 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
       await checkWebhookDestination(request.body.channels)
       const { budget, revealedSecret } = redefineBudget(existing, request.body, definitions, new Date())
       if (!(await updateBudget(database, budget))) throw new Errors.notFound(`No budget with id '${request.params.id}'`)
-      monitor.budgetChanged(budget.id)
+      await monitor.budgetChanged(budget.id)
       return toBudgetInfo(budget, revealedSecret)
     },
   )
@@ -231,7 +231,7 @@ export const budgetRoutes: FastifyPluginAsyncTypebox<BudgetRoutesOptions> = asyn
     },
     async (request) => {
       if (!(await deleteBudget(database, request.params.id))) throw new Errors.notFound(`No budget with id '${request.params.id}'`)
-      monitor.budgetChanged(request.params.id)
+      await monitor.budgetChanged(request.params.id)
       return { deleted: request.params.id }
     },
   )
