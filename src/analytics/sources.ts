@@ -331,25 +331,19 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
   const branches: SQL[] = []
   for (const grain of ROLLUP_GRAINS) {
     if (plan[grain].length === 0) continue
-    if (metadata) {
-      const table = METADATA_ROLLUPS.find((r) => r.grain === grain)
-      if (!table) throw new Error(`no ${grain} metadata rollup`)
-      const rowDims = listOf(dimensionExpressions(spec.dimensions ?? [], { fromRollup: true }))
-      for (const g of spanGroups(plan[grain])) {
-        branches.push(sql`SELECT ${sql.raw(rowTime(grain, g.anchor))} AS t${rowDims}, ${sql.raw(rollupMeasures(measures, g.sign))}
-          FROM ${sql.raw(table.name)} WHERE key = ${metadata.key} AND ${where} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
-        // The same rows' events not yet folded, grouped as raw events are (metadataEventGroup).
-        branches.push(sql`SELECT ${sql.raw(rowTime(grainStart(grain, 'created_at'), g.anchor))} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
-          FROM ${sql.raw(TAIL)} WHERE ${tailRowsIn(grain, g.spans)}`)
-      }
-      continue
-    }
-    const table = rollupFor(grain, spec)
+    // The rollup rows of each span group, then the same rows' events not yet folded (the tail CTE
+    // already applies the filters; metadata tail rows are grouped as raw events are).
+    const { table, rowDims, condition } = metadata
+      ? {
+          table: METADATA_ROLLUPS.find((r) => r.grain === grain)?.name,
+          rowDims: listOf(dimensionExpressions(spec.dimensions ?? [], { fromRollup: true })),
+          condition: sql`key = ${metadata.key} AND ${where}`,
+        }
+      : { table: rollupFor(grain, spec)?.name, rowDims: dimList, condition: where }
     if (!table) throw new Error(`no ${grain} rollup has the keys of this question`)
     for (const g of spanGroups(plan[grain])) {
-      branches.push(sql`SELECT ${sql.raw(rowTime(grain, g.anchor))} AS t${dimList}, ${sql.raw(rollupMeasures(measures, g.sign))}
-        FROM ${sql.raw(table.name)} WHERE ${where} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
-      // The same rows' events not yet folded (the tail CTE already applies the filters).
+      branches.push(sql`SELECT ${sql.raw(rowTime(grain, g.anchor))} AS t${rowDims}, ${sql.raw(rollupMeasures(measures, g.sign))}
+        FROM ${sql.raw(table)} WHERE ${condition} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
       branches.push(sql`SELECT ${sql.raw(rowTime(grainStart(grain, 'created_at'), g.anchor))} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
         FROM ${sql.raw(TAIL)} WHERE ${tailRowsIn(grain, g.spans)}`)
     }

@@ -247,10 +247,7 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
         const deltaRows = (rollup: RollupTable) => {
           const keys = sql.raw(rollup.keys.join(', '))
           return sql`(SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))} AS ${sql.raw(rollup.grain)}, ${keys},
-            sum(coalesce(new_cost, 0) - coalesce(cost, 0)) AS d_cost,
-            sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
-            sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,
-            sum(((NOT new_priced)::int - (NOT priced)::int) * output_tokens) AS d_unpriced_out
+            ${sql.raw(REPRICE_DELTA_SUMS)}
           FROM ${folded} x GROUP BY ${sql.raw([rollup.grain, ...rollup.keys].join(', '))})`
         }
         // Everything below reads the events before they are updated, then updates them.
@@ -259,16 +256,12 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
         )
         delta = total
         // The same deltas per declared metadata key, for the events folded into its rollups.
-        const deltaSums = `sum(coalesce(new_cost, 0) - coalesce(cost, 0)) AS d_cost,
-            sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
-            sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,
-            sum(((NOT new_priced)::int - (NOT priced)::int) * output_tokens) AS d_unpriced_out`
         const metadataDeltaRows = (rollup: MetadataRollupTable) => {
           const other = 'sv.listed IS FALSE'
           return sql`(SELECT k.key, ${sql.raw(grainStart(rollup.grain, 'x.created_at'))} AS ${sql.raw(rollup.grain)}, x.bot_id, x.success,
             CASE WHEN m.value IS NULL THEN ${METADATA_ROW_KIND.absent} WHEN ${sql.raw(other)} THEN ${METADATA_ROW_KIND.other} ELSE ${METADATA_ROW_KIND.value} END AS kind,
             CASE WHEN m.value IS NULL OR ${sql.raw(other)} THEN '' ELSE m.value END AS value,
-            ${sql.raw(deltaSums)}
+            ${sql.raw(REPRICE_DELTA_SUMS)}
           FROM ${folded} x JOIN ${sql.raw(METADATA_KEYS_TABLE)} k ON k.active AND x.created_at >= k.since
           CROSS JOIN LATERAL (SELECT x.metadata ->> k.key AS value) m
           LEFT JOIN ${sql.raw(METADATA_VALUES_TABLE)} sv ON sv.key = k.key AND sv.value = m.value
@@ -308,6 +301,12 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
   }
   return { ...outcome, costDelta: formatUsd(costDelta) }
 }
+
+/** What repricing changes in a rollup row, summed over its repriced events (new_* is the new price). */
+const REPRICE_DELTA_SUMS = `sum(coalesce(new_cost, 0) - coalesce(cost, 0)) AS d_cost,
+  sum((NOT new_priced)::int - (NOT priced)::int) AS d_unpriced,
+  sum(((NOT new_priced)::int - (NOT priced)::int) * input_tokens) AS d_unpriced_in,
+  sum(((NOT new_priced)::int - (NOT priced)::int) * output_tokens) AS d_unpriced_out`
 
 function sameDecimal(a: string | null, b: string | null): boolean {
   return a === null || b === null ? a === b : parseUsd(a) === parseUsd(b)
