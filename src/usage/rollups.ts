@@ -14,6 +14,9 @@ import {
   ROLLUPS_NARROWEST_FIRST,
   type ErrorRollupTable,
   type MetadataRollupTable,
+  ROLLUP_GRAINS,
+  ROLLUP_KEY_COLUMNS,
+  type RollupGrain,
   type RollupTable,
 } from '../db/event-store.js'
 import { STORED_MEASURES, type Measure } from '../db/measures.js'
@@ -34,6 +37,14 @@ function aggregateOfEvents(m: Measure): string {
   if (m.kind === 'max') return `max(${m.perEvent})`
   if (m.nullWhenZero) return `nullif(count(${m.perEvent}), 0)`
   return `coalesce(sum(${m.perEvent}), 0)`
+}
+
+/**
+ * A measure's aggregate over a group of rows that already hold it (rollup rows, or the fold's
+ * per-quarter-hour rows): sums add (an all-NULL histogram bucket stays NULL), maxima take the greatest.
+ */
+function aggregateOfRows(m: Measure): string {
+  return m.kind === 'max' ? `max(${m.column})` : `sum(${m.column})`
 }
 
 /** How `excluded` folds into the stored row aliased `target`. */
@@ -59,26 +70,37 @@ export function rollupMergeAssignments(target: string, measures: readonly Measur
 }
 
 /**
- * INSERT ... SELECT that folds the events of `eventsRelation` (a CTE name or table) into
- * `rollup`, upserting in key order so that concurrent writers lock rows in the same order and
- * cannot deadlock. `guard` is appended to the WHERE clause (used to sequence the upserts of one
- * statement). `measures` is every stored measure, except for a table of an older layout (the
+ * What an upsert reads: raw usage_events rows (`events`), or rows that already hold every stored
+ * measure aggregated per full key at a finer grain (`grain` names their time column).
+ */
+export type RollupSource = { kind: 'events' } | { kind: 'aggregated'; grain: RollupGrain }
+
+const EVENTS: RollupSource = { kind: 'events' }
+
+/**
+ * INSERT ... SELECT that folds the rows of `relation` (a CTE name or table, of `source`'s kind)
+ * into `rollup`, upserting in key order so that concurrent writers lock rows in the same order
+ * and cannot deadlock. `guard` is appended to the WHERE clause (used to sequence the upserts of
+ * one statement). `measures` is every stored measure, except for a table of an older layout (the
  * upgrade test builds the rollups a database had before a migration).
  */
 export function upsertRollupFrom(
   rollup: RollupTable,
-  eventsRelation: string,
+  relation: string,
   guard: SQL = sql`TRUE`,
   measures: readonly Measure[] = STORED_MEASURES,
+  source: RollupSource = EVENTS,
 ): SQL {
   const time = sql.raw(rollup.grain)
   const keys = sql.raw(rollup.keys.join(', '))
   const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
+  const start = source.kind === 'events' ? grainStart(rollup.grain, 'created_at') : grainStart(rollup.grain, source.grain)
+  const aggregates = source.kind === 'events' ? rollupAggregatesOfEvents(measures) : sql.raw(measures.map(aggregateOfRows).join(',\n        '))
   return sql`
     INSERT INTO ${sql.raw(rollup.name)} AS r (${time}, ${keys}, ${sql.raw(measures.map((m) => m.column).join(', '))})
-    SELECT ${sql.raw(grainStart(rollup.grain, 'created_at'))}, ${keys},
-        ${rollupAggregatesOfEvents(measures)}
-    FROM ${sql.raw(eventsRelation)}
+    SELECT ${sql.raw(start)}, ${keys},
+        ${aggregates}
+    FROM ${sql.raw(relation)}
     WHERE ${guard}
     GROUP BY ${positions}
     ORDER BY ${positions}
@@ -158,23 +180,30 @@ export function upsertMetadataRollupFrom(rollup: MetadataRollupTable, eventsRela
         `)).append(rollupMergeAssignments('r'))
 }
 
-/** One upsert of the fold: `name` is its CTE in the ingest statement, `returning` what it returns. */
+/** One upsert of the fold: `name` is its CTE in the fold statement, `returning` what it returns. */
 export interface Fold {
   name: string
   upsert: SQL
   returning?: string
 }
 
+/** The finest grain of the rollups; every other grain is a whole number of it. */
+const FINE_GRAIN: RollupGrain = [...ROLLUP_GRAINS].sort((a, b) => GRAIN_MS[a] - GRAIN_MS[b])[0]
+
+/** The fold's batch aggregated once per FINE_GRAIN and full key: what every ROLLUP_TABLES upsert reads. */
+const FINE = 'fine'
+
 /**
- * Every rollup upsert of `eventsRelation`, in lock order: ROLLUP_TABLES, ERROR_ROLLUPS, then the
- * metadata values and METADATA_ROLLUPS. `guard(i)` sequences the i-th after the previous one. A
- * pure function of the events relation: wherever the fold runs, it folds the same.
+ * Every rollup upsert of the fold, in lock order: ROLLUP_TABLES (from FINE), ERROR_ROLLUPS and
+ * the metadata values and METADATA_ROLLUPS (from the events of `eventsRelation`). `guard(i)`
+ * sequences the i-th after the previous one.
  */
-export function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): Fold[] {
+function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): Fold[] {
   const n = ROLLUP_TABLES.length + ERROR_ROLLUPS.length
   const values = `rolled_${n}`
+  const fine: RollupSource = { kind: 'aggregated', grain: FINE_GRAIN }
   return [
-    ...ROLLUP_TABLES.map((rollup, i) => ({ name: `rolled_${i}`, upsert: upsertRollupFrom(rollup, eventsRelation, guard(i)) })),
+    ...ROLLUP_TABLES.map((rollup, i) => ({ name: `rolled_${i}`, upsert: upsertRollupFrom(rollup, FINE, guard(i), STORED_MEASURES, fine) })),
     ...ERROR_ROLLUPS.map((rollup, i) => ({
       name: `rolled_${ROLLUP_TABLES.length + i}`,
       upsert: upsertErrorRollupFrom(rollup, eventsRelation, guard(ROLLUP_TABLES.length + i)),
@@ -188,22 +217,23 @@ export function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): 
 }
 
 /**
- * CTEs that fold the relation `eventsRelation` into every rollup. Each upsert reads the previous
- * one's RETURNING, which makes them run one after the other, in everyUpsert's order: every writer
- * of rollups (the fold, repriceEvents) then takes rollup row locks in the same global order, and
- * none deadlock. The last CTE is named `rolled_${rollupUpsertCount - 1}`.
+ * CTEs that fold the events of `eventsRelation` into every rollup: FINE, then the upserts (`last` names the last one). Each
+ * upsert reads the previous one's RETURNING, which makes them run one after the other, in
+ * everyUpsert's order: every writer of rollups (the fold, repriceEvents) then takes rollup row
+ * locks in the same global order, and none deadlock.
  */
-export function rollupUpsertCtes(eventsRelation: string): SQL {
+function foldCtes(eventsRelation: string): { ctes: SQL; last: string } {
   const guard = (i: number) => (i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`))
-  return sql.join(
-    everyUpsert(eventsRelation, guard).map((f) => sql`${sql.raw(f.name)} AS (${f.upsert} RETURNING ${sql.raw(f.returning ?? '1')})`),
-    sql`,
-    `,
-  )
+  const upserts = everyUpsert(eventsRelation, guard)
+  const keys = ROLLUP_KEY_COLUMNS.join(', ')
+  const positions = Array.from({ length: ROLLUP_KEY_COLUMNS.length + 1 }, (_, i) => String(i + 1)).join(', ')
+  const fine = sql`${sql.raw(`${FINE} (${FINE_GRAIN}, ${keys}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})`)} AS MATERIALIZED (
+          SELECT ${sql.raw(grainStart(FINE_GRAIN, 'created_at'))}, ${sql.raw(keys)}, ${rollupAggregatesOfEvents()}
+          FROM ${sql.raw(eventsRelation)} GROUP BY ${sql.raw(positions)})`
+  const ctes = sql.join([fine, ...upserts.map((f) => sql`${sql.raw(f.name)} AS (${f.upsert} RETURNING ${sql.raw(f.returning ?? '1')})`)], sql`,
+    `)
+  return { ctes, last: upserts[upserts.length - 1].name }
 }
-
-/** How many upsert CTEs rollupUpsertCtes makes. */
-const rollupUpsertCount = (): number => everyUpsert('x', () => sql`TRUE`).length
 
 /**
  * The advisory lock (transaction scoped) that serializes every writer of rollup rows and of the
@@ -262,43 +292,52 @@ const FOLD_HORIZON = sql.raw(`
  * serialized by rollupLock: the loser skips, it never counts anything twice.
  */
 export async function foldRollups(database: Database, maxRows = 50_000): Promise<FoldOutcome> {
-  const last = `rolled_${rollupUpsertCount() - 1}`
   return database.db.transaction(async (tx) => {
     const [lock] = rowsOf<{ locked: boolean }>(await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${rollupLock(database)}) AS locked`))
     if (!lock.locked) return { ran: false, folded: 0, behindRows: 0, behindSeconds: 0 }
-    const [row] = rowsOf<{ folded: string | number; behind_rows: string | number; behind_seconds: string | number | null }>(
-      await tx.execute(sql`
-        WITH lo AS (SELECT rolled_below AS lo FROM rollup_watermark),
-        horizon AS (${FOLD_HORIZON}),
-        -- At most maxRows events: cut at the txid of the next row (a transaction is never split;
-        -- one larger than maxRows is folded whole).
-        cut AS (
-          SELECT (SELECT txid FROM usage_events WHERE txid >= (SELECT lo FROM lo) ORDER BY txid OFFSET ${maxRows} LIMIT 1) AS at
-        ),
-        mark AS (
-          SELECT lo, greatest(lo, least(xmin, CASE
-            WHEN at IS NULL THEN xmin
-            WHEN at > lo THEN at
-            ELSE coalesce((SELECT txid FROM usage_events WHERE txid > lo ORDER BY txid LIMIT 1), xmin) END)) AS hi
-          FROM lo, horizon, cut
-        ),
-        batch AS MATERIALIZED (
-          SELECT * FROM usage_events WHERE txid >= (SELECT lo FROM mark) AND txid < (SELECT hi FROM mark)
-        ),
-        ${rollupUpsertCtes('batch')},
-        moved AS (
-          UPDATE rollup_watermark SET rolled_below = (SELECT hi FROM mark)
-          WHERE rolled_below < (SELECT hi FROM mark) AND (SELECT count(*) FROM ${sql.raw(last)}) >= 0
-          RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM batch) AS folded,
-          (SELECT count(*) FROM moved) AS moved,
-          behind.n AS behind_rows,
-          coalesce(extract(epoch FROM now() - behind.oldest), 0) AS behind_seconds
-        FROM (SELECT count(*) AS n, min(received_at) AS oldest FROM usage_events WHERE txid >= (SELECT hi FROM mark)) behind`),
-    )
+    const [row] = rowsOf<{ folded: string | number; behind_rows: string | number; behind_seconds: string | number | null }>(await tx.execute(foldStatement(maxRows)))
     return { ran: true, folded: Number(row.folded), behindRows: Number(row.behind_rows), behindSeconds: Number(row.behind_seconds ?? 0) }
   })
+}
+
+const foldStatements = new Map<number, SQL>()
+
+/** The fold's one statement for batches of about `maxRows` events (built once per size). */
+function foldStatement(maxRows: number): SQL {
+  const built = foldStatements.get(maxRows)
+  if (built) return built
+  const { ctes, last } = foldCtes('batch')
+  const statement = sql`
+    WITH lo AS (SELECT rolled_below AS lo FROM rollup_watermark),
+    horizon AS (${FOLD_HORIZON}),
+    -- At most maxRows events: cut at the txid of the next row (a transaction is never split;
+    -- one larger than maxRows is folded whole).
+    cut AS (
+      SELECT (SELECT txid FROM usage_events WHERE txid >= (SELECT lo FROM lo) ORDER BY txid OFFSET ${maxRows} LIMIT 1) AS at
+    ),
+    mark AS (
+      SELECT lo, greatest(lo, least(xmin, CASE
+        WHEN at IS NULL THEN xmin
+        WHEN at > lo THEN at
+        ELSE coalesce((SELECT txid FROM usage_events WHERE txid > lo ORDER BY txid LIMIT 1), xmin) END)) AS hi
+      FROM lo, horizon, cut
+    ),
+    batch AS MATERIALIZED (
+      SELECT * FROM usage_events WHERE txid >= (SELECT lo FROM mark) AND txid < (SELECT hi FROM mark)
+    ),
+    ${ctes},
+    moved AS (
+      UPDATE rollup_watermark SET rolled_below = (SELECT hi FROM mark)
+      WHERE rolled_below < (SELECT hi FROM mark) AND (SELECT count(*) FROM ${sql.raw(last)}) >= 0
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM batch) AS folded,
+      (SELECT count(*) FROM moved) AS moved,
+      behind.n AS behind_rows,
+      coalesce(extract(epoch FROM now() - behind.oldest), 0) AS behind_seconds
+    FROM (SELECT count(*) AS n, min(received_at) AS oldest FROM usage_events WHERE txid >= (SELECT hi FROM mark)) behind`
+  foldStatements.set(maxRows, statement)
+  return statement
 }
 
 /**
@@ -324,7 +363,7 @@ export async function foldAll(database: Database, maxRows?: number, timeoutMs = 
  */
 export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL {
   const keys = target.keys.join(', ')
-  const measures = ROLLUP_MEASURE_COLUMNS.map((c) => (c === 'latency_max_ms' ? `max(${c})` : `sum(${c})`)).join(', ')
+  const measures = STORED_MEASURES.map(aggregateOfRows).join(', ')
   const positions = Array.from({ length: target.keys.length + 1 }, (_, i) => String(i + 1)).join(', ')
   return sql.raw(`
     INSERT INTO ${target.name} (${target.grain}, ${keys}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
@@ -336,7 +375,7 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
 function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
   const key = metadataRollupKey(target)
   const select = key.map((c) => (c === target.grain ? grainStart(target.grain, source.grain) : c)).join(', ')
-  const measures = ROLLUP_MEASURE_COLUMNS.map((c) => (c === 'latency_max_ms' ? `max(${c})` : `sum(${c})`)).join(', ')
+  const measures = STORED_MEASURES.map(aggregateOfRows).join(', ')
   return sql.raw(`
     INSERT INTO ${target.name} (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
     SELECT ${select}, ${measures}
