@@ -5,7 +5,7 @@ import { inLatencyBucket, LATENCY_BUCKETS } from '../../src/db/measures.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { postBatch, postUsage } from '../helpers/usage.js'
-import { errorRollupMismatches, get, rollupMismatches, statsFromRaw } from './support.js'
+import { errorRollupMismatches, get, rollupMismatches, seededUsageEvents, statsFromRaw } from './support.js'
 
 /**
  * Property test: whatever mix of single and batch ingest, duplicates and repricing happens,
@@ -16,36 +16,20 @@ import { errorRollupMismatches, get, rollupMismatches, statsFromRaw } from './su
 const database = await createTestDatabase(t)
 const { app } = await buildTestApp(t, database)
 
-function prng(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-const random = prng(20240331)
-const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]
+const { random, pick, fields } = seededUsageEvents(20240331, {
+  idPrefix: 'p',
+  requestType: ['message', 'message', 'embedding'],
+  errorMessage: ['timeout', 'rate limited', 'overloaded'],
+})
 
 const START = Date.parse('2024-03-29T00:00:00Z')
 const SPAN = 5 * 86_400_000
 
-let serial = 0
 function randomEvent(): Record<string, unknown> {
   const success = random() < 0.8
   const latency = random() < 0.15 ? undefined : Math.floor(Math.exp(random() * Math.log(150_000)))
   return {
-    id: `p${serial++}`,
-    botId: pick(['bot_a', 'bot_b', 'bot_c']),
-    provider: 'acme',
-    model: pick(['acme-large', 'acme-small']),
-    requestType: pick(['message', 'message', 'embedding']),
-    inputTokens: Math.floor(random() * 5000),
-    outputTokens: Math.floor(random() * 2000),
-    estimatedCost: pick([0.000123, 0.5, 1.25, 0.0000007, 3]),
-    success,
-    ...(success ? {} : { errorMessage: pick(['timeout', 'rate limited', 'overloaded']) }),
+    ...fields(success),
     ...(latency === undefined ? {} : { latencyMs: latency }),
     createdAt: new Date(START + Math.floor(random() * SPAN)).toISOString(),
   }

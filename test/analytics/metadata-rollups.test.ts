@@ -6,7 +6,7 @@ import { syncMetadataRollupKeys } from '../../src/usage/metadata-keys.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { postUsage } from '../helpers/usage.js'
-import { get, seed } from './support.js'
+import { get, seed, seededUsageEvents } from './support.js'
 
 /**
  * Breakdowns by a declared metadata key (its rollup from `since` on, raw events before) equal raw
@@ -17,17 +17,7 @@ import { get, seed } from './support.js'
 const database = await createTestDatabase(t)
 const { app } = await buildTestApp(t, database)
 
-function prng(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-const random = prng(7151)
-const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]
+const { random, pick, fields } = seededUsageEvents(7151, { idPrefix: 'm', requestType: 'message', errorMessage: 'timeout' })
 
 const START = Date.parse('2024-03-29T00:00:00Z')
 const SPAN = 6 * 86_400_000
@@ -35,23 +25,13 @@ const SPAN = 6 * 86_400_000
 let span = SPAN
 const MAX_VALUES = 5
 
-let serial = 0
 function randomEvent(at: number = START + Math.floor(random() * span)): Record<string, unknown> {
   const success = random() < 0.8
   const roll = random()
   // 12 users for a bound of 5: some are listed, the rest count as "other"; some events have no userId.
   const metadata = roll < 0.15 ? { chatId: `c${Math.floor(random() * 3)}` } : roll < 0.2 ? { userId: Math.floor(random() * 3) } : { userId: `u${Math.floor(random() * 12)}` }
   return {
-    id: `m${serial++}`,
-    botId: pick(['bot_a', 'bot_b', 'bot_c']),
-    provider: 'acme',
-    model: pick(['acme-large', 'acme-small']),
-    requestType: 'message',
-    inputTokens: Math.floor(random() * 5000),
-    outputTokens: Math.floor(random() * 2000),
-    estimatedCost: pick([0.000123, 0.5, 1.25, 0.0000007, 3]),
-    success,
-    ...(success ? {} : { errorMessage: 'timeout' }),
+    ...fields(success),
     latencyMs: Math.floor(random() * 3000),
     metadata,
     createdAt: new Date(at).toISOString(),

@@ -22,6 +22,39 @@ export function ev(id: string, createdAt: string, extra: Record<string, unknown>
   }
 }
 
+/**
+ * A seeded random source for the property tests, and the fields their random usage events share.
+ * `fields(success)` draws, in this order, bot, model, request type (when given a list to pick
+ * from; a single string is used as it is, without a draw), input and output tokens, cost and, for
+ * a failure, its message (likewise): every draw of a test goes through `random`, so one seed gives
+ * one sequence of events.
+ */
+export function seededUsageEvents(seed: number, opts: { idPrefix: string; requestType: string | readonly string[]; errorMessage: string | readonly string[] }) {
+  let a = seed
+  const random = (): number => {
+    a = (a + 0x6d2b79f5) | 0
+    let x = Math.imul(a ^ (a >>> 15), 1 | a)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
+  const valueOf = (v: string | readonly string[]) => (typeof v === 'string' ? v : pick(v))
+  let serial = 0
+  const fields = (success: boolean): Record<string, unknown> => ({
+    id: `${opts.idPrefix}${serial++}`,
+    botId: pick(['bot_a', 'bot_b', 'bot_c']),
+    provider: 'acme',
+    model: pick(['acme-large', 'acme-small']),
+    requestType: valueOf(opts.requestType),
+    inputTokens: Math.floor(random() * 5000),
+    outputTokens: Math.floor(random() * 2000),
+    estimatedCost: pick([0.000123, 0.5, 1.25, 0.0000007, 3]),
+    success,
+    ...(success ? {} : { errorMessage: valueOf(opts.errorMessage) }),
+  })
+  return { random, pick, fields }
+}
+
 /** Stores events through the batch endpoint, failing loudly on anything but 'created'. */
 export async function seed(app: FastifyInstance, events: Record<string, unknown>[]): Promise<void> {
   for (let i = 0; i < events.length; i += 1000) {

@@ -21,6 +21,29 @@ export async function countEvents(database: Database): Promise<number> {
   return Number(row.n)
 }
 
+/**
+ * Holds the events table locked (and, on the embedded engine, its only connection): a flush
+ * started now stays in flight until released.
+ */
+export async function holdWrites(database: Database): Promise<{ release: () => Promise<void> }> {
+  let release = () => {}
+  const held = new Promise<void>((r) => (release = r))
+  let locked = () => {}
+  const isLocked = new Promise<void>((r) => (locked = r))
+  const tx = database.db.transaction(async (tx) => {
+    await tx.execute(sql`LOCK TABLE usage_events IN EXCLUSIVE MODE`)
+    locked()
+    await held
+  })
+  await isLocked
+  return {
+    release: async () => {
+      release()
+      await tx
+    },
+  }
+}
+
 export function postUsage(app: FastifyInstance, body: unknown, headers: Record<string, string> = bearer(ADMIN_KEY)) {
   return app.inject({ method: 'POST', url: '/api/usage', payload: body as object, headers })
 }

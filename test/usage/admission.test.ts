@@ -1,7 +1,6 @@
-import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { createTestDatabase } from '../helpers/db.js'
-import { countEvents, SEED_EVENT } from '../helpers/usage.js'
+import { countEvents, holdWrites, SEED_EVENT } from '../helpers/usage.js'
 import { normalizeEvent } from '../../src/usage/ingest.js'
 import type { NewUsageEvent } from '../../src/usage/repository.js'
 import { remainingFlushMs, WriteQueue, type WriteQueueOptions } from '../../src/usage/write-queue.js'
@@ -14,26 +13,6 @@ function event(id: string): NewUsageEvent {
     { ...SEED_EVENT, id },
     { root: 'body', botId: undefined, now: new Date(), limits: { maxFutureSkewMs: 60_000 }, price: () => ({ cost: null, priced: false, priceSource: null }) },
   )
-}
-
-/** Holds the events table locked (and, on the embedded engine, its only connection): a flush started now stays in flight until released. */
-async function holdWrites(database: Database): Promise<{ release: () => Promise<void> }> {
-  let release = () => {}
-  const held = new Promise<void>((r) => (release = r))
-  let locked = () => {}
-  const isLocked = new Promise<void>((r) => (locked = r))
-  const tx = database.db.transaction(async (tx) => {
-    await tx.execute(sql`LOCK TABLE usage_events IN EXCLUSIVE MODE`)
-    locked()
-    await held
-  })
-  await isLocked
-  return {
-    release: async () => {
-      release()
-      await tx
-    },
-  }
 }
 
 function queue(database: Database, opts: Partial<WriteQueueOptions> = {}): WriteQueue {

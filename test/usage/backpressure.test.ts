@@ -2,27 +2,7 @@ import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { countEvents, postBatch, postUsage, rollupMismatches, SEED_EVENT } from '../helpers/usage.js'
-
-/** Holds the events table locked (and, on the embedded engine, its only connection) until released. */
-async function holdWrites(database: Awaited<ReturnType<typeof createTestDatabase>>): Promise<{ release: () => Promise<void> }> {
-  let release = () => {}
-  const held = new Promise<void>((r) => (release = r))
-  let locked = () => {}
-  const isLocked = new Promise<void>((r) => (locked = r))
-  const tx = database.db.transaction(async (tx) => {
-    await tx.execute(sql`LOCK TABLE usage_events IN EXCLUSIVE MODE`)
-    locked()
-    await held
-  })
-  await isLocked
-  return {
-    release: async () => {
-      release()
-      await tx
-    },
-  }
-}
+import { countEvents, holdWrites, postBatch, postUsage, rollupMismatches, SEED_EVENT } from '../helpers/usage.js'
 
 t.test('past the ingest queue bound: fast 503 with Retry-After, and every acknowledged event is stored', async (t) => {
   const database = await createTestDatabase(t)
