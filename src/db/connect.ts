@@ -32,6 +32,13 @@ export interface Database {
    * Rows come back with the driver's own types (timestamps as Date, numeric as string).
    */
   prepare<T>(name: string, query: SQL): (values: Record<string, unknown>) => Promise<T[]>
+  /**
+   * Runs `work` in one transaction on one connection, where `run(name, query)` executes each
+   * statement as a named prepared statement (parsed and planned once per connection on
+   * Postgres; the embedded engine runs the text). For a hot transaction of large, fixed
+   * statements (the rollup fold); a name must always carry the same text.
+   */
+  preparedTransaction<T>(work: (run: PreparedRun) => Promise<T>): Promise<T>
   /** Applies the drizzle-kit migrations in `folder`; concurrent callers are serialized. */
   migrate(folder: string): Promise<void>
   /** Throws when the database cannot answer. */
@@ -50,6 +57,9 @@ export interface Database {
   /** The embedded engine's exclusive lock on its data dir (null on Postgres and in memory). */
   dataDirLock: DataDirLock | null
 }
+
+/** Executes `query` as the prepared statement `name` (see Database.preparedTransaction). */
+export type PreparedRun = <T>(name: string, query: SQL) => Promise<T[]>
 
 export interface ConnectOptions {
   /** postgres:// URL; null selects the embedded engine. */
@@ -145,6 +155,13 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       const { sql: text, params } = dialect.sqlToQuery(query)
       return async (values: Record<string, unknown>) => (await client.query<T>(text, fillPlaceholders(params, values))).rows
     },
+    preparedTransaction: (work) =>
+      client.transaction((tx) =>
+        work(async <T>(_name: string, query: SQL) => {
+          const { sql: text, params } = dialect.sqlToQuery(query)
+          return (await tx.query<T>(text, params)).rows
+        }),
+      ),
     // One embedded engine has one connection: nothing runs concurrently with this.
     migrate: (folder) => migratePglite(db, { migrationsFolder: folder, migrationsSchema: schemaName }),
     ping: async () => {
@@ -181,6 +198,25 @@ function overPool(pool: pg.Pool, schemaName: string): Omit<Database, 'reads'> {
     prepare: <T>(name: string, query: SQL) => {
       const { sql: text, params } = dialect.sqlToQuery(query)
       return async (values: Record<string, unknown>) => (await pool.query({ name, text, values: fillPlaceholders(params, values) })).rows as T[]
+    },
+    preparedTransaction: async (work) => {
+      const conn = await pool.connect()
+      let broken: Error | undefined
+      try {
+        await conn.query('BEGIN')
+        const result = await work(async <T>(name: string, query: SQL) => {
+          const { sql: text, params } = dialect.sqlToQuery(query)
+          return (await conn.query({ name, text, values: params })).rows as T[]
+        })
+        await conn.query('COMMIT')
+        return result
+      } catch (err) {
+        // A connection that cannot even roll back is broken: the pool drops it (release(err)).
+        await conn.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr))
+        throw err
+      } finally {
+        conn.release(broken)
+      }
     },
     migrate: async (folder) => {
       // Several instances may start at once: a session advisory lock held on one connection
