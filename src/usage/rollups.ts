@@ -182,7 +182,7 @@ export function upsertMetadataRollupFrom(rollup: MetadataRollupTable, eventsRela
 }
 
 /** One upsert of the fold: `name` is its CTE in the fold statement, `returning` what it returns. */
-export interface Fold {
+interface Fold {
   name: string
   upsert: SQL
   returning?: string
@@ -218,10 +218,10 @@ function everyUpsert(eventsRelation: string, guard: (i: number) => SQL): Fold[] 
 }
 
 /**
- * CTEs that fold the events of `eventsRelation` into every rollup: FINE, then the upserts (`last` names the last one). Each
- * upsert reads the previous one's RETURNING, which makes them run one after the other, in
- * everyUpsert's order: every writer of rollups (the fold, repriceEvents) then takes rollup row
- * locks in the same global order, and none deadlock.
+ * CTEs that fold the events of `eventsRelation` into every rollup: FINE, then the upserts
+ * (`last` names the last one). Each upsert reads the previous one's RETURNING, which makes them
+ * run one after the other, in everyUpsert's order: every writer of rollups (the fold,
+ * repriceEvents) then takes rollup row locks in the same global order, and none deadlock.
  */
 function foldCtes(eventsRelation: string): { ctes: SQL; last: string } {
   const guard = (i: number) => (i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`))
@@ -283,8 +283,8 @@ const FOLD_HORIZON = sql.raw(`
 
 /**
  * Folds the tail (events with rolled_below <= txid) into every rollup, at most about `maxRows`
- * events (always whole transactions), and moves the watermark past them, in ONE statement of
- * one transaction.
+ * events (always whole transactions), and moves the watermark past them, in ONE statement
+ * (after an index probe for anything to fold and the fold lock), in one transaction.
  *
  * The statement's own snapshot bounds the batch (FOLD_HORIZON): every transaction id below the
  * horizon that may write events has finished, so every committed event with a txid below it is
