@@ -65,6 +65,14 @@ export function rollupAggregatesOfEvents(measures: readonly Measure[] = STORED_M
   return sql.raw(measures.map(aggregateOfEvents).join(',\n        '))
 }
 
+/** The same measure columns, aggregated from rows that already hold them (aggregateOfRows). */
+function rollupAggregatesOfRows(measures: readonly Measure[] = STORED_MEASURES): string {
+  return measures.map(aggregateOfRows).join(',\n        ')
+}
+
+/** `1, 2, ..., n`: the GROUP BY / ORDER BY positions of a SELECT's first n columns. */
+const positionsOf = (n: number): string => Array.from({ length: n }, (_, i) => String(i + 1)).join(', ')
+
 /** The ON CONFLICT DO UPDATE assignments that fold `excluded` into the stored row aliased `target`. */
 export function rollupMergeAssignments(target: string, measures: readonly Measure[] = STORED_MEASURES): SQL {
   return sql.raw(measures.map((m) => mergeAssignment(m, target)).join(',\n        '))
@@ -94,9 +102,9 @@ export function upsertRollupFrom(
 ): SQL {
   const time = sql.raw(rollup.grain)
   const keys = sql.raw(rollup.keys.join(', '))
-  const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
+  const positions = sql.raw(positionsOf(rollup.keys.length + 1))
   const start = source.kind === 'events' ? grainStart(rollup.grain, 'created_at') : grainStart(rollup.grain, source.grain)
-  const aggregates = source.kind === 'events' ? rollupAggregatesOfEvents(measures) : sql.raw(measures.map(aggregateOfRows).join(',\n        '))
+  const aggregates = source.kind === 'events' ? rollupAggregatesOfEvents(measures) : sql.raw(rollupAggregatesOfRows(measures))
   return sql`
     INSERT INTO ${sql.raw(rollup.name)} AS r (${time}, ${keys}, ${sql.raw(measures.map((m) => m.column).join(', '))})
     SELECT ${sql.raw(start)}, ${keys},
@@ -116,7 +124,7 @@ export function upsertRollupFrom(
 export function upsertErrorRollupFrom(rollup: ErrorRollupTable, eventsRelation: string, guard: SQL = sql`TRUE`): SQL {
   const source: Record<string, string> = { [rollup.grain]: grainStart(rollup.grain, 'created_at'), message: errorMessageKey() }
   const select = rollup.columns.map((c) => source[c] ?? c).join(', ')
-  const positions = rollup.columns.map((_, i) => String(i + 1)).join(', ')
+  const positions = positionsOf(rollup.columns.length)
   return sql`
     INSERT INTO ${sql.raw(rollup.name)} AS r (${sql.raw(rollup.columns.join(', '))}, failures, last_seen)
     SELECT ${sql.raw(select)}, count(*), max(created_at)
@@ -164,7 +172,7 @@ export function upsertMetadataRollupFrom(rollup: MetadataRollupTable, eventsRela
   const stored = `(SELECT sv.listed FROM ${METADATA_VALUES_TABLE} sv WHERE sv.key = k.key AND sv.value = m.value)`
   const listed = newValues === null ? stored : `coalesce(nv.listed, ${stored})`
   const joinNew = newValues === null ? '' : `LEFT JOIN ${newValues} nv ON nv.key = k.key AND nv.value = m.value`
-  const positions = key.map((_, i) => String(i + 1)).join(', ')
+  const positions = positionsOf(key.length)
   return sql.raw(`
     INSERT INTO ${rollup.name} AS r (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
     SELECT k.key, ${grainStart(rollup.grain, 'e.created_at')}, e.bot_id, e.success,
@@ -227,7 +235,7 @@ function foldCtes(eventsRelation: string): { ctes: SQL; last: string } {
   const guard = (i: number) => (i === 0 ? sql`TRUE` : sql.raw(`(SELECT count(*) FROM rolled_${i - 1}) >= 0`))
   const upserts = everyUpsert(eventsRelation, guard)
   const keys = ROLLUP_KEY_COLUMNS.join(', ')
-  const positions = Array.from({ length: ROLLUP_KEY_COLUMNS.length + 1 }, (_, i) => String(i + 1)).join(', ')
+  const positions = positionsOf(ROLLUP_KEY_COLUMNS.length + 1)
   const fine = sql`${sql.raw(`${FINE} (${FINE_GRAIN}, ${keys}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})`)} AS MATERIALIZED (
           SELECT ${sql.raw(grainStart(FINE_GRAIN, 'created_at'))}, ${sql.raw(keys)}, ${rollupAggregatesOfEvents()}
           FROM ${sql.raw(eventsRelation)} GROUP BY ${sql.raw(positions)})`
@@ -377,8 +385,8 @@ export async function foldAll(database: Database, maxRows?: number, timeoutMs = 
  */
 export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL {
   const keys = target.keys.join(', ')
-  const measures = STORED_MEASURES.map(aggregateOfRows).join(', ')
-  const positions = Array.from({ length: target.keys.length + 1 }, (_, i) => String(i + 1)).join(', ')
+  const measures = rollupAggregatesOfRows()
+  const positions = positionsOf(target.keys.length + 1)
   return sql.raw(`
     INSERT INTO ${target.name} (${target.grain}, ${keys}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
     SELECT ${grainStart(target.grain, source.grain)}, ${keys}, ${measures}
@@ -389,11 +397,11 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
 function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
   const key = metadataRollupKey(target)
   const select = key.map((c) => (c === target.grain ? grainStart(target.grain, source.grain) : c)).join(', ')
-  const measures = STORED_MEASURES.map(aggregateOfRows).join(', ')
+  const measures = rollupAggregatesOfRows()
   return sql.raw(`
     INSERT INTO ${target.name} (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
     SELECT ${select}, ${measures}
-    FROM ${source.name} GROUP BY ${key.map((_, i) => String(i + 1)).join(', ')}`)
+    FROM ${source.name} GROUP BY ${positionsOf(key.length)}`)
 }
 
 /**
