@@ -15,6 +15,7 @@ import {
   type RollupTable,
   UNFOLDED_EVENTS,
 } from '../db/event-store.js'
+import { compileRecordBuilder, quoted } from '../lib/record-builder.js'
 import { LATENCY_BUCKETS, measuresFor, TOTALS_MEASURES, type CoreMeasureName, type LatencyDetail, type Measure, type Totals } from '../db/measures.js'
 
 /**
@@ -417,16 +418,24 @@ export function decimalText(v: SqlValue | undefined): string {
 
 const nullableNumber = (v: SqlValue | undefined) => (v === null || v === undefined ? null : Number(v))
 
-/** Totals from an aggregate row (columns named as in the measure table); missing columns are zero. */
-export function parseTotals(row: SqlRow): Totals {
-  const totals: Record<string, number | string | null> = {}
-  for (const m of TOTALS_MEASURES) {
-    const v = row[m.column]
-    totals[m.name] = m.kind === 'usd' ? decimalText(v) : m.kind === 'max' ? nullableNumber(v) : toNumber(v)
-  }
-  const histogram = row[LATENCY_BUCKETS[0].column] === undefined ? null : LATENCY_BUCKETS.map((b) => toNumber(row[b.column]))
-  return { ...(totals as Omit<Totals, 'histogram'>), histogram }
-}
+const PARSERS = { toNumber, decimalText, nullableNumber }
+const PARSER_OF: Record<Measure['kind'], keyof typeof PARSERS> = { count: 'toNumber', usd: 'decimalText', max: 'nullableNumber' }
+
+/**
+ * Totals from an aggregate row (columns named as in the measure table); missing columns are zero.
+ * Compiled from the measure table (compileRecordBuilder): a series parses ~1000 rows per request.
+ */
+export const parseTotals: (row: SqlRow) => Totals = compileRecordBuilder(
+  ['row'],
+  [
+    ...TOTALS_MEASURES.map((m) => ({ name: m.name, expression: `${PARSER_OF[m.kind]}(row[${quoted(m.column)}])` })),
+    {
+      name: 'histogram',
+      expression: `row[${quoted(LATENCY_BUCKETS[0].column)}] === undefined ? null : [${LATENCY_BUCKETS.map((b) => `toNumber(row[${quoted(b.column)}])`).join(', ')}]`,
+    },
+  ],
+  PARSERS,
+)
 
 export function runAggregate(database: Database, spec: AggregateSpec): Promise<SqlRow[]> {
   return database.rows<SqlRow>(aggregateSql(spec))

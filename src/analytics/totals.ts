@@ -3,6 +3,7 @@ import { summarizeLatency } from './latency.js'
 import type { BucketRow } from './queries.js'
 import type { UsageTotals } from './schemas.js'
 import { measureValue, REPORTED_MEASURES, TOTALS_MEASURES, type Totals } from '../db/measures.js'
+import { compileRecordBuilder, quoted, type RecordField } from '../lib/record-builder.js'
 
 /** Totals as the queries return them, and as every analytics answer renders them. */
 
@@ -11,21 +12,24 @@ export const usd = (decimal: string) => Number(decimal)
 export const exactUsd = (decimal: string) => formatUsd(parseUsd(decimal))
 
 
-/** The reported measures as numbers (USD as a JS number), keyed by name. */
-export function reportedNumbers(t: Totals): Record<string, number> {
-  const numbers: Record<string, number> = {}
-  for (const m of REPORTED_MEASURES) numbers[m.name] = m.kind === 'usd' ? usd(String(measureValue(t, m))) : Number(measureValue(t, m))
-  return numbers
-}
+/** The fields of a wire total, computed from Totals `t`: the reported measures (USD as a JS number), then the derived rates. */
+const WIRE_FIELDS: RecordField[] = [
+  ...REPORTED_MEASURES.map((m) => ({ name: m.name, expression: `${m.kind === 'usd' ? 'usd' : 'Number'}(t[${quoted(m.name)}])` })),
+  { name: 'successes', expression: 't.calls - t.failures' },
+  { name: 'successRate', expression: 'rate(t.calls - t.failures, t.calls)' },
+  { name: 'avgLatencyMs', expression: 't.latencyCount === 0 ? null : Math.round((t.latencySumMs / t.latencyCount) * 10) / 10' },
+]
 
-// Every answer renders totals per bucket (a 90-day series by model renders ~1000): one plain loop, no spreads.
-export function wireTotals(t: Totals): UsageTotals {
-  const wire = reportedNumbers(t)
-  wire.successes = t.calls - t.failures
-  ;(wire as Record<string, number | null>).successRate = rate(t.calls - t.failures, t.calls)
-  ;(wire as Record<string, number | null>).avgLatencyMs = t.latencyCount === 0 ? null : Math.round((t.latencySumMs / t.latencyCount) * 10) / 10
-  return wire as unknown as UsageTotals
-}
+// Every answer renders totals per bucket (a 90-day series by model renders ~1000): compiled from
+// the measure table into one object literal (compileRecordBuilder), no loops over keys, no spreads.
+export const wireTotals = compileRecordBuilder<(t: Totals) => UsageTotals>(['t'], WIRE_FIELDS, { usd, rate })
+
+/** A bucket of a series: its start, then its wire totals. */
+const wireBucket = compileRecordBuilder<(start: string, t: Totals) => { start: string } & UsageTotals>(
+  ['start', 't'],
+  [{ name: 'start', expression: 'start' }, ...WIRE_FIELDS],
+  { usd, rate },
+)
 
 export const ZERO: Totals = {
   ...(Object.fromEntries(TOTALS_MEASURES.map((m) => [m.name, m.kind === 'usd' ? '0' : m.kind === 'max' ? null : 0])) as Omit<Totals, 'histogram'>),
@@ -66,14 +70,9 @@ export function change(current: number, previous: number): number | null {
   return previous === 0 ? null : (current - previous) / previous
 }
 
-const ZERO_WIRE = wireTotals(ZERO)
-
 export function zeroFilled(starts: number[], rows: BucketRow[]) {
   const byStart = new Map(rows.map((r) => [r.bucket, r.totals]))
-  return starts.map((s) => {
-    const totals = byStart.get(s)
-    return { start: new Date(s).toISOString(), ...(totals === undefined ? ZERO_WIRE : wireTotals(totals)) }
-  })
+  return starts.map((s) => wireBucket(new Date(s).toISOString(), byStart.get(s) ?? ZERO))
 }
 
 /** Zero-filled buckets that also carry the latency percentiles of each bucket. */
