@@ -19,18 +19,14 @@ export interface RecordField {
 /** `JSON.stringify(name)`: a property name or string literal that is safe in compiled code. */
 export const quoted = (name: string): string => JSON.stringify(name)
 
-/**
- * `(...params) => ({ name: expression, ... })` with `helpers` in scope. `prelude` is statements
- * run before the object is built (e.g. locals the expressions share).
- */
+/** `(...params) => ({ name: expression, ... })` with `helpers` in scope. */
 export function compileRecordBuilder<F extends (...args: never[]) => unknown>(
   params: readonly string[],
   fields: readonly RecordField[],
   helpers: Record<string, unknown> = {},
-  prelude = '',
 ): F {
   const literal = fields.map((f) => `${quoted(f.name)}: ${f.expression}`).join(',\n')
   const names = Object.keys(helpers)
-  const factory = new Function(...names, `'use strict'; return function build(${params.join(', ')}) { ${prelude}\nreturn {\n${literal}\n} }`)
+  const factory = new Function(...names, `'use strict'; return function build(${params.join(', ')}) { return {\n${literal}\n} }`)
   return factory(...names.map((n) => helpers[n])) as F
 }
