@@ -258,6 +258,9 @@ t.test("two instances: the other instance's answer is right within BUDGET_ALLOWA
   t.equal((await until(a.app, 'botId=bot_x&userId=u1', false, 'blocked where ingested')).blockedBy.length, 1)
   const seen = await until(b.app, 'botId=bot_x&userId=u1', false, 'blocked on the other instance after its sync')
   t.match(seen.blockedBy, [{ userId: 'u1', spentUsd: 1.2 }])
+  // A sync reads whole-bot and per-user spend in two concurrent statements, each with its own
+  // snapshot: one of them may see the commit a sync later than the other.
+  await waitFor(async () => (await allowance(b.app, 'botId=bot_x')).body.remainingUsd === 1.8, 'the whole-bot spend synced too', 2000)
   t.equal((await allowance(b.app, 'botId=bot_x')).body.remainingUsd, 1.8, "the whole-bot budget counts the other instance's usage too")
 
   const started = await buildBudgetApp(t, await secondConnection(), env, clock)
