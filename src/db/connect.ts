@@ -5,6 +5,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 import * as schema from './schema.js'
@@ -74,6 +75,8 @@ export interface ConnectOptions {
   readPoolSize?: number
   /** Statement timeout of the read pool, ms (Postgres only; 0 = none). */
   queryTimeoutMs?: number
+  /** Distinct statements a read connection keeps prepared before it is replaced (default PREPARED_READS_PER_CONNECTION). */
+  preparedReadsPerConnection?: number
   /** How long a query waits for a free pooled connection before it fails (see databaseFailure), ms. */
   connectTimeoutMs?: number
   /** The embedded engine's shared_buffers, MB (default DEFAULT_EMBEDDED_SHARED_BUFFERS_MB). */
@@ -91,7 +94,7 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
   const schemaName = opts.schema ?? 'public'
   const databaseUrl = opts.databaseUrl
   if (databaseUrl !== null) {
-    const poolOf = (max: number, statementTimeoutMs: number) => {
+    const poolOf = (max: number, statementTimeoutMs: number, extra = '') => {
       const pool = new pg.Pool({
         connectionString: databaseUrl,
         max,
@@ -100,7 +103,7 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
         // and, on a large table, costed far above jit_above_cost, so the server compiled them on
         // every run: 12.4 of a 13 s fold of 100k events was LLVM optimization and emission, for
         // statements that then ran in 0.5 s.
-        options: `-c timezone=UTC -c jit=off -c search_path=${schemaName}` + (statementTimeoutMs > 0 ? ` -c statement_timeout=${statementTimeoutMs}` : ''),
+        options: `-c timezone=UTC -c jit=off -c search_path=${schemaName}` + (statementTimeoutMs > 0 ? ` -c statement_timeout=${statementTimeoutMs}` : '') + (extra ? ` ${extra}` : ''),
         connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
         idleTimeoutMillis: 30_000,
       })
@@ -113,7 +116,11 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       return pool
     }
     const primary = overPool(poolOf(opts.poolSize ?? 10, 0), schemaName)
-    const readOnly = overPool(poolOf(opts.readPoolSize ?? 4, opts.queryTimeoutMs ?? 0), schemaName)
+    // Reads are prepared statements (preparedRows) planned for their values on every run: a generic
+    // plan, which plan_cache_mode=auto may pick after five runs, made some answers 3x slower.
+    const readOnly = overPool(poolOf(opts.readPoolSize ?? 4, opts.queryTimeoutMs ?? 0, '-c plan_cache_mode=force_custom_plan'), schemaName, {
+      preparedReads: opts.preparedReadsPerConnection ?? PREPARED_READS_PER_CONNECTION,
+    })
     const reads: Database = {
       ...readOnly,
       get reads() {
@@ -187,14 +194,78 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
   return database
 }
 
+/**
+ * How many distinct statements a read connection keeps prepared. A connection that has prepared
+ * this many is closed after its next statement (the pool opens a fresh one), which bounds the
+ * server memory the plans hold without reaching into the driver's statement cache.
+ */
+export const PREPARED_READS_PER_CONNECTION = 64
+
+/** Result types as drizzle's execute() returns them: timestamps, dates and intervals as text. */
+const TEXT_TIME_TYPES = new Set<number>([
+  pg.types.builtins.TIMESTAMPTZ,
+  pg.types.builtins.TIMESTAMP,
+  pg.types.builtins.DATE,
+  pg.types.builtins.INTERVAL,
+  1115, // timestamp[]
+  1182, // date[]
+  1185, // timestamptz[]
+  1187, // interval[]
+  1231, // numeric[]
+])
+const asText = (value: string) => value
+const readTypes = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') => (TEXT_TIME_TYPES.has(oid) ? asText : pg.types.getTypeParser(oid, format as 'text')),
+} as pg.CustomTypesConfig
+
+/** Postgres' error for a prepared statement whose result columns changed under it (a migration). */
+const cachedPlanChanged = (err: unknown) =>
+  (err as { code?: unknown }).code === '0A000' && /cached plan must not change result type/.test((err as Error).message)
+
+/**
+ * Runs reads as named prepared statements, one name per statement text: a rollup read of a
+ * 90-day series is tens of kB of SQL, parsed and analyzed on every run when unprepared, and the
+ * texts repeat (every value is a parameter). The read pool plans each run for its values
+ * (plan_cache_mode=force_custom_plan), so a prepared read runs the plan an unprepared one would.
+ */
+function preparedRows(pool: pg.Pool, perConnection: number) {
+  const prepared = new WeakMap<pg.PoolClient, Set<string>>()
+  return async <T>(query: SQL): Promise<T[]> => {
+    const { sql: text, params } = dialect.sqlToQuery(query)
+    const name = `r_${createHash('sha1').update(text).digest('hex')}`
+    const client = await pool.connect()
+    // Like pool.query, a connection whose statement failed is not reused.
+    let retire = false
+    try {
+      let names = prepared.get(client)
+      if (!names) prepared.set(client, (names = new Set()))
+      if (!names.has(name)) {
+        names.add(name)
+        retire = names.size >= perConnection
+      }
+      try {
+        return (await client.query({ name, text, values: params, types: readTypes })).rows as T[]
+      } catch (err) {
+        retire = true
+        if (!cachedPlanChanged(err)) throw err
+        // The connection's plan predates a schema change: run the text unprepared (the
+        // connection, whose other plans may be stale too, is then closed).
+        return (await client.query({ text, values: params, types: readTypes })).rows as T[]
+      }
+    } finally {
+      client.release(retire)
+    }
+  }
+}
+
 /** A Database over one pg pool, without `reads` (the caller pairs the pools). */
-function overPool(pool: pg.Pool, schemaName: string): Omit<Database, 'reads'> {
+function overPool(pool: pg.Pool, schemaName: string, opts: { preparedReads?: number } = {}): Omit<Database, 'reads'> {
   const db = drizzlePg(pool, { schema })
   return {
     db,
     engine: 'postgres',
     schema: schemaName,
-    rows: async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
+    rows: opts.preparedReads ? preparedRows(pool, opts.preparedReads) : async <T>(query: SQL) => rowsOf<T>(await db.execute(query)),
     prepare: <T>(name: string, query: SQL) => {
       const { sql: text, params } = dialect.sqlToQuery(query)
       return async (values: Record<string, unknown>) => (await pool.query({ name, text, values: fillPlaceholders(params, values) })).rows as T[]
