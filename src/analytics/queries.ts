@@ -12,6 +12,7 @@ import {
   parseTotals,
   type AggregateSpec,
   type BucketUnit,
+  type ColumnDimension,
   type Dimension,
   type LatencyDetail,
   type SqlRow,
@@ -141,7 +142,8 @@ export async function timeseries(
     unit: BucketUnit
     tz: string
     starts: number[]
-    groupBy: Dimension | null
+    /** A column: never null, so a group is always named. */
+    groupBy: { column: ColumnDimension } | null
     limit: number
     /** Aggregate the latency histogram of the overall buckets (for percentiles per bucket). */
     percentiles?: boolean
@@ -154,29 +156,48 @@ export async function timeseries(
     bucket: { unit: spec.unit, tz: spec.tz, starts: spec.starts },
   }
   const overall = database.rows<SqlRow>(aggregateSql(spec.percentiles ? { ...base, latency: 'histogram' } : base))
-  let byGroup: Promise<SqlRow[]> = Promise.resolve([])
-  if (spec.groupBy) {
-    byGroup = database.rows<SqlRow>(sql`
-      WITH a AS (${aggregateSql({ ...base, dimensions: [spec.groupBy] })}),
-      ranked AS (
-        SELECT g0, row_number() OVER (ORDER BY sum(cost) DESC, sum(calls) DESC, g0) AS rank, count(*) OVER () AS group_count
-        FROM a GROUP BY g0
-      )
-      SELECT a.*, ranked.rank, ranked.group_count FROM a JOIN ranked ON a.g0 IS NOT DISTINCT FROM ranked.g0
-      WHERE ranked.rank <= ${spec.limit}
-      ORDER BY ranked.rank, a.bucket`)
+  const [overallRows, ranked] = await Promise.all([overall, spec.groupBy ? topGroups(database, spec.filter, spec.span, spec.groupBy, spec.limit) : null])
+  let groupRows: SqlRow[] = []
+  if (spec.groupBy && ranked && ranked.groups.length > 0) {
+    const perBucket = aggregateSql({ ...base, dimensions: [spec.groupBy] })
+    // With more groups than shown, only the shown ones are aggregated per bucket: the condition
+    // on the grouping column reaches every branch of the union below.
+    const only = ranked.groupCount <= spec.limit ? sql`` : sql` WHERE g0 = ANY(${`{${ranked.groups.map(arrayElement).join(',')}}`}::text[])`
+    groupRows = await database.rows<SqlRow>(sql`SELECT * FROM (${perBucket}) a${only}`)
   }
-  const [overallRows, groupRows] = await Promise.all([overall, byGroup])
-  const groups: string[] = []
-  for (const r of groupRows) {
-    const g = String(r.g0)
-    if (groups[groups.length - 1] !== g) groups.push(g)
-  }
+  const groups = ranked?.groups ?? []
+  const rank = new Map(groups.map((g, i) => [g, i]))
+  const position = (r: BucketRow) => rank.get(r.group ?? '') ?? groups.length
   return {
     overall: parseBucketRows(overallRows, false),
-    byGroup: parseBucketRows(groupRows, true),
+    byGroup: parseBucketRows(groupRows, true).sort((a, b) => position(a) - position(b) || a.bucket - b.bucket),
     groups,
-    groupCount: groupRows.length > 0 ? Number(groupRows[0].group_count) : 0,
+    groupCount: ranked?.groupCount ?? 0,
+  }
+}
+
+/** A text[] literal element, quoted (any value may hold commas, quotes or braces). */
+const arrayElement = (v: string) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`
+
+/**
+ * The `limit` groups of a dimension with the highest cost over the span (then calls, then name),
+ * and how many groups have calls at all: from a cost-and-calls aggregate without buckets, which
+ * reads whole days where a series reads every bucket's edges.
+ */
+async function topGroups(
+  database: Database,
+  filter: EventFilter,
+  span: Span,
+  dimension: { column: ColumnDimension },
+  limit: number,
+): Promise<{ groups: string[]; groupCount: number }> {
+  const rows = await database.rows<SqlRow>(sql`
+    SELECT g0, count(*) OVER () AS group_count
+    FROM (${aggregateSql({ filter, ...span, dimensions: [dimension], only: ['cost', 'calls'] })}) a
+    ORDER BY cost DESC, calls DESC, g0 LIMIT ${limit}`)
+  return {
+    groups: rows.map((r) => String(r.g0)),
+    groupCount: rows.length > 0 ? Number(rows[0].group_count) : 0,
   }
 }
 

@@ -20,6 +20,13 @@ const DIMENSION_COLUMNS: Record<string, ColumnDimension> = {
 }
 const METADATA_DIMENSION = new RegExp(`^metadata\\.(${METADATA_KEY_CHARS})$`)
 
+/** A timeseries groupBy name (model, provider, botId or requestType: the schema allows no other) as its column. */
+export function columnDimension(name: string, field: string): { column: ColumnDimension } {
+  const column = DIMENSION_COLUMNS[name]
+  if (!column) throw new Errors.validation(`${field} has unknown dimension '${name}': use model, provider, botId or requestType`)
+  return { column }
+}
+
 /** A groupBy name (model, provider, botId, requestType, serviceTier or metadata.<key>) as a query dimension. */
 export function parseDimension(name: string, field: string): Dimension {
   const column = DIMENSION_COLUMNS[name]

@@ -27,7 +27,7 @@ import {
   type PagedEventRow,
 } from './queries.js'
 import { toEventFilter } from './query.js'
-import { parseDimension, requestScopes } from './request-filters.js'
+import { columnDimension, parseDimension, requestScopes } from './request-filters.js'
 import {
   BreakdownQuery,
   BreakdownResponse,
@@ -138,7 +138,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         unit: interval,
         tz,
         starts,
-        groupBy: groupBy === null ? null : parseDimension(groupBy, 'querystring.groupBy'),
+        groupBy: groupBy === null ? null : columnDimension(groupBy, 'querystring.groupBy'),
         limit: q.limit ?? 10,
         percentiles: q.percentiles ?? false,
       })
