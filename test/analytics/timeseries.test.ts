@@ -174,6 +174,32 @@ t.test('groupBy returns zero-filled series for the top groups, filters apply', a
   t.same(byBot.body.series.map((s) => [s.group, s.totals.calls]), [['kolkata', 4], ['berlin', 3]])
 })
 
+t.test('with more groups than the limit: the top groups by cost, calls, then name, any characters in a name', async (t) => {
+  const names = (id: string, at: string, model: string, cost: number) => ev(id, at, { botId: 'names', model, estimatedCost: cost })
+  await seed(app, [
+    names('n1', '2024-06-15T10:00:00Z', 'a,"b', 0.2),
+    names('n2', '2024-06-16T10:00:00Z', 'a,"b', 0.1),
+    names('n3', '2024-06-15T11:00:00Z', 'f', 0.3),
+    names('n4', '2024-06-16T11:00:00Z', 'f', 0),
+    names('n5', '2024-06-16T12:00:00Z', 'c\\d}', 0.3),
+    names('n6', '2024-06-15T12:00:00Z', '{e}', 0.1),
+  ])
+  const url = '/api/usage/timeseries?botId=names&startDate=2024-06-15&endDate=2024-06-16&groupBy=model'
+  const all = await get<Series>(app, url)
+  // Cost 0.3 three times: two calls before one, then by name.
+  t.same(all.body.series.map((s) => [s.group, s.totals.calls, s.buckets.map((b) => b.calls)]), [
+    ['a,"b', 2, [1, 1]],
+    ['f', 2, [1, 1]],
+    ['c\\d}', 1, [0, 1]],
+    ['{e}', 1, [1, 0]],
+  ])
+  for (const limit of [1, 2, 3]) {
+    const top = await get<Series>(app, `${url}&limit=${limit}`)
+    t.same(top.body.series, all.body.series.slice(0, limit), `limit=${limit}: the first ${limit} series, bucket by bucket`)
+    t.equal(top.body.otherGroups, 4 - limit)
+  }
+})
+
 t.test('bad parameters get 400 naming the parameter', async (t) => {
   const cases: [string, RegExp][] = [
     ['interval=minute', /querystring\.interval must be one of hour, day, week, month/],
