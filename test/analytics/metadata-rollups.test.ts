@@ -136,6 +136,12 @@ async function checkRandomRanges(t: Test, key: string, since: number | null, n: 
     const where = `${key} ${new Date(from).toISOString()}..${new Date(to).toISOString()} ${tz}${botId ? ` ${botId}` : ''}`
     t.same(api.groups, raw, `groups equal the raw GROUP BY: ${where}`)
     t.equal(api.source, since !== null && from >= since ? 'rollups' : 'raw', `source: ${where}`)
+    // Fewer rows than groups: the first rows of the whole answer, the other row included.
+    const url = `/api/usage/breakdown?groupBy=metadata.${key}&startDate=${encodeURIComponent(new Date(from).toISOString())}&endDate=${encodeURIComponent(new Date(to - 1).toISOString())}&tz=${encodeURIComponent(tz)}${botId ? `&botId=${botId}` : ''}`
+    const whole = await get<BreakdownBody>(app, `${url}&limit=1000`)
+    const limit = 1 + Math.floor(random() * 3)
+    const part = await get<BreakdownBody>(app, `${url}&limit=${limit}`)
+    t.same([part.body.rows, part.body.totals], [whole.body.rows.slice(0, limit), whole.body.totals], `limit=${limit}: the first rows and the same totals: ${where}`)
   }
 }
 

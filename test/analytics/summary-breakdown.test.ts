@@ -144,6 +144,20 @@ t.test('breakdown by one and two dimensions, sorted and limited', async (t) => {
   t.match(limited.body.totals, { calls: 4 }, 'totals cover every group, not just the shown ones')
 })
 
+t.test('a limited breakdown shows the first rows of the whole one, every measure equal', async (t) => {
+  const q = 'startDate=2024-05-02&endDate=2024-05-02'
+  for (const groupBy of ['model,botId', 'metadata.userId', 'metadata.tag,botId', 'botId,metadata.userId']) {
+    for (const sort of ['cost', 'calls', 'failures']) {
+      const whole = await get<Breakdown>(app, `/api/usage/breakdown?groupBy=${groupBy}&sort=${sort}&${q}`)
+      for (let limit = 1; limit < whole.body.rows.length; limit++) {
+        const part = await get<Breakdown>(app, `/api/usage/breakdown?groupBy=${groupBy}&sort=${sort}&limit=${limit}&${q}`)
+        t.same(part.body.rows, whole.body.rows.slice(0, limit), `${groupBy} by ${sort}, limit=${limit}: the same rows`)
+        t.same([part.body.totals, part.body.groupCount], [whole.body.totals, whole.body.groupCount], `${groupBy} by ${sort}, limit=${limit}: the same totals`)
+      }
+    }
+  }
+})
+
 t.test('breakdown by a metadata key, alone and with a column', async (t) => {
   const q = 'startDate=2024-05-02&endDate=2024-05-02'
   const users = await get<Breakdown>(app, `/api/usage/breakdown?groupBy=metadata.userId&${q}`)
