@@ -195,9 +195,10 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
 }
 
 /**
- * How many distinct statements a read connection keeps prepared. A connection that has prepared
- * this many is closed after its next statement (the pool opens a fresh one), which bounds the
- * server memory the plans hold without reaching into the driver's statement cache.
+ * How many distinct statements a read connection keeps prepared (~0.27 MB of server memory each
+ * for the analytics reads). The statement that prepares the last of them closes its connection
+ * when done (the pool opens a fresh one): that bounds the memory without reaching into the
+ * driver's statement cache.
  */
 export const PREPARED_READS_PER_CONNECTION = 64
 
