@@ -38,6 +38,11 @@ export interface Config {
   pgPoolSize: number
   /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
   pgReadPoolSize: number
+  /**
+   * random_page_cost of the read pool's sessions (PG_READ_RANDOM_PAGE_COST): undefined for the
+   * default (DEFAULT_READ_RANDOM_PAGE_COST in db/connect.ts), null for the server's own setting.
+   */
+  pgReadRandomPageCost: number | null | undefined
   /** The embedded engine's shared_buffers, MB (default 32, as DEFAULT_EMBEDDED_SHARED_BUFFERS_MB in db/connect.ts; PGlite's own is 128). */
   embeddedSharedBuffersMb: number
   /** How long a query waits for a free pooled connection before answering 503 DATABASE_BUSY, ms. */
@@ -191,6 +196,15 @@ export function loadConfig(env: Env = process.env): Config {
 
   const retention = int('RETENTION_DAYS', 0, 0, 36500)
 
+  const randomPageCostRaw = str('PG_READ_RANDOM_PAGE_COST')
+  let pgReadRandomPageCost: number | null | undefined
+  if (randomPageCostRaw !== undefined) {
+    const n = Number(randomPageCostRaw)
+    if (!/^\d{1,4}(\.\d{1,3})?$/.test(randomPageCostRaw) || n > 1000) {
+      problems.push(`PG_READ_RANDOM_PAGE_COST must be a number between 0 and 1000, 0 for the server's own setting (got "${randomPageCostRaw}")`)
+    } else pgReadRandomPageCost = n === 0 ? null : n
+  }
+
   const budgetTimeZone = str('BUDGET_TIMEZONE') ?? 'UTC'
   const budgetZone = canonicalTimeZone(budgetTimeZone)
   if (budgetZone === null) problems.push(timeZoneProblem('BUDGET_TIMEZONE', budgetTimeZone))
@@ -258,6 +272,7 @@ export function loadConfig(env: Env = process.env): Config {
     metadataRollups: { keys: metadataRollupKeys, maxValues: int('METADATA_ROLLUP_MAX_VALUES', 1000, 1, 1_000_000) },
     pgPoolSize: int('PG_POOL_SIZE', 10, 1, 200),
     pgReadPoolSize: int('PG_READ_POOL_SIZE', 4, 1, 200),
+    pgReadRandomPageCost,
     embeddedSharedBuffersMb: int('EMBEDDED_SHARED_BUFFERS_MB', 32, 1, 4096),
     pgConnectTimeoutMs: int('PG_CONNECT_TIMEOUT_MS', 5000, 100, 120_000),
     queryTimeoutMs,

@@ -29,6 +29,7 @@ export async function openDatabases(app: FastifyInstance, config: Config, given?
       schema: config.databaseSchema,
       poolSize: config.pgPoolSize,
       readPoolSize: config.pgReadPoolSize,
+      readRandomPageCost: config.pgReadRandomPageCost,
       queryTimeoutMs: config.queryTimeoutMs,
       connectTimeoutMs: config.pgConnectTimeoutMs,
       embeddedSharedBuffersMb: config.embeddedSharedBuffersMb,
@@ -55,6 +56,7 @@ export async function openDatabases(app: FastifyInstance, config: Config, given?
           // Only the read pool is used on a replica: the primary-side pool stays at one idle slot.
           poolSize: 1,
           readPoolSize: config.pgReadPoolSize,
+          readRandomPageCost: config.pgReadRandomPageCost,
           queryTimeoutMs: config.queryTimeoutMs,
           connectTimeoutMs: config.pgConnectTimeoutMs,
           onPoolError: (err) => app.log.warn({ err }, 'idle read-replica connection failed'),

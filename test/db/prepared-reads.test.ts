@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import { DEFAULT_READ_RANDOM_PAGE_COST } from '../../src/db/connect.js'
 import { createTestDatabase, ENGINE } from '../helpers/db.js'
 
 /**
@@ -18,6 +19,17 @@ t.test('reads answer as unprepared statements do, with timestamps as text', { sk
   t.same(unprepared, [{ at: '2026-01-02 03:04:05.678+00', cost: '12.3400', n: '7', missing: null }])
   for (let i = 0; i < 8; i++) t.same(await database.reads.rows(query), unprepared, `run ${i + 1} of the prepared statement`)
   t.same(await database.reads.rows(sql`SHOW plan_cache_mode`), [{ plan_cache_mode: 'force_custom_plan' }], 'each run is planned for its values')
+})
+
+t.test('read sessions price random page reads for cached data, unless told to keep the server setting', { skip }, async (t) => {
+  const fast = await createTestDatabase(t, { readPoolSize: 1, migrate: false })
+  const [serverSetting] = await fast.rows<{ random_page_cost: string }>(sql`SHOW random_page_cost`)
+  t.not(serverSetting.random_page_cost, String(DEFAULT_READ_RANDOM_PAGE_COST), "the primary pool keeps the server's setting")
+  t.same(await fast.reads.rows(sql`SHOW random_page_cost`), [{ random_page_cost: String(DEFAULT_READ_RANDOM_PAGE_COST) }])
+  const server = await createTestDatabase(t, { readPoolSize: 1, migrate: false, readRandomPageCost: null })
+  t.same(await server.reads.rows(sql`SHOW random_page_cost`), [serverSetting])
+  const chosen = await createTestDatabase(t, { readPoolSize: 1, migrate: false, readRandomPageCost: 2.5 })
+  t.same(await chosen.reads.rows(sql`SHOW random_page_cost`), [{ random_page_cost: '2.5' }])
 })
 
 t.test('a read that fails leaves the next reads working', { skip }, async (t) => {

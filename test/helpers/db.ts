@@ -22,7 +22,7 @@ interface Teardown {
  */
 export async function createTestDatabase(
   t: Teardown,
-  opts: Pick<ConnectOptions, 'poolSize' | 'readPoolSize' | 'queryTimeoutMs' | 'connectTimeoutMs' | 'preparedReadsPerConnection'> & { migrate?: boolean } = {},
+  opts: Pick<ConnectOptions, 'poolSize' | 'readPoolSize' | 'queryTimeoutMs' | 'connectTimeoutMs' | 'preparedReadsPerConnection' | 'readRandomPageCost'> & { migrate?: boolean } = {},
 ): Promise<Database> {
   const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`
   const database = await connectDatabase({
