@@ -39,10 +39,10 @@ export interface Config {
   /** Separate Postgres pool for heavy reads (analytics, reports, exports), so ingest never waits behind them. */
   pgReadPoolSize: number
   /**
-   * random_page_cost of the read pool's sessions (PG_READ_RANDOM_PAGE_COST): undefined for the
-   * default (DEFAULT_READ_RANDOM_PAGE_COST in db/connect.ts), null for the server's own setting.
+   * random_page_cost of the read pool's sessions (PG_READ_RANDOM_PAGE_COST; default 1.1, as
+   * DEFAULT_READ_RANDOM_PAGE_COST in db/connect.ts), null for the server's own setting.
    */
-  pgReadRandomPageCost: number | null | undefined
+  pgReadRandomPageCost: number | null
   /** The embedded engine's shared_buffers, MB (default 32, as DEFAULT_EMBEDDED_SHARED_BUFFERS_MB in db/connect.ts; PGlite's own is 128). */
   embeddedSharedBuffersMb: number
   /** How long a query waits for a free pooled connection before answering 503 DATABASE_BUSY, ms. */
@@ -197,7 +197,7 @@ export function loadConfig(env: Env = process.env): Config {
   const retention = int('RETENTION_DAYS', 0, 0, 36500)
 
   const randomPageCostRaw = str('PG_READ_RANDOM_PAGE_COST')
-  let pgReadRandomPageCost: number | null | undefined
+  let pgReadRandomPageCost: number | null = 1.1
   if (randomPageCostRaw !== undefined) {
     const n = Number(randomPageCostRaw)
     if (!/^\d{1,4}(\.\d{1,3})?$/.test(randomPageCostRaw) || n > 1000) {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
+import { DEFAULT_READ_RANDOM_PAGE_COST } from '../src/db/connect.js'
 
 t.test('defaults', async (t) => {
   const c = loadConfig({})
@@ -53,7 +54,7 @@ t.test('read pool, heavy-read turns and HTTP limits: defaults, and combinations 
   t.throws(() => loadConfig({ QUERY_TIMEOUT_MS: '120000' }), { message: /HTTP_IDLE_TIMEOUT_MS \(120000\) must exceed QUERY_TIMEOUT_MS \+ ANALYTICS_MAX_QUEUE_WAIT_MS \(130000\)/ })
   t.doesNotThrow(() => loadConfig({ QUERY_TIMEOUT_MS: '120000', HTTP_IDLE_TIMEOUT_MS: '0' }), 'no idle timeout, no conflict')
   t.throws(() => loadConfig({ ANALYTICS_MAX_CONCURRENT: '0', PG_READ_POOL_SIZE: 'x' }), { message: /PG_READ_POOL_SIZE must be an integer/ })
-  t.equal(loadConfig({}).pgReadRandomPageCost, undefined, 'unset: the default of db/connect.ts')
+  t.equal(loadConfig({}).pgReadRandomPageCost, DEFAULT_READ_RANDOM_PAGE_COST, 'unset: the default of db/connect.ts')
   t.equal(loadConfig({ PG_READ_RANDOM_PAGE_COST: '1.5' }).pgReadRandomPageCost, 1.5)
   t.equal(loadConfig({ PG_READ_RANDOM_PAGE_COST: '0' }).pgReadRandomPageCost, null, "0: the server's own setting")
   for (const bad of ['-1', 'fast', '1e3', '2000', '1.5.2']) {
