@@ -43,14 +43,21 @@ export interface TimeSpan {
   to: number
 }
 
+/**
+ * Where the rows of a span are grouped: a grain (at the midpoint of the coarser row of that grain
+ * they belong to), an instant (epoch ms: every row at that time), or null (at the rows' own time).
+ */
+export type Anchor = RollupGrain | number | null
+
 export interface PlanSpan extends TimeSpan {
   /** -1: the part of a coarser row that lies outside its piece, subtracted. */
   sign: 1 | -1
   /**
-   * The grain of the coarser row this span belongs to: its rows are grouped at that row's
-   * midpoint. Null when the span lies inside its piece (grouped at the rows' own time).
+   * Where the coarser row this span belongs to is grouped: the midpoint of its grain's row when
+   * the piece holds that midpoint, else the piece's start (a piece reaching the present, below).
+   * Null when the span lies inside its piece (grouped at the rows' own time).
    */
-  anchor: RollupGrain | null
+  anchor: Anchor
 }
 
 export type Source = RollupGrain | 'raw'
@@ -61,6 +68,14 @@ export interface PlanOptions {
   grains: readonly RollupGrain[]
   /** Whether a coarser row minus finer rows may replace finer rows (not for maxima). */
   subtract: boolean
+  /**
+   * The present (epoch ms; default: none, every instant counts as past). Events after it are
+   * rare (only those dated ahead within the allowed clock skew), so reading a span after it
+   * costs next to nothing: a piece that reaches the present, the end of "the last 24 hours",
+   * is read as its coarser row minus the part after now, not as raw events since the last
+   * quarter-hour, whose number grows with the ingest rate.
+   */
+  present?: number
 }
 
 const floorTo = (t: number, unit: number) => (Number.isFinite(t) ? Math.floor(t / unit) * unit : t)
@@ -75,18 +90,26 @@ function push(spans: PlanSpan[], span: PlanSpan): void {
   else spans.push(span)
 }
 
+/** The past part of [from, to): what reading it costs, in time (see PlanOptions.present). */
+const pastPart = (from: number, to: number, present: number) => Math.max(0, Math.min(to, present) - from)
+
 /** Adds [a, b) with `sign` to the plan from grain `level` of opts.grains down to raw events. */
-function cover(plan: SourcePlan, a: number, b: number, level: number, sign: 1 | -1, anchor: RollupGrain | null, opts: PlanOptions): void {
+function cover(plan: SourcePlan, a: number, b: number, level: number, sign: 1 | -1, anchor: Anchor, opts: PlanOptions): void {
   if (a >= b) return
   const grain = opts.grains[level]
   if (grain === undefined) return push(plan.raw, { from: a, to: b, sign, anchor })
   const unit = GRAIN_MS[grain]
-  // A part of [a, b) that lies inside one unit of this grain.
+  const present = opts.present ?? Infinity
+  // A part of [a, b) that lies inside one unit of this grain: read as the unit's row minus the
+  // rest of the unit when the rest costs less to read than the piece (in the past: when the piece
+  // is more than half of the unit).
   const piece = (p: number, q: number) => {
     if (p >= q) return
-    if (opts.subtract && q - p > unit / 2) {
-      const u = floorTo(p, unit)
-      const rowAnchor = anchor ?? grain
+    const u = floorTo(p, unit)
+    if (opts.subtract && pastPart(u, p, present) + pastPart(q, u + unit, present) < pastPart(p, q, present)) {
+      // The piece holds the row's midpoint when it is more than half of the unit; else (a piece
+      // reaching the present) its rows are grouped at the piece's start, which is in its bucket.
+      const rowAnchor = anchor ?? (q - p > unit / 2 ? grain : p)
       push(plan[grain], { from: u, to: u + unit, sign, anchor: rowAnchor })
       const minus = sign === 1 ? -1 : 1
       cover(plan, u, p, level + 1, minus, rowAnchor, opts)
@@ -274,15 +297,17 @@ export function rollupFor(grain: RollupGrain, spec: AggregateSpec): RollupTable 
   return ROLLUPS_NARROWEST_FIRST[grain].find((r) => needed.every((k) => r.keys.includes(k)))
 }
 
-/** The time a source row is grouped at: its own, or the midpoint of the coarser row it belongs to. */
-function rowTime(column: string, anchor: RollupGrain | null): string {
-  if (anchor === null) return column
-  return `${grainStart(anchor, column)} + interval '${GRAIN_MS[anchor] / 2000} seconds'`
+/** The time a source row is grouped at: its own, the midpoint of the coarser row it belongs to, or the anchor instant. */
+function rowTime(column: string, anchor: Anchor): SQL {
+  if (anchor === null) return sql.raw(column)
+  // A parameter, not a literal: the statement's text stays the same from one request to the next.
+  if (typeof anchor === 'number') return sql`${new Date(anchor).toISOString()}::timestamptz`
+  return sql.raw(`${grainStart(anchor, column)} + interval '${GRAIN_MS[anchor] / 2000} seconds'`)
 }
 
 /** The spans of one source split by (sign, anchor): each group is one SELECT. */
-function spanGroups(spans: PlanSpan[]): { sign: 1 | -1; anchor: RollupGrain | null; spans: PlanSpan[] }[] {
-  const groups = new Map<string, { sign: 1 | -1; anchor: RollupGrain | null; spans: PlanSpan[] }>()
+function spanGroups(spans: PlanSpan[]): { sign: 1 | -1; anchor: Anchor; spans: PlanSpan[] }[] {
+  const groups = new Map<string, { sign: 1 | -1; anchor: Anchor; spans: PlanSpan[] }>()
   for (const s of spans) {
     const key = `${s.sign}:${s.anchor}`
     let group = groups.get(key)
@@ -343,14 +368,14 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
       : { table: rollupFor(grain, spec)?.name, rowDims: dimList, condition: where }
     if (!table) throw new Error(`no ${grain} rollup has the keys of this question`)
     for (const g of spanGroups(plan[grain])) {
-      branches.push(sql`SELECT ${sql.raw(rowTime(grain, g.anchor))} AS t${rowDims}, ${sql.raw(rollupMeasures(measures, g.sign))}
+      branches.push(sql`SELECT ${rowTime(grain, g.anchor)} AS t${rowDims}, ${sql.raw(rollupMeasures(measures, g.sign))}
         FROM ${sql.raw(table)} WHERE ${condition} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
-      branches.push(sql`SELECT ${sql.raw(rowTime(grainStart(grain, 'created_at'), g.anchor))} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
+      branches.push(sql`SELECT ${rowTime(grainStart(grain, 'created_at'), g.anchor)} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
         FROM ${sql.raw(TAIL)} WHERE ${tailRowsIn(grain, g.spans)}`)
     }
   }
   for (const g of spanGroups(plan.raw)) {
-    branches.push(sql`SELECT ${sql.raw(rowTime('created_at', g.anchor))} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
+    branches.push(sql`SELECT ${rowTime('created_at', g.anchor)} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
       FROM usage_events WHERE ${where} AND ${spansCondition('created_at', g.spans)}`)
   }
   if (branches.length === 0) {
@@ -377,13 +402,13 @@ export function planFor(spec: AggregateSpec): SourcePlan {
   if (metadata) {
     // Raw events before the key was declared, the metadata rollups (and their edges) after.
     const split = Math.min(Math.max(spec.from, metadata.since), spec.to)
-    const plan = planSources(split, spec.to, spec.bucket?.starts ?? [], { grains: METADATA_GRAINS, subtract: subtractable(measuresOf(spec)) })
+    const plan = planSources(split, spec.to, spec.bucket?.starts ?? [], { grains: METADATA_GRAINS, subtract: subtractable(measuresOf(spec)), present: Date.now() })
     const before = rawOnlyPlan(spec.from, split).raw
     return { ...plan, raw: [...before, ...plan.raw] }
   }
   if ((spec.dimensions ?? []).some((d) => !('column' in d))) return rawOnlyPlan(spec.from, spec.to)
   const grains = ROLLUP_GRAINS.filter((g) => rollupFor(g, spec) !== undefined)
-  return planSources(spec.from, spec.to, spec.bucket?.starts ?? [], { grains, subtract: subtractable(measuresOf(spec)) })
+  return planSources(spec.from, spec.to, spec.bucket?.starts ?? [], { grains, subtract: subtractable(measuresOf(spec)), present: Date.now() })
 }
 
 /**

@@ -26,6 +26,7 @@ function prng(seed: number): () => number {
 /** Where the reader groups a row at time x read through `span` (see rowTime in sources.ts). */
 function groupedAt(span: PlanSpan, source: Source, x: number): number {
   if (span.anchor === null) return source === 'raw' ? x : Math.floor(x / GRAIN_MS[source]) * GRAIN_MS[source]
+  if (typeof span.anchor === 'number') return span.anchor
   const unit = GRAIN_MS[span.anchor]
   return Math.floor(x / unit) * unit + unit / 2
 }
@@ -63,14 +64,18 @@ t.test('every instant counts once, in its own bucket, whatever the grains and cu
   const random = prng(15)
   const base = Date.parse('2024-03-25T00:00:00Z')
   let checked = 0
-  for (let round = 0; round < 300; round++) {
-    const opts = grainSets[round % grainSets.length]
+  let withPresent = 0
+  for (let round = 0; round < 600; round++) {
+    // Half the rounds with a present somewhere around the range (parts after it cost nothing to read).
+    const present = round % 2 === 0 ? undefined : base + Math.floor(random() * 12 * DAY) - DAY
+    const opts = { ...grainSets[round % grainSets.length], present }
     // Offsets on a 15-minute grid, on whole minutes and on milliseconds: zone boundaries and range edges.
     const at = () => base + Math.floor(random() * 10 * DAY / [15 * MINUTE, MINUTE, 1][round % 3]) * [15 * MINUTE, MINUTE, 1][round % 3]
     const [from, to] = [at(), at()].sort((a, b) => a - b)
     if (from === to) continue
     const cuts = Array.from({ length: Math.floor(random() * 6) }, at).sort((a, b) => a - b)
     const plan = planSources(from, to, cuts, opts)
+    if (present !== undefined) withPresent++
     const points = [from, ...cuts.filter((c) => c > from && c < to), to]
     for (let x = from - 2 * DAY; x < to + 2 * DAY; x += 7 * MINUTE + Math.floor(random() * 8 * MINUTE)) {
       const net = netCounts(plan, points, x)
@@ -83,7 +88,8 @@ t.test('every instant counts once, in its own bucket, whatever the grains and cu
       checked++
     }
   }
-  t.ok(checked > 10_000, `${checked} instants checked`)
+  t.ok(checked > 20_000, `${checked} instants checked`)
+  t.ok(withPresent > 250, `${withPresent} ranges planned with a present`)
 })
 
 const rows = (plan: SourcePlan, source: Source) =>
@@ -111,6 +117,26 @@ t.test('a local day reads its UTC day plus or minus the hours (or quarters) wher
   const additive = planSources(Date.parse('2024-03-14T23:00:00Z'), Date.parse('2024-03-15T23:00:00Z'), [], { ...full, subtract: false })
   t.same([rows(additive, 'day'), rows(additive, 'hour')], [0, 24])
   t.ok([...additive.day, ...additive.hour, ...additive.raw].every((s) => s.sign === 1 && s.anchor === null))
+})
+
+t.test('a range ending now reads no raw events before now but at its start', async (t) => {
+  const full: PlanOptions = { grains: ['day', 'hour', 'quarter_hour'], subtract: true }
+  const rawBefore = (plan: SourcePlan, at: number) => plan.raw.reduce((ms, s) => ms + Math.max(0, Math.min(s.to, at) - s.from), 0)
+  // Now is 3 minutes into a quarter-hour and an hour, 3 hours into the day: the last 24 hours.
+  const now = Date.parse('2024-03-15T03:03:23.456Z')
+  const last24 = planSources(now - DAY, now, [], { ...full, present: now })
+  t.equal(rawBefore(last24, now - DAY + 15 * MINUTE), rawBefore(last24, now), 'raw events only at the start edge')
+  t.ok(rawBefore(last24, now) <= 7.5 * MINUTE, 'at most half a quarter-hour of them')
+  t.ok(last24.day.some((s) => s.sign === 1 && s.from === Date.parse('2024-03-15T00:00:00Z')), "today's row, minus the rest of the day")
+  // Without a present, the end edge is read as raw events since the last quarter-hour.
+  const past = planSources(now - DAY, now, [], full)
+  t.equal(rawBefore(past, now) - rawBefore(past, now - DAY + 15 * MINUTE), 3 * MINUTE + 23_456)
+  // With hour buckets in Asia/Kolkata (cuts at :30), the 3 minutes since 03:00Z are the 03:00 hour's
+  // row minus the rest of that hour, grouped at 03:00Z (in the 02:30Z bucket, as its midpoint is not).
+  const cuts = Array.from({ length: 25 }, (_, i) => Date.parse('2024-03-14T03:30:00Z') + i * HOUR)
+  const kolkata = planSources(now - DAY, now, cuts, { ...full, present: now })
+  t.ok([...kolkata.hour, ...kolkata.quarter_hour, ...kolkata.raw].some((s) => s.anchor === Date.parse('2024-03-15T03:00:00Z')))
+  t.equal(rawBefore(kolkata, now - DAY + 15 * MINUTE), rawBefore(kolkata, now))
 })
 
 t.test('each grain is read from the narrowest rollup with the keys of the question', async (t) => {

@@ -1,0 +1,108 @@
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { foldAll } from '../../src/usage/rollups.js'
+import { buildTestApp } from '../helpers/app.js'
+import { createTestDatabase } from '../helpers/db.js'
+import { get, seed, seededUsageEvents } from './support.js'
+
+/**
+ * Ranges that end now are planned knowing that hardly any event lies after now: the part of the
+ * current quarter-hour, hour and day since its start is read as that row minus what lies after
+ * now (see PlanOptions.present). Events dated ahead of now (within the allowed clock skew) exist,
+ * some folded and some not: every answer must still equal a GROUP BY over the raw events.
+ */
+
+const database = await createTestDatabase(t)
+const { app } = await buildTestApp(t, database)
+
+const { random, fields } = seededUsageEvents(20261204, { idPrefix: 'n', requestType: 'message', errorMessage: ['timeout', 'overloaded'] })
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+const start = Date.now()
+
+/** Mostly in the last three days, densest in the last hour, and some up to 4.5 minutes ahead. */
+function event(): Record<string, unknown> {
+  const r = random()
+  const offset = r < 0.1 ? -Math.floor(random() * 270_000) : r < 0.5 ? Math.floor(random() * HOUR) : Math.floor(random() * 3 * DAY)
+  return { ...fields(random() < 0.9), latencyMs: 1 + Math.floor(random() * 20_000), createdAt: new Date(start - offset).toISOString() }
+}
+
+// Half folded into the rollups, half still above the watermark (the tail every read adds).
+const folded = Array.from({ length: 1500 }, event)
+await seed(app, folded)
+await foldAll(database)
+const tail = Array.from({ length: 1500 }, event)
+await seed(app, tail)
+
+const num = (v: unknown) => Number(v ?? 0)
+const totalsOf = (x: { calls: number; failures: number; inputTokens: number; cost: number | string }) => [x.calls, x.failures, x.inputTokens, Number(x.cost)]
+const rawTotals = (rows: Record<string, unknown>[]) => rows.map((r) => [num(r.calls), num(r.failures), num(r.input_tokens), num(r.cost)])
+
+t.test('ranges ending now equal raw events, with events dated ahead of now', async (t) => {
+  const zones = ['UTC', 'Europe/Berlin', 'Asia/Kolkata', 'Asia/Kathmandu']
+  for (const [i, hours] of [1, 24, 24 * 7, 30, 24 * 3 + 7].entries()) {
+    const now = Date.now()
+    const from = new Date(now - hours * HOUR - Math.floor(random() * MINUTE)).toISOString()
+    const to = new Date(now).toISOString()
+    // endDate is inclusive: the range is [from, to + 1 ms).
+    const range = `startDate=${encodeURIComponent(from)}&endDate=${encodeURIComponent(to)}`
+    const until = new Date(now + 1).toISOString()
+    const tz = zones[i % zones.length]
+    const botId = i % 2 === 0 ? 'bot_b' : undefined
+    const botQuery = botId ? `&botId=${botId}` : ''
+    const bot = botId ? sql`AND bot_id = ${botId}` : sql``
+    const label = `last ${hours} h in ${tz}${botId ? ', bot_b' : ''}`
+    const totals = sql`count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failures, coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(cost), 0) AS cost`
+
+    const summary = await get<{ totals: { calls: number; failures: number; inputTokens: number; cost: string } }>(app, `/api/usage/summary?${range}${botQuery}`)
+    t.equal(summary.status, 200, label)
+    const raw = await database.rows<Record<string, unknown>>(sql`SELECT ${totals} FROM usage_events WHERE created_at >= ${from} AND created_at < ${until} ${bot}`)
+    t.same([totalsOf(summary.body.totals)], rawTotals(raw), `summary: ${label}`)
+    t.ok(summary.body.totals.calls > 0, `the range holds events: ${label}`)
+
+    for (const interval of ['hour', 'day'] as const) {
+      const series = await get<{ buckets: { start: string; calls: number; failures: number; inputTokens: number; cost: string }[] }>(
+        app,
+        `/api/usage/timeseries?interval=${interval}&tz=${tz}&${range}${botQuery}`,
+      )
+      t.equal(series.status, 200, label)
+      const buckets = await database.rows<Record<string, unknown>>(sql`
+        SELECT date_trunc(${interval}, created_at, ${tz}) AS bucket, ${totals} FROM usage_events
+        WHERE created_at >= ${from} AND created_at < ${until} ${bot} GROUP BY 1 ORDER BY 1`)
+      t.same(
+        series.body.buckets.filter((b) => b.calls > 0).map((b) => [b.start, ...totalsOf(b)]),
+        buckets.map((b, k) => [new Date(b.bucket as string).toISOString(), ...rawTotals(buckets)[k]]),
+        `${interval} series: ${label}`,
+      )
+    }
+
+    const byModel = await get<{ series: { group: string; buckets: { start: string; calls: number; failures: number; inputTokens: number; cost: string }[] }[] }>(
+      app,
+      `/api/usage/timeseries?interval=hour&groupBy=model&tz=${tz}&${range}${botQuery}`,
+    )
+    const perModel = await database.rows<Record<string, unknown>>(sql`
+      SELECT model, date_trunc('hour', created_at, ${tz}) AS bucket, ${totals} FROM usage_events
+      WHERE created_at >= ${from} AND created_at < ${until} ${bot} GROUP BY 1, 2 ORDER BY 1, 2`)
+    t.same(
+      byModel.body.series
+        .flatMap((s) => s.buckets.filter((b) => b.calls > 0).map((b) => [s.group, b.start, ...totalsOf(b)]))
+        .sort((x, y) => String(x[0]).localeCompare(String(y[0])) || String(x[1]).localeCompare(String(y[1]))),
+      perModel.map((r, k) => [r.model, new Date(r.bucket as string).toISOString(), ...rawTotals(perModel)[k]]),
+      `hour series by model: ${label}`,
+    )
+
+    const breakdown = await get<{ rows: { group: Record<string, string>; calls: number; failures: number; inputTokens: number; cost: string }[] }>(
+      app,
+      `/api/usage/breakdown?groupBy=model&tz=${tz}&${range}${botQuery}`,
+    )
+    t.equal(breakdown.status, 200, label)
+    const models = await database.rows<Record<string, unknown>>(sql`
+      SELECT model, ${totals} FROM usage_events WHERE created_at >= ${from} AND created_at < ${until} ${bot} GROUP BY 1 ORDER BY 1`)
+    t.same(
+      breakdown.body.rows.map((g) => [g.group.model, ...totalsOf(g)]).sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
+      models.map((m, k) => [m.model, ...rawTotals(models)[k]]),
+      `breakdown by model: ${label}`,
+    )
+  }
+})
