@@ -19,7 +19,26 @@ export const EXPORT_BATCH_SIZE = 2000
  */
 export const EMBEDDED_EXPORT_BATCH_SIZE = 500
 
+/**
+ * Events turned into text in one go while exporting; the export then lets the event loop serve
+ * whatever arrived meanwhile before it goes on, so no request waits behind a whole batch.
+ */
+export const EXPORT_SLICE_SIZE = 200
+
 export type ExportFormat = 'csv' | 'jsonl'
+
+/** Lets I/O callbacks that are due (other requests, their queries' answers) run first. */
+const yieldToOthers = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** The rows of every batch, EXPORT_SLICE_SIZE at a time, yielding to the event loop between slices. */
+async function* slicesOf(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenerator<PagedEventRow[]> {
+  for await (const rows of batches) {
+    for (let i = 0; i < rows.length; i += EXPORT_SLICE_SIZE) {
+      if (i > 0) await yieldToOthers()
+      yield rows.slice(i, i + EXPORT_SLICE_SIZE)
+    }
+  }
+}
 
 /** Fastify pipes a stream as the body; the type provider only knows the schema's string. */
 const asStreamedBody = (stream: Readable) => stream as unknown as string
@@ -112,7 +131,7 @@ async function* csvExport(batches: AsyncGenerator<PagedEventRow[]>, onFailure: (
 }
 
 async function* csvRows(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenerator<string> {
-  for await (const rows of batches) {
+  for await (const rows of slicesOf(batches)) {
     let chunk = ''
     for (const r of rows) {
       const e = toUsageEvent(r)
@@ -154,7 +173,7 @@ async function* csvRows(batches: AsyncGenerator<PagedEventRow[]>): AsyncGenerato
 async function* jsonlExport(batches: AsyncGenerator<PagedEventRow[]>, onFailure: (err: unknown) => void): AsyncGenerator<string> {
   let sent = 0
   try {
-    for await (const rows of batches) {
+    for await (const rows of slicesOf(batches)) {
       let chunk = ''
       for (const r of rows) chunk += JSON.stringify(toUsageEvent(r)) + '\n'
       yield chunk
