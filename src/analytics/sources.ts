@@ -27,7 +27,8 @@ import { LATENCY_BUCKETS, measuresFor, TOTALS_MEASURES, type CoreMeasureName, ty
  * read as that day's row MINUS the hours outside the piece (and likewise an hour as its row minus
  * the quarter-hours outside), so a Berlin day is one daily row per key plus one hour and minus
  * one hour, not 24 hourly rows. Sums and histograms subtract exactly; the maximum latency does
- * not, so questions that need it are planned without subtraction.
+ * not, so questions that need it are planned without subtraction. A piece that reaches the present
+ * is read as its row minus the part after now, which holds next to no events (PlanOptions.present).
  *
  * Rows of a subtracted part and of the coarser row it is taken from belong to the bucket of that
  * row: the piece covers more than half of the row's span and is contiguous, so it contains the
