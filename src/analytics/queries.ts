@@ -4,6 +4,7 @@ import type { Database } from '../db/connect.js'
 import { filterConditions, type EventFilter, type EventRow } from '../db/event-store.js'
 import {
   aggregateSql,
+  runAggregate,
   decodeMetadataGroup,
   measureAggregates,
   metadataGroupsEncoded,
@@ -67,7 +68,7 @@ export function statsFromRollups(database: Database, f: EventFilter): Promise<Sq
 
 /** Totals over a span, no grouping. */
 export async function totalsOver(database: Database, filter: EventFilter, span: Span, latency: LatencyDetail = 'none'): Promise<Totals> {
-  const [row] = await database.rows<SqlRow>(aggregateSql({ filter, ...span, latency }))
+  const [row] = await runAggregate(database, { filter, ...span, latency })
   return parseTotals(row)
 }
 
@@ -83,7 +84,7 @@ export interface SummaryGroups {
  */
 export async function summaryGroups(database: Database, filter: EventFilter, span: Span, limit: number): Promise<SummaryGroups> {
   const [totalRows, modelRows, botRows] = await Promise.all([
-    database.rows<SqlRow>(aggregateSql({ filter, ...span, latency: 'histogram' })),
+    runAggregate(database, { filter, ...span, latency: 'histogram' }),
     database.rows<SqlRow>(aggregateSql({ filter, ...span, dimensions: [{ column: 'provider' }, { column: 'model' }] })),
     database.rows<SqlRow>(aggregateSql({ filter, ...span, dimensions: [{ column: 'bot_id' }] })),
   ])

@@ -77,6 +77,13 @@ export interface PlanOptions {
    * quarter-hour, whose number grows with the ingest rate.
    */
   present?: number
+  /**
+   * With subtract off (a maximum is asked for): still read a piece that reaches the present as its
+   * row minus the part after now when nothing of that part lies before now. Subtracted rows then
+   * add nothing to the maximum, and the statement counts them (SUBTRACTED_ROWS): the row's maximum
+   * is the piece's when there were none (runAggregate).
+   */
+  subtractFuture?: boolean
 }
 
 const floorTo = (t: number, unit: number) => (Number.isFinite(t) ? Math.floor(t / unit) * unit : t)
@@ -107,7 +114,8 @@ function cover(plan: SourcePlan, a: number, b: number, level: number, sign: 1 | 
   const piece = (p: number, q: number) => {
     if (p >= q) return
     const u = floorTo(p, unit)
-    if (opts.subtract && pastPart(u, p, present) + pastPart(q, u + unit, present) < pastPart(p, q, present)) {
+    const restInPast = pastPart(u, p, present) + pastPart(q, u + unit, present)
+    if ((opts.subtract || (opts.subtractFuture && restInPast === 0)) && restInPast < pastPart(p, q, present)) {
       // The piece holds the row's midpoint when it is more than half of the unit; else (a piece
       // reaching the present) its rows are grouped at the piece's start, which is in its bucket.
       const rowAnchor = anchor ?? (q - p > unit / 2 ? grain : p)
@@ -224,17 +232,27 @@ const aggregateOf = (m: Measure): string => (m.kind === 'max' ? 'max' : m.kind =
 
 const aggregatesOf = (measures: readonly Measure[]): SQL => sql.raw(measures.map((m) => `${aggregateOf(m)}(${m.column}) AS ${m.column}`).join(', '))
 
-/** `expression AS column` for each measure, negated for subtracted rows (never a maximum). */
+/**
+ * `expression AS column` for each measure, negated for subtracted rows. A maximum cannot be
+ * subtracted: subtracted rows add nothing to it (only plans with subtractFuture have them, and
+ * their answers say how many there were, see SUBTRACTED_ROWS).
+ */
 function signedMeasures(measures: readonly Measure[], expressionOf: (m: Measure) => string, sign: 1 | -1): string {
   return measures
     .map((m) => {
       const expression = expressionOf(m)
       if (sign === 1) return expression === m.column ? m.column : `${expression} AS ${m.column}`
-      if (m.kind === 'max') throw new Error('a maximum cannot be subtracted')
+      if (m.kind === 'max') return `NULL::integer AS ${m.column}`
       return `-(${expression}) AS ${m.column}`
     })
     .join(', ')
 }
+
+/**
+ * Column of an aggregate whose plan subtracts rows while a maximum is asked for (subtractFuture):
+ * how many subtracted rows there were. Zero: the maximum is exact.
+ */
+export const SUBTRACTED_ROWS = 'subtracted_rows'
 
 const rollupMeasures = (measures: readonly Measure[], sign: 1 | -1 = 1): string => signedMeasures(measures, (m) => m.fromRollup ?? m.column, sign)
 
@@ -355,6 +373,8 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
   const listOf = (dims: SQL[]) => (dims.length > 0 ? sql`, ${sql.join(dims, sql`, `)}` : sql``)
   const dimList = listOf(dimensionExpressions(spec.dimensions ?? [], fromRollups ? { fromRollup: false } : undefined))
   const where = filterConditions({ ...spec.filter, from: undefined, to: undefined })
+  const counted = countsSubtractedRows(measures, plan)
+  const flag = (sign: 1 | -1) => (counted ? sql.raw(`, ${sign === -1 ? 1 : 0} AS ${SUBTRACTED_ROWS}`) : sql``)
   const branches: SQL[] = []
   for (const grain of ROLLUP_GRAINS) {
     if (plan[grain].length === 0) continue
@@ -369,14 +389,14 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
       : { table: rollupFor(grain, spec)?.name, rowDims: dimList, condition: where }
     if (!table) throw new Error(`no ${grain} rollup has the keys of this question`)
     for (const g of spanGroups(plan[grain])) {
-      branches.push(sql`SELECT ${rowTime(grain, g.anchor)} AS t${rowDims}, ${sql.raw(rollupMeasures(measures, g.sign))}
+      branches.push(sql`SELECT ${rowTime(grain, g.anchor)} AS t${rowDims}, ${sql.raw(rollupMeasures(measures, g.sign))}${flag(g.sign)}
         FROM ${sql.raw(table)} WHERE ${condition} AND ${spansCondition(grain, g.spans, GRAIN_MS[grain])}`)
-      branches.push(sql`SELECT ${rowTime(grainStart(grain, 'created_at'), g.anchor)} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
+      branches.push(sql`SELECT ${rowTime(grainStart(grain, 'created_at'), g.anchor)} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}${flag(g.sign)}
         FROM ${sql.raw(TAIL)} WHERE ${tailRowsIn(grain, g.spans)}`)
     }
   }
   for (const g of spanGroups(plan.raw)) {
-    branches.push(sql`SELECT ${rowTime('created_at', g.anchor)} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}
+    branches.push(sql`SELECT ${rowTime('created_at', g.anchor)} AS t${dimList}, ${sql.raw(rawMeasures(measures, g.sign))}${flag(g.sign)}
       FROM usage_events WHERE ${where} AND ${spansCondition('created_at', g.spans)}`)
   }
   if (branches.length === 0) {
@@ -384,6 +404,11 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
     return sql`SELECT created_at AS t${dimList}, ${sql.raw(rawMeasures(measures))} FROM usage_events WHERE FALSE`
   }
   return sql.join(branches, sql` UNION ALL `)
+}
+
+/** A plan that subtracts rows while a maximum is asked for: its aggregate counts them (SUBTRACTED_ROWS). */
+function countsSubtractedRows(measures: readonly Measure[], plan: SourcePlan): boolean {
+  return measures.some((m) => m.kind === 'max') && (['raw', ...ROLLUP_GRAINS] as const).some((source) => plan[source].some((s) => s.sign === -1))
 }
 
 /**
@@ -398,7 +423,7 @@ function subtractable(measures: readonly Measure[]): boolean {
  * The plan for a spec: raw only when a dimension needs raw events, else cut at the bucket starts,
  * from every grain that has a rollup with the spec's keys, subtracting when the measures allow.
  */
-export function planFor(spec: AggregateSpec): SourcePlan {
+export function planFor(spec: AggregateSpec, opts: { subtractFuture?: boolean } = {}): SourcePlan {
   const metadata = metadataRollupOf(spec)
   if (metadata) {
     // Raw events before the key was declared, the metadata rollups (and their edges) after.
@@ -409,7 +434,8 @@ export function planFor(spec: AggregateSpec): SourcePlan {
   }
   if ((spec.dimensions ?? []).some((d) => !('column' in d))) return rawOnlyPlan(spec.from, spec.to)
   const grains = ROLLUP_GRAINS.filter((g) => rollupFor(g, spec) !== undefined)
-  return planSources(spec.from, spec.to, spec.bucket?.starts ?? [], { grains, subtract: subtractable(measuresOf(spec)), present: Date.now() })
+  const subtract = subtractable(measuresOf(spec))
+  return planSources(spec.from, spec.to, spec.bucket?.starts ?? [], { grains, subtract, subtractFuture: !subtract && opts.subtractFuture === true, present: Date.now() })
 }
 
 /**
@@ -428,7 +454,8 @@ export function aggregateSql(spec: AggregateSpec, plan: SourcePlan = planFor(spe
   const groupBy = groups.length > 0 ? sql` GROUP BY ${sql.raw(groups.map((_, i) => String(i + 1)).join(', '))}${having}` : sql``
   const extent = rollupExtent(plan)
   const tail = extent ? sql`WITH ${tailCte(filterConditions({ ...spec.filter, from: undefined, to: undefined }), extent.from, extent.to)} ` : sql``
-  return sql`${tail}SELECT ${groupList}${aggregatesOf(measures)} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
+  const counted = countsSubtractedRows(measures, plan) ? sql.raw(`, sum(${SUBTRACTED_ROWS}) AS ${SUBTRACTED_ROWS}`) : sql``
+  return sql`${tail}SELECT ${groupList}${aggregatesOf(measures)}${counted} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
 }
 
 export type SqlValue = string | number | boolean | null | Date
@@ -463,6 +490,16 @@ export const parseTotals: (row: SqlRow) => Totals = compileRecordBuilder(
   PARSERS,
 )
 
-export function runAggregate(database: Database, spec: AggregateSpec): Promise<SqlRow[]> {
+/**
+ * The rows of aggregateSql(spec). A total without groups or buckets that needs the maximum latency
+ * (a summary's) is first read with subtractFuture: the end of a range ending now as its row minus
+ * the part after now, which is exact for the maximum only while that part holds no event. When it
+ * held some (events dated ahead of now), the total is read again with the end as raw events.
+ */
+export async function runAggregate(database: Database, spec: AggregateSpec): Promise<SqlRow[]> {
+  const ungrouped = spec.bucket === undefined && (spec.dimensions ?? []).length === 0
+  if (!ungrouped) return database.rows<SqlRow>(aggregateSql(spec))
+  const rows = await database.rows<SqlRow>(aggregateSql(spec, planFor(spec, { subtractFuture: true })))
+  if (rows.every((r) => toNumber(r[SUBTRACTED_ROWS]) === 0)) return rows
   return database.rows<SqlRow>(aggregateSql(spec))
 }

@@ -28,12 +28,18 @@ function event(): Record<string, unknown> {
   return { ...fields(random() < 0.9), latencyMs: 1 + Math.floor(random() * 20_000), createdAt: new Date(start - offset).toISOString() }
 }
 
-// Half folded into the rollups, half still above the watermark (the tail every read adds).
-const folded = Array.from({ length: 1500 }, event)
-await seed(app, folded)
+// Half folded into the rollups, half still above the watermark (the tail every read adds), and a
+// bot with no event ahead of now: its summaries take the row-minus-future path for the maximum
+// latency too, where the others' fall back to raw events (see runAggregate).
+const past = (): Record<string, unknown> => {
+  const e = event()
+  return { ...e, botId: 'bot_past', createdAt: new Date(Math.min(Date.parse(String(e.createdAt)), start - 1)).toISOString() }
+}
+// The slowest call of all is dated a minute ahead: no range ending before it may report it.
+const slowest = { ...fields(true), latencyMs: 86_400_000, createdAt: new Date(start + MINUTE).toISOString() }
+await seed(app, [...Array.from({ length: 1500 }, event), ...Array.from({ length: 300 }, past), slowest])
 await foldAll(database)
-const tail = Array.from({ length: 1500 }, event)
-await seed(app, tail)
+await seed(app, [...Array.from({ length: 1500 }, event), ...Array.from({ length: 300 }, past)])
 
 const num = (v: unknown) => Number(v ?? 0)
 const totalsOf = (x: { calls: number; failures: number; inputTokens: number; cost: number | string }) => [x.calls, x.failures, x.inputTokens, Number(x.cost)]
@@ -41,7 +47,7 @@ const rawTotals = (rows: Record<string, unknown>[]) => rows.map((r) => [num(r.ca
 
 t.test('ranges ending now equal raw events, with events dated ahead of now', async (t) => {
   const zones = ['UTC', 'Europe/Berlin', 'Asia/Kolkata', 'Asia/Kathmandu']
-  for (const [i, hours] of [1, 24, 24 * 7, 30, 24 * 3 + 7].entries()) {
+  for (const [i, hours] of [1, 24, 24 * 7, 30, 24 * 3 + 7, 2].entries()) {
     const now = Date.now()
     const from = new Date(now - hours * HOUR - Math.floor(random() * MINUTE)).toISOString()
     const to = new Date(now).toISOString()
@@ -49,16 +55,21 @@ t.test('ranges ending now equal raw events, with events dated ahead of now', asy
     const range = `startDate=${encodeURIComponent(from)}&endDate=${encodeURIComponent(to)}`
     const until = new Date(now + 1).toISOString()
     const tz = zones[i % zones.length]
-    const botId = i % 2 === 0 ? 'bot_b' : undefined
+    const botId = [undefined, 'bot_b', 'bot_past'][i % 3]
     const botQuery = botId ? `&botId=${botId}` : ''
     const bot = botId ? sql`AND bot_id = ${botId}` : sql``
-    const label = `last ${hours} h in ${tz}${botId ? ', bot_b' : ''}`
+    const label = `last ${hours} h in ${tz}${botId ? `, ${botId}` : ''}`
     const totals = sql`count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failures, coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(cost), 0) AS cost`
 
-    const summary = await get<{ totals: { calls: number; failures: number; inputTokens: number; cost: string } }>(app, `/api/usage/summary?${range}${botQuery}`)
+    const summary = await get<{
+      totals: { calls: number; failures: number; inputTokens: number; cost: string }
+      latency: { maxMs: number | null; histogram: { lowerMs: number; count: number }[] }
+    }>(app, `/api/usage/summary?${range}${botQuery}`)
     t.equal(summary.status, 200, label)
-    const raw = await database.rows<Record<string, unknown>>(sql`SELECT ${totals} FROM usage_events WHERE created_at >= ${from} AND created_at < ${until} ${bot}`)
+    const raw = await database.rows<Record<string, unknown>>(sql`SELECT ${totals}, max(latency_ms) AS max_ms FROM usage_events WHERE created_at >= ${from} AND created_at < ${until} ${bot}`)
     t.same([totalsOf(summary.body.totals)], rawTotals(raw), `summary: ${label}`)
+    t.equal(summary.body.latency.maxMs, num(raw[0].max_ms), `summary's maximum latency: ${label}`)
+    t.equal(summary.body.latency.histogram.reduce((n, h) => n + h.count, 0), num(raw[0].calls), `summary's histogram holds every call: ${label}`)
     t.ok(summary.body.totals.calls > 0, `the range holds events: ${label}`)
 
     for (const interval of ['hour', 'day'] as const) {
