@@ -1,7 +1,7 @@
 /**
  * Ranges that end now, on a busy fleet: 120,000 events in the minutes since the last quarter-hour
  * (at least one minute of them) plus 200,000 over the three days before, folded into the rollups.
- * Times four questions a dashboard asks about "the last 24 hours / 7 days" through the API and
+ * Times five questions a dashboard asks about "the last 24 hours / 7 days" through the API and
  * the same answer as a raw GROUP BY, and prints p50 / p95 and the ratio (raw p50 / api p95).
  * The planner before 2026-12-04 read the end of such a range as raw events whenever less than
  * half of the current quarter-hour had passed: compare planners within the first 7 minutes of a
@@ -76,6 +76,13 @@ try {
       name: 'hour series, Europe/Berlin, last 24 h',
       url: (t) => `/api/usage/timeseries?interval=hour&tz=Europe/Berlin&startDate=${iso(t - DAY)}&endDate=${iso(t)}`,
       raw: (t) => sql`SELECT date_trunc('hour', created_at, 'Europe/Berlin'), count(*), sum(input_tokens), sum(cost) FROM usage_events
+        WHERE created_at >= ${new Date(t - DAY).toISOString()} AND created_at <= ${new Date(t).toISOString()} GROUP BY 1`,
+    },
+    {
+      name: 'hour series with percentiles (as the dashboard asks), Europe/Berlin, last 24 h',
+      url: (t) => `/api/usage/timeseries?interval=hour&tz=Europe/Berlin&percentiles=true&startDate=${iso(t - DAY)}&endDate=${iso(t)}`,
+      raw: (t) => sql`SELECT date_trunc('hour', created_at, 'Europe/Berlin'), count(*), sum(input_tokens), sum(cost), max(latency_ms),
+        percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FROM usage_events
         WHERE created_at >= ${new Date(t - DAY).toISOString()} AND created_at <= ${new Date(t).toISOString()} GROUP BY 1`,
     },
     {

@@ -156,7 +156,7 @@ export async function timeseries(
     latency: 'average',
     bucket: { unit: spec.unit, tz: spec.tz, starts: spec.starts },
   }
-  const overall = database.rows<SqlRow>(aggregateSql(spec.percentiles ? { ...base, latency: 'histogram' } : base))
+  const overall = runAggregate(database, spec.percentiles ? { ...base, latency: 'histogram' } : base)
   const [overallRows, ranked] = await Promise.all([overall, spec.groupBy ? topGroups(database, spec.filter, spec.span, spec.groupBy, spec.limit) : null])
   let groupRows: SqlRow[] = []
   if (spec.groupBy && ranked && ranked.groups.length > 0) {

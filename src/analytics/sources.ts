@@ -79,9 +79,9 @@ export interface PlanOptions {
   present?: number
   /**
    * With subtract off (a maximum is asked for): still read a piece that reaches the present as its
-   * row minus the part after now when nothing of that part lies before now. Subtracted rows then
-   * add nothing to the maximum, and the statement counts them (SUBTRACTED_ROWS): the row's maximum
-   * is the piece's when there were none (runAggregate).
+   * row minus the rest of the row when at most FUTURE_REST_PAST_MS of that rest lies before now.
+   * Subtracted rows then add nothing to the maximum, and the statement counts them
+   * (SUBTRACTED_ROWS): the row's maximum is the piece's when there were none (runAggregate).
    */
   subtractFuture?: boolean
 }
@@ -97,6 +97,14 @@ function push(spans: PlanSpan[], span: PlanSpan): void {
   if (last && last.to === span.from && last.sign === span.sign && last.anchor === span.anchor) last.to = span.to
   else spans.push(span)
 }
+
+/**
+ * How much of the rest of a row may lie before now for subtractFuture, ms. A range "ending now"
+ * ends when the client said now, a little before the server plans it (and more with a client
+ * clock behind the server's); the rest then begins in the past. The count of subtracted rows
+ * keeps the answer exact whatever this is: it only decides how often a first read is wasted.
+ */
+export const FUTURE_REST_PAST_MS = 1000
 
 /** The past part of [from, to): what reading it costs, in time (see PlanOptions.present). */
 const pastPart = (from: number, to: number, present: number) => Math.max(0, Math.min(to, present) - from)
@@ -115,7 +123,7 @@ function cover(plan: SourcePlan, a: number, b: number, level: number, sign: 1 | 
     if (p >= q) return
     const u = floorTo(p, unit)
     const restInPast = pastPart(u, p, present) + pastPart(q, u + unit, present)
-    if ((opts.subtract || (opts.subtractFuture && restInPast === 0)) && restInPast < pastPart(p, q, present)) {
+    if ((opts.subtract || (opts.subtractFuture && restInPast <= FUTURE_REST_PAST_MS)) && restInPast < pastPart(p, q, present)) {
       // The piece holds the row's midpoint when it is more than half of the unit; else (a piece
       // reaching the present) its rows are grouped at the piece's start, which is in its bucket.
       const rowAnchor = anchor ?? (q - p > unit / 2 ? grain : p)
@@ -491,14 +499,15 @@ export const parseTotals: (row: SqlRow) => Totals = compileRecordBuilder(
 )
 
 /**
- * The rows of aggregateSql(spec). A total without groups or buckets that needs the maximum latency
- * (a summary's) is first read with subtractFuture: the end of a range ending now as its row minus
- * the part after now, which is exact for the maximum only while that part holds no event. When it
- * held some (events dated ahead of now), the total is read again with the end as raw events.
+ * The rows of aggregateSql(spec). One that needs the maximum latency (a summary's totals, a series
+ * with percentiles) is first read with subtractFuture: the end of a range ending now as its row
+ * minus the part after now, which is exact for the maximum only while that part holds no event.
+ * Each group counts its own subtracted rows: a row and the parts subtracted from it are grouped
+ * alike, and a group left with no calls (only events after now) is not in the answer at all.
+ * When some answered group had any (events dated ahead of now), it is read again with the end as
+ * raw events.
  */
 export async function runAggregate(database: Database, spec: AggregateSpec): Promise<SqlRow[]> {
-  const ungrouped = spec.bucket === undefined && (spec.dimensions ?? []).length === 0
-  if (!ungrouped) return database.rows<SqlRow>(aggregateSql(spec))
   const rows = await database.rows<SqlRow>(aggregateSql(spec, planFor(spec, { subtractFuture: true })))
   if (rows.every((r) => toNumber(r[SUBTRACTED_ROWS]) === 0)) return rows
   return database.rows<SqlRow>(aggregateSql(spec))

@@ -73,18 +73,20 @@ t.test('ranges ending now equal raw events, with events dated ahead of now', asy
     t.ok(summary.body.totals.calls > 0, `the range holds events: ${label}`)
 
     for (const interval of ['hour', 'day'] as const) {
-      const series = await get<{ buckets: { start: string; calls: number; failures: number; inputTokens: number; cost: string }[] }>(
+      // With percentiles, each bucket has the maximum latency (read as in the summary, see runAggregate).
+      const series = await get<{ buckets: { start: string; calls: number; failures: number; inputTokens: number; cost: string; latency?: { maxMs: number | null } }[] }>(
         app,
-        `/api/usage/timeseries?interval=${interval}&tz=${tz}&${range}${botQuery}`,
+        `/api/usage/timeseries?interval=${interval}&tz=${tz}&${range}${botQuery}${i % 2 === 0 ? '&percentiles=true' : ''}`,
       )
       t.equal(series.status, 200, label)
       const buckets = await database.rows<Record<string, unknown>>(sql`
-        SELECT date_trunc(${interval}, created_at, ${tz}) AS bucket, ${totals} FROM usage_events
+        SELECT date_trunc(${interval}, created_at, ${tz}) AS bucket, ${totals}, max(latency_ms) AS max_ms FROM usage_events
         WHERE created_at >= ${from} AND created_at < ${until} ${bot} GROUP BY 1 ORDER BY 1`)
+      const withMax = i % 2 === 0
       t.same(
-        series.body.buckets.filter((b) => b.calls > 0).map((b) => [b.start, ...totalsOf(b)]),
-        buckets.map((b, k) => [new Date(b.bucket as string).toISOString(), ...rawTotals(buckets)[k]]),
-        `${interval} series: ${label}`,
+        series.body.buckets.filter((b) => b.calls > 0).map((b) => [b.start, ...totalsOf(b), ...(withMax ? [b.latency?.maxMs] : [])]),
+        buckets.map((b, k) => [new Date(b.bucket as string).toISOString(), ...rawTotals(buckets)[k], ...(withMax ? [num(b.max_ms)] : [])]),
+        `${interval} series${withMax ? ' with percentiles' : ''}: ${label}`,
       )
     }
 
