@@ -373,15 +373,17 @@ function rollupExtent(plan: SourcePlan): TimeSpan | null {
   return { from: Math.min(...spans.map((s) => s.from)), to: Math.max(...spans.map((s) => s.to)) }
 }
 
-/** The rows of every source the plan needs, with uniform columns: t, g0..gN, measures. */
-function unionOfSources(spec: AggregateSpec, plan: SourcePlan): SQL {
+/**
+ * The rows of every source the plan needs, with uniform columns: t, g0..gN, measures, and
+ * SUBTRACTED_ROWS (1 on subtracted rows) when `counted`.
+ */
+function unionOfSources(spec: AggregateSpec, plan: SourcePlan, counted: boolean): SQL {
   const measures = measuresOf(spec)
   const metadata = metadataRollupOf(spec)
   const fromRollups = metadataGroupsEncoded(spec)
   const listOf = (dims: SQL[]) => (dims.length > 0 ? sql`, ${sql.join(dims, sql`, `)}` : sql``)
   const dimList = listOf(dimensionExpressions(spec.dimensions ?? [], fromRollups ? { fromRollup: false } : undefined))
   const where = filterConditions({ ...spec.filter, from: undefined, to: undefined })
-  const counted = countsSubtractedRows(measures, plan)
   const flag = (sign: 1 | -1) => (counted ? sql.raw(`, ${sign === -1 ? 1 : 0} AS ${SUBTRACTED_ROWS}`) : sql``)
   const branches: SQL[] = []
   for (const grain of ROLLUP_GRAINS) {
@@ -462,8 +464,9 @@ export function aggregateSql(spec: AggregateSpec, plan: SourcePlan = planFor(spe
   const groupBy = groups.length > 0 ? sql` GROUP BY ${sql.raw(groups.map((_, i) => String(i + 1)).join(', '))}${having}` : sql``
   const extent = rollupExtent(plan)
   const tail = extent ? sql`WITH ${tailCte(filterConditions({ ...spec.filter, from: undefined, to: undefined }), extent.from, extent.to)} ` : sql``
-  const counted = countsSubtractedRows(measures, plan) ? sql.raw(`, sum(${SUBTRACTED_ROWS}) AS ${SUBTRACTED_ROWS}`) : sql``
-  return sql`${tail}SELECT ${groupList}${aggregatesOf(measures)}${counted} FROM (${unionOfSources(spec, plan)}) sources${groupBy}`
+  const counted = countsSubtractedRows(measures, plan)
+  const subtracted = counted ? sql.raw(`, sum(${SUBTRACTED_ROWS}) AS ${SUBTRACTED_ROWS}`) : sql``
+  return sql`${tail}SELECT ${groupList}${aggregatesOf(measures)}${subtracted} FROM (${unionOfSources(spec, plan, counted)}) sources${groupBy}`
 }
 
 export type SqlValue = string | number | boolean | null | Date
