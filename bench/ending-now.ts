@@ -1,7 +1,7 @@
 /**
  * Ranges that end now, on a busy fleet: 120,000 events in the minutes since the last quarter-hour
  * (at least one minute of them) plus 200,000 over the three days before, folded into the rollups.
- * Times five questions a dashboard asks about "the last 24 hours / 7 days" through the API and
+ * Times six questions a dashboard asks about "the last 24 hours / 7 days" through the API and
  * the same answer as a raw GROUP BY, and prints p50 / p95 and the ratio (raw p50 / api p95).
  * The planner before 2026-12-04 read the end of such a range as raw events whenever less than
  * half of the current quarter-hour had passed: compare planners within the first 7 minutes of a
@@ -96,6 +96,12 @@ try {
       url: (t) => `/api/usage/summary?startDate=${iso(t - DAY)}&endDate=${iso(t)}`,
       raw: (t) => sql`SELECT count(*), sum(input_tokens), sum(cost), max(latency_ms), percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms)
         FROM usage_events WHERE created_at >= ${new Date(t - DAY).toISOString()} AND created_at <= ${new Date(t).toISOString()}`,
+    },
+    {
+      name: 'breakdown by model with latency (as the dashboard asks), last 7 d',
+      url: (t) => `/api/usage/breakdown?groupBy=model&limit=200&startDate=${iso(t - 7 * DAY)}&endDate=${iso(t)}`,
+      raw: (t) => sql`SELECT model, count(*), sum(input_tokens), sum(cost), max(latency_ms), percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms)
+        FROM usage_events WHERE created_at >= ${new Date(t - 7 * DAY).toISOString()} AND created_at <= ${new Date(t).toISOString()} GROUP BY 1`,
     },
     {
       name: 'stats by model (GET /api/usage), last 24 h',

@@ -18,6 +18,7 @@ import {
   type LatencyDetail,
   type SqlRow,
   type Totals,
+  SUBTRACTED_ROWS,
 } from './sources.js'
 
 /** Half-open [from, to) in epoch ms; ±Infinity for an open side. */
@@ -236,16 +237,22 @@ export async function breakdown(
   const direction = sql.raw(spec.order === 'asc' ? 'ASC' : 'DESC')
   const tieBreak = sql.raw(groupColumns.map((c) => `${c} NULLS LAST`).join(', '))
   const nulls = sql.raw(groupColumns.map((c) => `NULL::text AS ${c}`).join(', '))
-  const rows = await database.rows<SqlRow>(sql`
-    WITH g AS (${aggregateSql(aggregate)}),
+  // The totals row carries the subtracted rows of every group (see runAggregate); the ranking
+  // never depends on a maximum, so only the maxima could differ on a second read.
+  const rows = await runAggregate(database, aggregate, (grouped, counted) => {
+    const subtracted = counted ? sql.raw(`, NULL::bigint AS ${SUBTRACTED_ROWS}`) : sql``
+    const subtractedTotal = counted ? sql.raw(`, sum(${SUBTRACTED_ROWS}) AS ${SUBTRACTED_ROWS}`) : sql``
+    return sql`
+    WITH g AS (${grouped}),
     top AS (
       SELECT g.*, row_number() OVER (ORDER BY ${sql.raw(SORT_COLUMNS[spec.sort])} ${direction}, ${tieBreak}) AS position
       FROM g ORDER BY position LIMIT ${spec.limit}
     )
-    SELECT false AS is_total, position, ${columns}, NULL::bigint AS group_count FROM top
+    SELECT false AS is_total, position, ${columns}, NULL::bigint AS group_count${subtracted} FROM top
     UNION ALL
-    SELECT true, 0, ${nulls}, ${measureAggregates('histogram')}, count(*) FROM g
-    ORDER BY 1, 2`)
+    SELECT true, 0, ${nulls}, ${measureAggregates('histogram')}, count(*)${subtractedTotal} FROM g
+    ORDER BY 1, 2`
+  })
   const result: BreakdownData = { rows: [], totals: parseTotals({}), groupCount: 0 }
   for (const r of rows) {
     if (r.is_total === true || r.is_total === 't') {

@@ -438,7 +438,13 @@ export function planFor(spec: AggregateSpec, opts: { subtractFuture?: boolean } 
   if (metadata) {
     // Raw events before the key was declared, the metadata rollups (and their edges) after.
     const split = Math.min(Math.max(spec.from, metadata.since), spec.to)
-    const plan = planSources(split, spec.to, spec.bucket?.starts ?? [], { grains: METADATA_GRAINS, subtract: subtractable(measuresOf(spec)), present: Date.now() })
+    const subtract = subtractable(measuresOf(spec))
+    const plan = planSources(split, spec.to, spec.bucket?.starts ?? [], {
+      grains: METADATA_GRAINS,
+      subtract,
+      subtractFuture: !subtract && opts.subtractFuture === true,
+      present: Date.now(),
+    })
     const before = rawOnlyPlan(spec.from, split).raw
     return { ...plan, raw: [...before, ...plan.raw] }
   }
@@ -502,16 +508,25 @@ export const parseTotals: (row: SqlRow) => Totals = compileRecordBuilder(
 )
 
 /**
- * The rows of aggregateSql(spec). One that needs the maximum latency (a summary's totals, a series
- * with percentiles) is first read with subtractFuture: the end of a range ending now as its row
- * minus the part after now, which is exact for the maximum only while that part holds no event.
- * Each group counts its own subtracted rows: a row and the parts subtracted from it are grouped
- * alike, and a group left with no calls (only events after now) is not in the answer at all.
- * When some answered group had any (events dated ahead of now), it is read again with the end as
- * raw events.
+ * The rows of aggregateSql(spec), or of `statement` over it (a breakdown ranks and totals its
+ * groups in the same statement). One that needs the maximum latency (a summary's totals, a series
+ * with percentiles, a breakdown) is first read with subtractFuture: the end of a range ending now
+ * as its row minus the part after now, which is exact for the maximum only while that part holds
+ * no event. Each group counts its own subtracted rows: a row and the parts subtracted from it are
+ * grouped alike, and a group left with no calls (only events after now) is not in the answer at
+ * all. `statement` is told whether the aggregate has the SUBTRACTED_ROWS column, and must carry
+ * their sum over every group into some row of its result. When any row of the result counts one
+ * (events dated ahead of now), the question is read again with the end as raw events.
  */
-export async function runAggregate(database: Database, spec: AggregateSpec): Promise<SqlRow[]> {
-  const rows = await database.rows<SqlRow>(aggregateSql(spec, planFor(spec, { subtractFuture: true })))
-  if (rows.every((r) => toNumber(r[SUBTRACTED_ROWS]) === 0)) return rows
-  return database.rows<SqlRow>(aggregateSql(spec))
+export async function runAggregate(
+  database: Database,
+  spec: AggregateSpec,
+  statement: (aggregate: SQL, counted: boolean) => SQL = (aggregate) => aggregate,
+): Promise<SqlRow[]> {
+  const first = planFor(spec, { subtractFuture: true })
+  const counted = countsSubtractedRows(measuresOf(spec), first)
+  const rows = await database.rows<SqlRow>(statement(aggregateSql(spec, first), counted))
+  if (!counted || rows.every((r) => toNumber(r[SUBTRACTED_ROWS]) === 0)) return rows
+  // Without subtractFuture a plan with a maximum subtracts nothing, so it counts nothing.
+  return database.rows<SqlRow>(statement(aggregateSql(spec), false))
 }

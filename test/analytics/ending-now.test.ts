@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import { syncMetadataRollupKeys } from '../../src/usage/metadata-keys.js'
 import { foldAll } from '../../src/usage/rollups.js'
 import { buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
@@ -25,8 +26,13 @@ const start = Date.now()
 function event(): Record<string, unknown> {
   const r = random()
   const offset = r < 0.1 ? -Math.floor(random() * 270_000) : r < 0.5 ? Math.floor(random() * HOUR) : Math.floor(random() * 3 * DAY)
-  return { ...fields(random() < 0.9), latencyMs: 1 + Math.floor(random() * 20_000), createdAt: new Date(start - offset).toISOString() }
+  const metadata = random() < 0.9 ? { userId: `u${Math.floor(random() * 6)}` } : {}
+  return { ...fields(random() < 0.9), latencyMs: 1 + Math.floor(random() * 20_000), metadata, createdAt: new Date(start - offset).toISOString() }
 }
+
+// userId is declared four days back, so its breakdowns over the last 3 days read its rollup (with
+// the same row-minus-future end as the others); over the last 7 days, raw events before since.
+await syncMetadataRollupKeys(database, { keys: ['userId'], maxValues: 50 }, { now: new Date(start - 4 * DAY), maxFutureSkewMs: 0 })
 
 // Half folded into the rollups, half still above the watermark (the tail every read adds), and a
 // bot with no event ahead of now: its summaries take the row-minus-future path for the maximum
@@ -105,17 +111,27 @@ t.test('ranges ending now equal raw events, with events dated ahead of now', asy
       `hour series by model: ${label}`,
     )
 
-    const breakdown = await get<{ rows: { group: Record<string, string>; calls: number; failures: number; inputTokens: number; cost: string }[] }>(
-      app,
-      `/api/usage/breakdown?groupBy=model&tz=${tz}&${range}${botQuery}`,
-    )
-    t.equal(breakdown.status, 200, label)
-    const models = await database.rows<Record<string, unknown>>(sql`
-      SELECT model, ${totals} FROM usage_events WHERE created_at >= ${from} AND created_at < ${until} ${bot} GROUP BY 1 ORDER BY 1`)
-    t.same(
-      breakdown.body.rows.map((g) => [g.group.model, ...totalsOf(g)]).sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
-      models.map((m) => [m.model, ...rawTotal(m)]),
-      `breakdown by model: ${label}`,
-    )
+    // A breakdown's rows carry the maximum latency: read as in the summary (see runAggregate).
+    for (const [groupBy, column] of [
+      ['model', sql`model`],
+      ['metadata.userId', sql`metadata ->> 'userId'`],
+    ] as const) {
+      const breakdown = await get<{
+        source: string
+        rows: { group: Record<string, string | null>; calls: number; failures: number; inputTokens: number; cost: string; latency: { maxMs: number | null } }[]
+        totals: { calls: number; failures: number; inputTokens: number; cost: string }
+      }>(app, `/api/usage/breakdown?groupBy=${groupBy}&tz=${tz}&${range}${botQuery}`)
+      t.equal(breakdown.status, 200, label)
+      const groups = await database.rows<Record<string, unknown>>(sql`
+        SELECT ${column} AS g, ${totals}, max(latency_ms) AS max_ms FROM usage_events
+        WHERE created_at >= ${from} AND created_at < ${until} ${bot} GROUP BY 1 ORDER BY 1 NULLS LAST`)
+      const byGroup = (x: unknown[], y: unknown[]) => (x[0] === null ? 1 : y[0] === null ? -1 : String(x[0]).localeCompare(String(y[0])))
+      t.same(
+        breakdown.body.rows.map((g) => [g.group[groupBy], ...totalsOf(g), g.latency.maxMs]).sort(byGroup),
+        groups.map((m) => [m.g ?? null, ...rawTotal(m), num(m.max_ms)]),
+        `breakdown by ${groupBy} (${breakdown.body.source}): ${label}`,
+      )
+      t.same(totalsOf(breakdown.body.totals), rawTotal(raw[0]), `breakdown totals by ${groupBy}: ${label}`)
+    }
   }
 })
