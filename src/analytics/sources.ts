@@ -10,6 +10,8 @@ import {
   ROLLUP_GRAINS,
   ROLLUPS_NARROWEST_FIRST,
   type EventFilter,
+  type MetadataRollupKey,
+  type MetadataRollupTable,
   type RollupGrain,
   type RollupKey,
   type RollupTable,
@@ -193,7 +195,18 @@ export function decodeMetadataGroup(g: string | null): { value: string | null; o
 }
 
 /** The grains of METADATA_ROLLUPS, coarsest first. */
-const METADATA_GRAINS = METADATA_ROLLUPS.map((r) => r.grain)
+const METADATA_GRAINS = [...new Set(METADATA_ROLLUPS.map((r) => r.grain))]
+
+/**
+ * The metadata rollup of `grain` with the fewest keys that has what the spec filters or groups
+ * by besides the key (the bot, success): a question over all bots reads one row per value, day
+ * and outcome.
+ */
+function metadataRollupFor(grain: RollupGrain, spec: Pick<AggregateSpec, 'dimensions' | 'filter'>): MetadataRollupTable | undefined {
+  const needs: MetadataRollupKey[] = ['success']
+  if (spec.filter.botIds || (spec.dimensions ?? []).some((d) => 'column' in d && d.column === 'bot_id')) needs.push('bot_id')
+  return METADATA_ROLLUPS.filter((r) => r.grain === grain && needs.every((k) => r.keys.includes(k))).sort((a, b) => a.keys.length - b.keys.length)[0]
+}
 
 export type { LatencyDetail, Totals }
 
@@ -392,7 +405,7 @@ function unionOfSources(spec: AggregateSpec, plan: SourcePlan, counted: boolean)
     // already applies the filters; metadata tail rows are grouped as raw events are).
     const { table, rowDims, condition } = metadata
       ? {
-          table: METADATA_ROLLUPS.find((r) => r.grain === grain)?.name,
+          table: metadataRollupFor(grain, spec)?.name,
           rowDims: listOf(dimensionExpressions(spec.dimensions ?? [], { fromRollup: true })),
           condition: sql`key = ${metadata.key} AND ${where}`,
         }

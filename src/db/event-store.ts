@@ -255,16 +255,27 @@ export const METADATA_ROW_KIND = { value: 'v', other: 'o', absent: 'a' } as cons
 export interface MetadataRollupTable {
   name: string
   grain: Extract<RollupGrain, 'day' | 'hour'>
+  /** Key columns between the time column and (kind, value): what a question may filter or group by besides the key. */
+  keys: readonly MetadataRollupKey[]
 }
 
-/** The metadata rollups, coarsest first, in the order writers lock them (after ROLLUP_TABLES and ERROR_ROLLUPS). */
+export type MetadataRollupKey = 'bot_id' | 'success'
+
+/**
+ * The metadata rollups, coarsest first, in the order writers lock them (after ROLLUP_TABLES and
+ * ERROR_ROLLUPS). The per-bot ones answer questions about some bots or by bot; the day one
+ * without the bot the rest: a value seen by many bots (a chat, a tenant) has one row per day and
+ * outcome there instead of one per bot. Every one keeps success: failures are its calls where
+ * success is false.
+ */
 export const METADATA_ROLLUPS: readonly MetadataRollupTable[] = [
-  { name: 'usage_daily_metadata', grain: 'day' },
-  { name: 'usage_hourly_metadata', grain: 'hour' },
+  { name: 'usage_daily_metadata', grain: 'day', keys: ['bot_id', 'success'] },
+  { name: 'usage_hourly_metadata', grain: 'hour', keys: ['bot_id', 'success'] },
+  { name: 'usage_daily_metadata_values', grain: 'day', keys: ['success'] },
 ]
 
 /** Primary key (and lock) order of a metadata rollup, after its time column's position (second). */
-export const metadataRollupKey = (t: MetadataRollupTable): string[] => ['key', t.grain, 'bot_id', 'success', 'kind', 'value']
+export const metadataRollupKey = (t: MetadataRollupTable): string[] => ['key', t.grain, ...t.keys, 'kind', 'value']
 
 /**
  * The group a metadata value of an events row stands for in an answer that reads the rollups:

@@ -9,6 +9,7 @@ import {
   jsonb,
   numeric,
   pgTable,
+  type PgColumn,
   primaryKey,
   text,
   timestamp,
@@ -226,8 +227,8 @@ export const metadataRollupValues = pgTable(
 )
 
 /**
- * A metadata rollup (db/event-store.ts, METADATA_ROLLUPS): per key, UTC day or hour, bot,
- * success and value (kind 'v' with the value, 'o' for the other values, 'a' for events without
+ * A metadata rollup (db/event-store.ts, METADATA_ROLLUPS): per key, UTC day or hour, its keys
+ * (bot and success, or none) and value (kind 'v' with the value, 'o' for the other values, 'a' for events without
  * the key, value '' for the last two), the stored measures.
  */
 function metadataRollupTable(layout: MetadataRollupTable) {
@@ -236,14 +237,16 @@ function metadataRollupTable(layout: MetadataRollupTable) {
     {
       key: text('key').notNull(),
       [layout.grain]: ts(layout.grain).notNull(),
-      bot_id: text('bot_id').notNull(),
-      success: boolean('success').notNull(),
+      ...(layout.keys.includes('bot_id') ? { bot_id: text('bot_id').notNull() } : {}),
+      ...(layout.keys.includes('success') ? { success: boolean('success').notNull() } : {}),
       kind: text('kind').notNull(),
       value: text('value').notNull(),
       ...rollupMeasures(),
     },
     (t) => {
-      const [first, ...rest] = metadataRollupKey(layout).map((c) => t[c])
+      // The key columns depend on the layout, so they are looked up by name.
+      const byName = t as unknown as Record<string, PgColumn>
+      const [first, ...rest] = metadataRollupKey(layout).map((c) => byName[c])
       return [primaryKey({ name: `${layout.name}_pkey`, columns: [first, ...rest] })]
     },
   )
@@ -251,6 +254,7 @@ function metadataRollupTable(layout: MetadataRollupTable) {
 
 export const usageDailyMetadata = metadataRollupTable(METADATA_ROLLUPS[0])
 export const usageHourlyMetadata = metadataRollupTable(METADATA_ROLLUPS[1])
+export const usageDailyMetadataValues = metadataRollupTable(METADATA_ROLLUPS[2])
 
 /**
  * Failures per UTC day and error message (its first ERROR_MESSAGE_KEY_LENGTH characters; NULL

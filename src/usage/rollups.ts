@@ -161,7 +161,7 @@ export function upsertMetadataValuesFrom(eventsRelation: string, guard: SQL = sq
 
 /**
  * INSERT ... SELECT that folds the events of `eventsRelation` into a metadata rollup, one row per
- * active key (created_at >= since) and (bucket, bot, success, value | other | absent), in key
+ * active key (created_at >= since) and (bucket, its keys, value | other | absent), in key
  * order. `newValues` is the relation RETURNED by upsertMetadataValuesFrom in the same statement
  * (the values it stored are not in the statement's snapshot), or NULL when there is none.
  */
@@ -175,7 +175,7 @@ export function upsertMetadataRollupFrom(rollup: MetadataRollupTable, eventsRela
   const positions = positionsOf(key.length)
   return sql.raw(`
     INSERT INTO ${rollup.name} AS r (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
-    SELECT k.key, ${grainStart(rollup.grain, 'e.created_at')}, e.bot_id, e.success,
+    SELECT k.key, ${grainStart(rollup.grain, 'e.created_at')}, ${rollup.keys.map((c) => `e.${c}, `).join('')}
         CASE WHEN m.value IS NULL THEN '${METADATA_ROW_KIND.absent}' WHEN ${listed} IS FALSE THEN '${METADATA_ROW_KIND.other}' ELSE '${METADATA_ROW_KIND.value}' END,
         CASE WHEN m.value IS NULL OR ${listed} IS FALSE THEN '' ELSE m.value END,
         `).append(rollupAggregatesOfEvents()).append(sql.raw(`
@@ -393,8 +393,8 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
     FROM ${source.name} GROUP BY ${positions}`)
 }
 
-/** INSERT ... SELECT that fills the metadata rollup `target` from `source`, of a finer grain. */
-function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
+/** INSERT ... SELECT that fills the metadata rollup `target` from `source`, of a finer grain and every key of target. */
+export function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
   const key = metadataRollupKey(target)
   const select = key.map((c) => (c === target.grain ? grainStart(target.grain, source.grain) : c)).join(', ')
   const measures = rollupAggregatesOfRows()
@@ -437,7 +437,7 @@ export async function rebuildRollups(database: Database): Promise<void> {
     }
     // The values are chosen again (in value order), so which are listed may change; then the
     // finest metadata rollup from raw events (the values are visible to the later statements of
-    // the transaction) and the coarser ones from it.
+    // the transaction) and the coarser or narrower ones from it.
     for (const rollup of METADATA_ROLLUPS) await tx.execute(sql.raw(`DELETE FROM ${rollup.name}`))
     await tx.execute(sql.raw(`DELETE FROM ${METADATA_VALUES_TABLE}`))
     await tx.execute(upsertMetadataValuesFrom('usage_events', folded))
@@ -445,6 +445,12 @@ export async function rebuildRollups(database: Database): Promise<void> {
     await tx.execute(sql.raw(`ANALYZE ${METADATA_VALUES_TABLE}`))
     const [finest, ...coarser] = [...METADATA_ROLLUPS].sort((x, y) => GRAIN_MS[x.grain] - GRAIN_MS[y.grain])
     await tx.execute(upsertMetadataRollupFrom(finest, 'usage_events', null, folded))
-    for (const rollup of coarser) await tx.execute(metadataRollupFromRollup(rollup, finest))
+    // A narrower one from the built one of its grain with its keys (fewer rows), else the finest.
+    const built = [finest]
+    for (const rollup of coarser) {
+      const source = built.find((s) => s.grain === rollup.grain && rollup.keys.every((k) => s.keys.includes(k))) ?? finest
+      await tx.execute(metadataRollupFromRollup(rollup, source))
+      built.push(rollup)
+    }
   })
 }

@@ -1,12 +1,12 @@
 import { sql } from 'drizzle-orm'
 import t, { type Test } from 'tap'
-import { grainStart, METADATA_ROLLUPS, metadataRollupKey, type MetadataRollupTable } from '../../src/db/event-store.js'
-import { foldAll, rebuildRollups, ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
+import { METADATA_ROLLUPS } from '../../src/db/event-store.js'
+import { foldAll, rebuildRollups } from '../../src/usage/rollups.js'
 import { syncMetadataRollupKeys } from '../../src/usage/metadata-keys.js'
 import { ADMIN_KEY, bearer, buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { postUsage } from '../helpers/usage.js'
-import { get, seed, seededUsageEvents } from './support.js'
+import { get, metadataRollupMismatches, seed, seededUsageEvents } from './support.js'
 
 /**
  * Breakdowns by a declared metadata key (its rollup from `since` on, raw events before) equal raw
@@ -38,28 +38,10 @@ function randomEvent(at: number = START + Math.floor(random() * span)): Record<s
   }
 }
 
-/** Rows of a metadata rollup that differ from the same aggregate recomputed from raw events (empty when exact). */
-async function metadataRollupMismatches(rollup: MetadataRollupTable): Promise<Record<string, unknown>[]> {
-  const key = metadataRollupKey(rollup).join(', ')
-  const measures = (alias: string) => sql.raw(`ROW(${ROLLUP_MEASURE_COLUMNS.map((c) => `${alias}.${c}`).join(', ')})`)
-  return database.rows(sql`
-    SELECT ${sql.raw(key)}, r.calls AS raw_calls, s.calls AS rollup_calls FROM (
-      SELECT k.key, ${sql.raw(grainStart(rollup.grain, 'e.created_at'))} AS ${sql.raw(rollup.grain)}, e.bot_id, e.success,
-        CASE WHEN e.metadata ->> k.key IS NULL THEN 'a' WHEN v.listed IS FALSE THEN 'o' ELSE 'v' END AS kind,
-        CASE WHEN e.metadata ->> k.key IS NULL OR v.listed IS FALSE THEN '' ELSE e.metadata ->> k.key END AS value,
-        ${rollupAggregatesOfEvents()}
-      FROM usage_events e JOIN metadata_rollup_keys k ON k.active AND e.created_at >= k.since
-      LEFT JOIN metadata_rollup_values v ON v.key = k.key AND v.value = e.metadata ->> k.key
-      GROUP BY 1, 2, 3, 4, 5, 6
-    ) AS r(${sql.raw([key, ...ROLLUP_MEASURE_COLUMNS].join(', '))})
-    FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(key)})
-    WHERE r.calls IS NULL OR s.calls IS NULL OR ${measures('r')} IS DISTINCT FROM ${measures('s')}`)
-}
-
 async function assertRollupsExact(t: Test, when: string) {
   // The app's worker folds in the background; fold the rest now, so the tables hold every event.
   await foldAll(database)
-  for (const rollup of METADATA_ROLLUPS) t.same(await metadataRollupMismatches(rollup), [], `${rollup.name} equals raw ${when}`)
+  for (const rollup of METADATA_ROLLUPS) t.same(await metadataRollupMismatches(database, rollup), [], `${rollup.name} equals raw ${when}`)
 }
 
 interface Group {
@@ -72,7 +54,7 @@ interface Group {
 }
 
 /** The raw GROUP BY: a value not listed for the key (past the bound) counts in "other" when `bounded`. */
-async function rawGroups(key: string, from: number, to: number, bounded: boolean, botId?: string): Promise<Group[]> {
+async function rawGroups(key: string, from: number, to: number, bounded: boolean, botId?: string, success?: boolean): Promise<Group[]> {
   const value = sql`(metadata ->> ${key})`
   const group = bounded
     ? sql`CASE WHEN ${value} IS NULL THEN 'absent' WHEN v.listed IS FALSE THEN 'other' ELSE 'v:' || ${value} END`
@@ -82,7 +64,7 @@ async function rawGroups(key: string, from: number, to: number, bounded: boolean
       coalesce(sum(cost), 0)::numeric(30, 12)::text AS cost
     FROM usage_events e LEFT JOIN metadata_rollup_values v ON v.key = ${key} AND v.value = ${value}
     WHERE created_at >= ${new Date(from).toISOString()} AND created_at < ${new Date(to).toISOString()}
-      ${botId ? sql`AND bot_id = ${botId}` : sql``}
+      ${botId ? sql`AND bot_id = ${botId}` : sql``} ${success === undefined ? sql`` : sql`AND success = ${success}`}
     GROUP BY 1 ORDER BY 1`)
   return rows.map((r) => ({
     group: r.g === 'absent' || r.g === 'other' ? null : r.g.slice(2),
@@ -100,11 +82,18 @@ interface BreakdownBody {
   source: 'rollups' | 'raw'
 }
 
-async function apiGroups(key: string, from: number, to: number, tz: string, botId?: string): Promise<{ groups: Group[]; source: string; totals: BreakdownBody['totals'] }> {
+async function apiGroups(
+  key: string,
+  from: number,
+  to: number,
+  tz: string,
+  botId?: string,
+  success?: boolean,
+): Promise<{ groups: Group[]; source: string; totals: BreakdownBody['totals'] }> {
   const range = `startDate=${encodeURIComponent(new Date(from).toISOString())}&endDate=${encodeURIComponent(new Date(to - 1).toISOString())}`
   const res = await get<BreakdownBody>(
     app,
-    `/api/usage/breakdown?groupBy=metadata.${key}&${range}&tz=${encodeURIComponent(tz)}&limit=1000${botId ? `&botId=${botId}` : ''}`,
+    `/api/usage/breakdown?groupBy=metadata.${key}&${range}&tz=${encodeURIComponent(tz)}&limit=1000${botId ? `&botId=${botId}` : ''}${success === undefined ? '' : `&success=${success}`}`,
   )
   if (res.status !== 200) throw new Error(res.text)
   const groups = res.body.rows
@@ -129,15 +118,18 @@ async function checkRandomRanges(t: Test, key: string, since: number | null, n: 
     const [from, end] = [randomInstant(), randomInstant()].sort((a, b) => a - b)
     const to = end - from < 1000 ? from + 60_000 : end
     const tz = pick(['UTC', 'Europe/Berlin', 'Asia/Kolkata', 'Asia/Kathmandu', 'America/St_Johns'])
+    // Over all bots and outcomes a question reads the day rows without the bot and success split
+    // (usage_daily_metadata_values); with either, the per-bot rows.
     const botId = random() < 0.3 ? pick(['bot_a', 'bot_b']) : undefined
-    const api = await apiGroups(key, from, to, tz, botId)
+    const success = random() < 0.2 ? random() < 0.5 : undefined
+    const api = await apiGroups(key, from, to, tz, botId, success)
     const bounded = since !== null && to > since
-    const raw = await rawGroups(key, from, to, bounded, botId)
-    const where = `${key} ${new Date(from).toISOString()}..${new Date(to).toISOString()} ${tz}${botId ? ` ${botId}` : ''}`
+    const raw = await rawGroups(key, from, to, bounded, botId, success)
+    const where = `${key} ${new Date(from).toISOString()}..${new Date(to).toISOString()} ${tz}${botId ? ` ${botId}` : ''}${success === undefined ? '' : ` success=${success}`}`
     t.same(api.groups, raw, `groups equal the raw GROUP BY: ${where}`)
     t.equal(api.source, since !== null && from >= since ? 'rollups' : 'raw', `source: ${where}`)
     // Fewer rows than groups: the first rows of the whole answer, the other row included.
-    const url = `/api/usage/breakdown?groupBy=metadata.${key}&startDate=${encodeURIComponent(new Date(from).toISOString())}&endDate=${encodeURIComponent(new Date(to - 1).toISOString())}&tz=${encodeURIComponent(tz)}${botId ? `&botId=${botId}` : ''}`
+    const url = `/api/usage/breakdown?groupBy=metadata.${key}&startDate=${encodeURIComponent(new Date(from).toISOString())}&endDate=${encodeURIComponent(new Date(to - 1).toISOString())}&tz=${encodeURIComponent(tz)}${botId ? `&botId=${botId}` : ''}${success === undefined ? '' : `&success=${success}`}`
     const whole = await get<BreakdownBody>(app, `${url}&limit=1000`)
     const limit = 1 + Math.floor(random() * 3)
     const part = await get<BreakdownBody>(app, `${url}&limit=${limit}`)

@@ -1,6 +1,15 @@
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { errorMessageKey, filterConditions, grainStart, type ErrorRollupTable, type EventFilter, type RollupTable } from '../../src/db/event-store.js'
+import {
+  errorMessageKey,
+  filterConditions,
+  grainStart,
+  metadataRollupKey,
+  type ErrorRollupTable,
+  type EventFilter,
+  type MetadataRollupTable,
+  type RollupTable,
+} from '../../src/db/event-store.js'
 import { foldAll, ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
@@ -111,6 +120,24 @@ export async function errorRollupMismatches(database: Database, rollup: ErrorRol
  * Per model+provider totals straight from raw events, written out by hand: the reference GET
  * /api/usage (read from rollups through the measure table) must match.
  */
+/** Rows of a metadata rollup that differ from the same aggregate recomputed from raw events (empty when exact). */
+export async function metadataRollupMismatches(database: Database, rollup: MetadataRollupTable): Promise<Record<string, unknown>[]> {
+  const key = metadataRollupKey(rollup).join(', ')
+  const measures = (alias: string) => sql.raw(`ROW(${ROLLUP_MEASURE_COLUMNS.map((c) => `${alias}.${c}`).join(', ')})`)
+  return database.rows(sql`
+    SELECT ${sql.raw(key)}, r.calls AS raw_calls, s.calls AS rollup_calls FROM (
+      SELECT k.key, ${sql.raw(grainStart(rollup.grain, 'e.created_at'))} AS ${sql.raw(rollup.grain)}, ${sql.raw(rollup.keys.map((c) => `e.${c}, `).join(''))}
+        CASE WHEN e.metadata ->> k.key IS NULL THEN 'a' WHEN v.listed IS FALSE THEN 'o' ELSE 'v' END AS kind,
+        CASE WHEN e.metadata ->> k.key IS NULL OR v.listed IS FALSE THEN '' ELSE e.metadata ->> k.key END AS value,
+        ${rollupAggregatesOfEvents()}
+      FROM usage_events e JOIN metadata_rollup_keys k ON k.active AND e.created_at >= k.since
+      LEFT JOIN metadata_rollup_values v ON v.key = k.key AND v.value = e.metadata ->> k.key
+      GROUP BY ${sql.raw(metadataRollupKey(rollup).map((_, i) => String(i + 1)).join(', '))}
+    ) AS r(${sql.raw([key, ...ROLLUP_MEASURE_COLUMNS].join(', '))})
+    FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(key)})
+    WHERE r.calls IS NULL OR s.calls IS NULL OR ${measures('r')} IS DISTINCT FROM ${measures('s')}`)
+}
+
 export function statsFromRaw(database: Database, f: EventFilter): Promise<Record<string, string | number | null>[]> {
   return database.rows<Record<string, string | number | null>>(sql`
     SELECT model, provider, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failed,

@@ -4,16 +4,17 @@ import path from 'node:path'
 import { sql } from 'drizzle-orm'
 import t, { type Test } from 'tap'
 import type { Database } from '../../src/db/connect.js'
-import { ERROR_ROLLUPS, ROLLUP_TABLES } from '../../src/db/event-store.js'
+import { ERROR_ROLLUPS, METADATA_ROLLUPS, ROLLUP_TABLES } from '../../src/db/event-store.js'
 import { STORED_MEASURES } from '../../src/db/measures.js'
 import { MIGRATIONS_DIR, migrateDatabase } from '../../src/db/migrate.js'
-import { upsertErrorRollupFrom, upsertRollupFrom } from '../../src/usage/rollups.js'
-import { errorRollupMismatches, rollupMismatches } from '../analytics/support.js'
+import { upsertErrorRollupFrom, upsertMetadataRollupFrom, upsertMetadataValuesFrom, upsertRollupFrom } from '../../src/usage/rollups.js'
+import { errorRollupMismatches, metadataRollupMismatches, rollupMismatches } from '../analytics/support.js'
 import { createTestDatabase } from '../helpers/db.js'
 
 /**
  * A database that holds events and the rollups it had before a migration that adds rollups (the
- * narrow hourly, quarter-hour and error rollups; later the totals and hourly error rollups): after
+ * narrow hourly, quarter-hour and error rollups; later the totals and hourly error rollups, then
+ * the day rollup of declared metadata values over all bots): after
  * migrating, the new rollups equal the raw events (the migration's backfill), so no answer changes
  * on upgrade.
  */
@@ -85,4 +86,28 @@ t.test('an upgraded database gets totals and hourly error rollups equal to its r
   await migrateDatabase(database)
   await assertEveryRollupEqualsRaw(t, database)
   for (const table of added) t.ok((await count(database, table)) > 0, `the backfill wrote rows into ${table}`)
+})
+
+t.test('an upgraded database gets the metadata values per day over all bots equal to its raw events', async (t) => {
+  const database = await createTestDatabase(t, { migrate: false })
+  await migrateBefore(t, database, 'CREATE TABLE "usage_daily_metadata_values"')
+  await insertEvents(database)
+  // Two declared keys (chatId shared across bots, userId per bot, some events without either),
+  // a bound of 4 so some values fold into "other", and the per-bot rollups as the old fold wrote them.
+  await database.db.execute(sql`
+    UPDATE usage_events SET metadata = CASE
+      WHEN (extract(epoch FROM created_at)::bigint / 433) % 10 = 0 THEN '{}'::jsonb
+      ELSE jsonb_build_object('chatId', 'c' || ((extract(epoch FROM created_at)::bigint / 433) % 6), 'userId', bot_id || '_u' || ((extract(epoch FROM created_at)::bigint / 433) % 3))
+    END`)
+  await database.db.execute(sql`INSERT INTO metadata_rollup_keys (key, since, max_values, active) VALUES
+    ('chatId', '2024-03-30T05:00:00Z', 4, true), ('userId', '2024-03-29T00:00:00Z', 4, true)`)
+  await database.db.execute(upsertMetadataValuesFrom('usage_events'))
+  const old = METADATA_ROLLUPS.filter((r) => r.name !== 'usage_daily_metadata_values')
+  t.equal(old.length, METADATA_ROLLUPS.length - 1)
+  for (const rollup of old) await database.db.execute(upsertMetadataRollupFrom(rollup, 'usage_events', null))
+  await migrateDatabase(database)
+  for (const rollup of METADATA_ROLLUPS) t.same(await metadataRollupMismatches(database, rollup), [], `${rollup.name} equals raw after the upgrade`)
+  t.ok((await count(database, 'usage_daily_metadata_values')) > 0, 'the backfill wrote rows')
+  const [{ n }] = await database.rows<{ n: string }>(sql`SELECT count(DISTINCT kind) AS n FROM usage_daily_metadata_values`)
+  t.equal(Number(n), 3, 'values, other and absent rows')
 })
