@@ -228,7 +228,7 @@ export const metadataRollupValues = pgTable(
 
 /**
  * A metadata rollup (db/event-store.ts, METADATA_ROLLUPS): per key, UTC day or hour, its keys
- * (bot and success, or none) and value (kind 'v' with the value, 'o' for the other values, 'a' for events without
+ * (bot and success, or success alone) and value (kind 'v' with the value, 'o' for the other values, 'a' for events without
  * the key, value '' for the last two), the stored measures.
  */
 function metadataRollupTable(layout: MetadataRollupTable) {

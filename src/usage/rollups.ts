@@ -394,7 +394,7 @@ export function rollupFromRollup(target: RollupTable, source: RollupTable): SQL 
 }
 
 /** INSERT ... SELECT that fills the metadata rollup `target` from `source`, of a finer grain and every key of target. */
-export function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
+function metadataRollupFromRollup(target: MetadataRollupTable, source: MetadataRollupTable): SQL {
   const key = metadataRollupKey(target)
   const select = key.map((c) => (c === target.grain ? grainStart(target.grain, source.grain) : c)).join(', ')
   const measures = rollupAggregatesOfRows()

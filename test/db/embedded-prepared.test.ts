@@ -12,7 +12,7 @@ import { createTestDatabase, ENGINE } from '../helpers/db.js'
 const database = await createTestDatabase(t)
 const embeddedOnly = ENGINE !== 'pglite' && 'on PostgreSQL these are named protocol statements, one per pooled connection'
 
-const tricky = ["it's", '$v$', '$v0$ and $v$ and $v1$', 'back\\slash \\x00 \\n', 'ünï €', '🙂 surrogate pair', '', "''"]
+const tricky = ["it's", '$v$', '$v0$ and $v$ and $v1$', 'ends in $v', 'ends in $v$v', 'x$v0', 'back\\slash \\x00 \\n', 'ünï €', '🙂 surrogate pair', '', "''"]
 const query = sql`SELECT ${sql.placeholder('a')}::text AS a, ${sql.placeholder('n')}::int8 AS n, ${sql.placeholder('d')}::timestamptz AS d,
   ${sql.placeholder('b')}::boolean AS b, ${sql.placeholder('j')}::jsonb AS j, ${sql.placeholder('x')}::numeric AS x, ${sql.placeholder('none')}::text AS none`
 
