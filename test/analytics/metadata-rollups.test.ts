@@ -118,8 +118,8 @@ async function checkRandomRanges(t: Test, key: string, since: number | null, n: 
     const [from, end] = [randomInstant(), randomInstant()].sort((a, b) => a - b)
     const to = end - from < 1000 ? from + 60_000 : end
     const tz = pick(['UTC', 'Europe/Berlin', 'Asia/Kolkata', 'Asia/Kathmandu', 'America/St_Johns'])
-    // Over all bots and outcomes a question reads the day rows without the bot and success split
-    // (usage_daily_metadata_values); with either, the per-bot rows.
+    // Over all bots a question reads its whole days without the bot split (usage_daily_metadata_values,
+    // which keeps success, so a success filter reads it too); with a bot, the per-bot rows.
     const botId = random() < 0.3 ? pick(['bot_a', 'bot_b']) : undefined
     const success = random() < 0.2 ? random() < 0.5 : undefined
     const api = await apiGroups(key, from, to, tz, botId, success)

@@ -116,10 +116,6 @@ export async function errorRollupMismatches(database: Database, rollup: ErrorRol
     WHERE r.failures IS NULL OR s.failures IS NULL OR (r.failures, r.last_seen) IS DISTINCT FROM (s.failures, s.last_seen)`)
 }
 
-/**
- * Per model+provider totals straight from raw events, written out by hand: the reference GET
- * /api/usage (read from rollups through the measure table) must match.
- */
 /** Rows of a metadata rollup that differ from the same aggregate recomputed from raw events (empty when exact). */
 export async function metadataRollupMismatches(database: Database, rollup: MetadataRollupTable): Promise<Record<string, unknown>[]> {
   const key = metadataRollupKey(rollup).join(', ')
@@ -138,6 +134,10 @@ export async function metadataRollupMismatches(database: Database, rollup: Metad
     WHERE r.calls IS NULL OR s.calls IS NULL OR ${measures('r')} IS DISTINCT FROM ${measures('s')}`)
 }
 
+/**
+ * Per model+provider totals straight from raw events, written out by hand: the reference GET
+ * /api/usage (read from rollups through the measure table) must match.
+ */
 export function statsFromRaw(database: Database, f: EventFilter): Promise<Record<string, string | number | null>[]> {
   return database.rows<Record<string, string | number | null>>(sql`
     SELECT model, provider, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failed,
