@@ -278,6 +278,13 @@ export const METADATA_ROLLUPS: readonly MetadataRollupTable[] = [
 export const metadataRollupKey = (t: MetadataRollupTable): string[] => ['key', t.grain, ...t.keys, 'kind', 'value']
 
 /**
+ * The select list of a metadata rollup's key before (kind, value), in metadataRollupKey's order,
+ * from events aliased `events` joined to METADATA_KEYS_TABLE as k (folds, repricing deltas, checks).
+ */
+export const metadataRollupKeyFrom = (t: MetadataRollupTable, events: string): string =>
+  [`k.key`, `${grainStart(t.grain, `${events}.created_at`)} AS ${t.grain}`, ...t.keys.map((c) => `${events}.${c}`)].join(', ')
+
+/**
  * The group a metadata value of an events row stands for in an answer that reads the rollups:
  * 'v:' || value for a listed value (or one never folded), 'o' for the other values, NULL when the
  * event has no such key. Rollup rows yield the same (metadataRowGroup), so raw edges and rollup

@@ -10,13 +10,14 @@ import {
   METADATA_ROW_KIND,
   METADATA_VALUES_TABLE,
   metadataRollupKey,
+  metadataRollupKeyFrom,
   ROLLUP_TABLES,
   type EventFilter,
   type EventRow,
   type MetadataRollupTable,
   type RollupTable,
 } from '../db/event-store.js'
-import { rollupLock } from './rollups.js'
+import { positionsOf, rollupLock } from './rollups.js'
 
 /** An event ready to store: validated, normalized and priced. */
 export interface NewUsageEvent {
@@ -258,14 +259,14 @@ export async function repriceEvents(database: Database, f: EventFilter, reprice:
         // The same deltas per declared metadata key, for the events folded into its rollups.
         const metadataDeltaRows = (rollup: MetadataRollupTable) => {
           const other = 'sv.listed IS FALSE'
-          return sql`(SELECT k.key, ${sql.raw(grainStart(rollup.grain, 'x.created_at'))} AS ${sql.raw(rollup.grain)}, ${sql.raw(rollup.keys.map((c) => `x.${c}, `).join(''))}
+          return sql`(SELECT ${sql.raw(metadataRollupKeyFrom(rollup, 'x'))},
             CASE WHEN m.value IS NULL THEN ${METADATA_ROW_KIND.absent} WHEN ${sql.raw(other)} THEN ${METADATA_ROW_KIND.other} ELSE ${METADATA_ROW_KIND.value} END AS kind,
             CASE WHEN m.value IS NULL OR ${sql.raw(other)} THEN '' ELSE m.value END AS value,
             ${sql.raw(REPRICE_DELTA_SUMS)}
           FROM ${folded} x JOIN ${sql.raw(METADATA_KEYS_TABLE)} k ON k.active AND x.created_at >= k.since
           CROSS JOIN LATERAL (SELECT x.metadata ->> k.key AS value) m
           LEFT JOIN ${sql.raw(METADATA_VALUES_TABLE)} sv ON sv.key = k.key AND sv.value = m.value
-          GROUP BY ${sql.raw(metadataRollupKey(rollup).map((_, i) => String(i + 1)).join(', '))})`
+          GROUP BY ${sql.raw(positionsOf(metadataRollupKey(rollup).length))})`
         }
         const targets = [
           ...ROLLUP_TABLES.map((r) => ({ name: r.name, key: [r.grain, ...r.keys], deltas: deltaRows(r) })),

@@ -10,6 +10,7 @@ import {
   METADATA_ROW_KIND,
   METADATA_VALUES_TABLE,
   metadataRollupKey,
+  metadataRollupKeyFrom,
   ROLLUP_TABLES,
   ROLLUPS_NARROWEST_FIRST,
   type ErrorRollupTable,
@@ -71,7 +72,7 @@ function rollupAggregatesOfRows(measures: readonly Measure[] = STORED_MEASURES):
 }
 
 /** `1, 2, ..., n`: the GROUP BY / ORDER BY positions of a SELECT's first n columns. */
-const positionsOf = (n: number): string => Array.from({ length: n }, (_, i) => String(i + 1)).join(', ')
+export const positionsOf = (n: number): string => Array.from({ length: n }, (_, i) => String(i + 1)).join(', ')
 
 /** The ON CONFLICT DO UPDATE assignments that fold `excluded` into the stored row aliased `target`. */
 export function rollupMergeAssignments(target: string, measures: readonly Measure[] = STORED_MEASURES): SQL {
@@ -175,7 +176,7 @@ export function upsertMetadataRollupFrom(rollup: MetadataRollupTable, eventsRela
   const positions = positionsOf(key.length)
   return sql.raw(`
     INSERT INTO ${rollup.name} AS r (${key.join(', ')}, ${ROLLUP_MEASURE_COLUMNS.join(', ')})
-    SELECT k.key, ${grainStart(rollup.grain, 'e.created_at')}, ${rollup.keys.map((c) => `e.${c}, `).join('')}
+    SELECT ${metadataRollupKeyFrom(rollup, 'e')},
         CASE WHEN m.value IS NULL THEN '${METADATA_ROW_KIND.absent}' WHEN ${listed} IS FALSE THEN '${METADATA_ROW_KIND.other}' ELSE '${METADATA_ROW_KIND.value}' END,
         CASE WHEN m.value IS NULL OR ${listed} IS FALSE THEN '' ELSE m.value END,
         `).append(rollupAggregatesOfEvents()).append(sql.raw(`

@@ -5,12 +5,13 @@ import {
   filterConditions,
   grainStart,
   metadataRollupKey,
+  metadataRollupKeyFrom,
   type ErrorRollupTable,
   type EventFilter,
   type MetadataRollupTable,
   type RollupTable,
 } from '../../src/db/event-store.js'
-import { foldAll, ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
+import { foldAll, positionsOf, ROLLUP_MEASURE_COLUMNS, rollupAggregatesOfEvents } from '../../src/usage/rollups.js'
 import type { Database } from '../../src/db/connect.js'
 import { ADMIN_KEY, bearer } from '../helpers/app.js'
 import { postBatch } from '../helpers/usage.js'
@@ -91,7 +92,7 @@ export async function rollupMismatches(database: Database, rollup: RollupTable):
   const keyList = [rollup.grain, ...rollup.keys].join(', ')
   const columns = sql.raw([keyList, ...ROLLUP_MEASURE_COLUMNS].join(', '))
   const measuresOf = (alias: string) => sql.raw(`ROW(${ROLLUP_MEASURE_COLUMNS.map((c) => `${alias}.${c}`).join(', ')})`)
-  const positions = sql.raw(Array.from({ length: rollup.keys.length + 1 }, (_, i) => String(i + 1)).join(', '))
+  const positions = sql.raw(positionsOf(rollup.keys.length + 1))
   return database.rows(sql`
     SELECT ${sql.raw(keyList)}, r.calls AS raw_calls, s.calls AS rollup_calls, r.cost AS raw_cost, s.cost AS rollup_cost
     FROM (
@@ -110,7 +111,7 @@ export async function errorRollupMismatches(database: Database, rollup: ErrorRol
     SELECT ${sql.raw(rollup.columns.map((c) => `coalesce(r.${c}, s.${c}) AS ${c}`).join(', '))}, r.failures AS raw_failures, s.failures AS rollup_failures
     FROM (
       SELECT ${sql.raw(rollup.columns.map((c) => `${source[c] ?? c} AS ${c}`).join(', '))}, count(*) AS failures, max(created_at) AS last_seen
-      FROM usage_events WHERE NOT success GROUP BY ${sql.raw(rollup.columns.map((_, i) => String(i + 1)).join(', '))}
+      FROM usage_events WHERE NOT success GROUP BY ${sql.raw(positionsOf(rollup.columns.length))}
     ) r
     FULL JOIN ${sql.raw(rollup.name)} s ON ${sql.raw(rollup.columns.map((c) => (c === 'message' ? `(r.message IS NULL) = (s.message IS NULL) AND coalesce(r.message, '') = coalesce(s.message, '')` : `r.${c} = s.${c}`)).join(' AND '))}
     WHERE r.failures IS NULL OR s.failures IS NULL OR (r.failures, r.last_seen) IS DISTINCT FROM (s.failures, s.last_seen)`)
@@ -122,13 +123,13 @@ export async function metadataRollupMismatches(database: Database, rollup: Metad
   const measures = (alias: string) => sql.raw(`ROW(${ROLLUP_MEASURE_COLUMNS.map((c) => `${alias}.${c}`).join(', ')})`)
   return database.rows(sql`
     SELECT ${sql.raw(key)}, r.calls AS raw_calls, s.calls AS rollup_calls FROM (
-      SELECT k.key, ${sql.raw(grainStart(rollup.grain, 'e.created_at'))} AS ${sql.raw(rollup.grain)}, ${sql.raw(rollup.keys.map((c) => `e.${c}, `).join(''))}
+      SELECT ${sql.raw(metadataRollupKeyFrom(rollup, 'e'))},
         CASE WHEN e.metadata ->> k.key IS NULL THEN 'a' WHEN v.listed IS FALSE THEN 'o' ELSE 'v' END AS kind,
         CASE WHEN e.metadata ->> k.key IS NULL OR v.listed IS FALSE THEN '' ELSE e.metadata ->> k.key END AS value,
         ${rollupAggregatesOfEvents()}
       FROM usage_events e JOIN metadata_rollup_keys k ON k.active AND e.created_at >= k.since
       LEFT JOIN metadata_rollup_values v ON v.key = k.key AND v.value = e.metadata ->> k.key
-      GROUP BY ${sql.raw(metadataRollupKey(rollup).map((_, i) => String(i + 1)).join(', '))}
+      GROUP BY ${sql.raw(positionsOf(metadataRollupKey(rollup).length))}
     ) AS r(${sql.raw([key, ...ROLLUP_MEASURE_COLUMNS].join(', '))})
     FULL JOIN ${sql.raw(rollup.name)} s USING (${sql.raw(key)})
     WHERE r.calls IS NULL OR s.calls IS NULL OR ${measures('r')} IS DISTINCT FROM ${measures('s')}`)
